@@ -1,0 +1,117 @@
+// Package app wires Gatehouse together from its configuration: Postgres,
+// Redis, the stores, the session manager and the HTTP handlers. The web
+// command and the integration tests build the application the same way.
+package app
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/handlers"
+	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/session"
+)
+
+// App is a running Gatehouse, minus the listener.
+type App struct {
+	Handler  *echo.Echo
+	DB       *gorm.DB
+	SQL      *sql.DB
+	Redis    *redis.Pool
+	Users    *models.UserStore
+	Sessions *session.Manager
+	Hasher   *password.Hasher
+}
+
+// Options adjust what New builds; the zero value is production.
+type Options struct {
+	Now    func() time.Time // the clock; time.Now when nil
+	Hasher *password.Hasher // shared by tests, which build many apps
+}
+
+// New connects to Postgres and Redis (checking both, and saying which one
+// failed), applies migrations if configured to, and builds the handlers.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	pool := NewRedisPool(cfg.RedisURL)
+	a := &App{DB: db, SQL: sqlDB, Redis: pool}
+	fail := func(err error) (*App, error) {
+		return nil, errors.Join(err, a.Close())
+	}
+	if cfg.MigrateOnStart {
+		if err := database.Migrate(ctx, sqlDB, log); err != nil {
+			return fail(err)
+		}
+	}
+	a.Users = models.NewUserStore(db)
+	a.Sessions = session.New(session.Options{
+		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
+		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, SecureCookies: cfg.SecureCookies(),
+		Logger: log, Now: opt.Now,
+	})
+	checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.Sessions.Check(checkCtx); err != nil {
+		return fail(fmt.Errorf("redis at %s is unreachable: %w", redactRedis(cfg.RedisURL), err))
+	}
+	a.Hasher = opt.Hasher
+	if a.Hasher == nil {
+		a.Hasher = password.NewHasher()
+	}
+	a.Handler = handlers.New(handlers.Deps{
+		Users: a.Users, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
+		SecureCookies: cfg.SecureCookies(), TrustProxy: cfg.TrustProxy, Now: opt.Now,
+	})
+	return a, nil
+}
+
+// Close releases the connections.
+func (a *App) Close() error {
+	return errors.Join(a.Redis.Close(), a.SQL.Close())
+}
+
+// NewRedisPool returns a redigo pool for url. Timeouts keep a hung Redis
+// from hanging requests: they fail, and the page says the service is down.
+func NewRedisPool(url string) *redis.Pool {
+	return &redis.Pool{
+		MaxIdle:     64,
+		IdleTimeout: 4 * time.Minute,
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			return redis.DialURLContext(ctx, url,
+				redis.DialConnectTimeout(2*time.Second),
+				redis.DialReadTimeout(2*time.Second),
+				redis.DialWriteTimeout(2*time.Second))
+		},
+		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
+			if time.Since(idleSince) < time.Minute {
+				return nil
+			}
+			_, err := c.Do("PING")
+			return err
+		},
+	}
+}
+
+// redactRedis drops any password from a Redis URL so it can be logged.
+func redactRedis(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,148 @@
+// Package config reads Gatehouse's settings from the environment.
+//
+// Every setting has a default that works on a development machine with
+// PostgreSQL and Redis on localhost. A value that does not parse stops
+// start-up with an error naming the variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole of Gatehouse's configuration.
+type Config struct {
+	Addr        string   // ADDR: listen address
+	BaseURL     *url.URL // BASE_URL: public URL; https turns on Secure cookies
+	DatabaseURL string   // DATABASE_URL: postgres:// URL
+	RedisURL    string   // REDIS_URL: redis://host:port/db
+	// RedisPrefix namespaces every Redis key, so several deployments (or
+	// tests) can share one Redis.
+	RedisPrefix string // REDIS_PREFIX
+
+	// IdleTimeout ends a session after this long without a request;
+	// Lifetime ends it this long after sign-in, however active it is.
+	IdleTimeout time.Duration // SESSION_IDLE_TIMEOUT
+	Lifetime    time.Duration // SESSION_LIFETIME
+
+	MigrateOnStart bool // MIGRATE_ON_START
+	// TrustProxy makes the client IP come from X-Forwarded-For. Only turn it
+	// on behind a proxy that sets that header, or clients can forge their IP.
+	TrustProxy bool // TRUST_PROXY
+	// ShutdownTimeout bounds how long requests in flight may take to finish.
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// Defaults follow OWASP ASVS level 2 (4.0.3 V3.3.2): re-authentication after
+// 30 minutes idle or 12 hours in all.
+const (
+	DefaultIdleTimeout = 30 * time.Minute
+	DefaultLifetime    = 12 * time.Hour
+)
+
+// Load reads the configuration through getenv (os.Getenv in production, a
+// map in tests).
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	cfg := Config{
+		Addr:            p.str("ADDR", "localhost:8080"),
+		BaseURL:         p.baseURL("BASE_URL", "http://localhost:8080"),
+		DatabaseURL:     p.dbURL("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+		RedisURL:        p.redisURL("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		RedisPrefix:     p.str("REDIS_PREFIX", "gh:"),
+		IdleTimeout:     p.duration("SESSION_IDLE_TIMEOUT", DefaultIdleTimeout),
+		Lifetime:        p.duration("SESSION_LIFETIME", DefaultLifetime),
+		MigrateOnStart:  p.boolean("MIGRATE_ON_START", true),
+		TrustProxy:      p.boolean("TRUST_PROXY", false),
+		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+	}
+	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
+		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
+	}
+	return cfg, p.err
+}
+
+// SecureCookies reports whether cookies must be Secure (and may use the
+// __Host- prefix): only when the public URL is https.
+func (c Config) SecureCookies() bool { return c.BaseURL.Scheme == "https" }
+
+// parser collects the errors of every variable, so one run of the program
+// names all bad values at once.
+type parser struct {
+	getenv func(string) string
+	err    error
+}
+
+func (p *parser) fail(name, value, why string) {
+	p.err = errors.Join(p.err, fmt.Errorf("%s=%q: %s", name, value, why))
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		p.fail(name, v, "want a positive duration such as 30m or 12h")
+		return def
+	}
+	return d
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, "want true or false")
+		return def
+	}
+	return b
+}
+
+func (p *parser) url(name, def string, schemes ...string) *url.URL {
+	v := p.str(name, def)
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		p.fail(name, v, "want an absolute URL such as "+def)
+		return &url.URL{}
+	}
+	for _, s := range schemes {
+		if u.Scheme == s {
+			return u
+		}
+	}
+	p.fail(name, v, "scheme must be one of "+strings.Join(schemes, ", "))
+	return &url.URL{}
+}
+
+func (p *parser) baseURL(name, def string) *url.URL {
+	u := p.url(name, def, "http", "https")
+	if u.Path != "" && u.Path != "/" {
+		p.fail(name, u.String(), "must not have a path: Gatehouse is served from the root")
+	}
+	u.Path = ""
+	return u
+}
+
+func (p *parser) dbURL(name, def string) string {
+	return p.url(name, def, "postgres", "postgresql").String()
+}
+
+func (p *parser) redisURL(name, def string) string {
+	return p.url(name, def, "redis", "rediss").String()
+}

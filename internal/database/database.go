@@ -1,0 +1,83 @@
+// Package database opens Postgres for GORM and applies the embedded
+// migrations under an advisory lock, so instances starting together migrate
+// exactly once.
+package database
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/gatehouse/gatehouse/migrations"
+)
+
+// Open connects to the Postgres at url and checks it answers. The returned
+// *sql.DB is the pool GORM uses; close it to release connections.
+func Open(ctx context.Context, url string) (*gorm.DB, *sql.DB, error) {
+	sqlDB, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(20)
+	sqlDB.SetMaxIdleConns(10)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("postgres at %s is unreachable: %w", redact(url), err)
+	}
+
+	db, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true, // single statements need no transaction of their own
+		TranslateError:         true, // unique violations become gorm.ErrDuplicatedKey
+	})
+	if err != nil {
+		sqlDB.Close()
+		return nil, nil, fmt.Errorf("gorm: %w", err)
+	}
+	return db, sqlDB, nil
+}
+
+// Migrate applies every pending migration. A Postgres session-level advisory
+// lock makes concurrent callers wait for each other.
+func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 120))
+	if err != nil {
+		return fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS,
+		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return fmt.Errorf("migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return fmt.Errorf("apply migrations: %w", err)
+	}
+	for _, r := range results {
+		log.Info("migration applied", "version", r.Source.Version, "took", r.Duration)
+	}
+	return nil
+}
+
+// redact drops the password from a connection URL so it can be logged.
+func redact(raw string) string {
+	cfg, err := pgx.ParseConfig(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+}

@@ -1,0 +1,141 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// Messages of the sign-in form. Unknown email and wrong password get the
+// same one, so the form does not reveal who has an account.
+const (
+	msgBadCredentials = "Incorrect email or password."
+	msgDisabled       = "This account has been disabled. Contact an administrator."
+)
+
+// home sends visitors to their profile, or to sign in.
+func (h *Handlers) home(c echo.Context) error {
+	return c.Redirect(http.StatusSeeOther, "/account")
+}
+
+func (h *Handlers) signUpForm(c echo.Context) error {
+	if session.Current(c.Request().Context()) != nil {
+		return c.Redirect(http.StatusSeeOther, "/account")
+	}
+	return h.render(c, http.StatusOK, views.SignUpPage(views.SignUpForm{}))
+}
+
+func (h *Handlers) signUp(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := views.SignUpForm{Name: formValue(c, "name"), Email: formValue(c, "email"), Errors: views.FieldErrors{}}
+	pw := c.FormValue("password")
+	checkProfile(f.Errors, f.Name, f.Email)
+	checkNewPassword(f.Errors, "password", pw)
+	if len(f.Errors) > 0 {
+		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
+	}
+	hash, err := h.hasher.Hash(ctx, pw)
+	if err != nil {
+		return err
+	}
+	u := &models.User{Name: f.Name, Email: f.Email, PasswordHash: hash}
+	if err := h.users.Create(ctx, u); errors.Is(err, models.ErrConflict) {
+		f.Errors["email"] = "An account with this email already exists. Sign in instead?"
+		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
+	} else if err != nil {
+		return err
+	}
+	if err := h.endCurrent(c); err != nil {
+		return err
+	}
+	if err := h.sessions.Start(c, u, false); err != nil {
+		return err
+	}
+	return h.redirect(c, "/account", flashWelcome)
+}
+
+func (h *Handlers) signInForm(c echo.Context) error {
+	next := safeNext(c.QueryParam("next"))
+	if session.Current(c.Request().Context()) != nil {
+		if next == "" {
+			next = "/account"
+		}
+		return c.Redirect(http.StatusSeeOther, next)
+	}
+	return h.render(c, http.StatusOK, views.SignInPage(views.SignInForm{Next: next}))
+}
+
+func (h *Handlers) signIn(c echo.Context) error {
+	ctx := c.Request().Context()
+	f := views.SignInForm{
+		Email:    formValue(c, "email"),
+		Next:     safeNext(c.FormValue("next")),
+		Remember: formBool(c, "remember"),
+	}
+	pw := c.FormValue("password")
+	if f.Email == "" || pw == "" {
+		f.Error = "Enter your email and password."
+		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
+	}
+	fail := func(msg string) error {
+		f.Error = msg
+		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
+	}
+
+	u, err := h.users.ByEmail(ctx, f.Email)
+	switch {
+	case errors.Is(err, models.ErrNotFound):
+		// Spend the time a real check takes, so timing reveals nothing.
+		if err := h.hasher.VerifyDummy(ctx, pw); !errors.Is(err, password.ErrMismatch) {
+			return err
+		}
+		return fail(msgBadCredentials)
+	case err != nil:
+		return err
+	}
+	if err := h.hasher.Verify(ctx, u.PasswordHash, pw); errors.Is(err, password.ErrMismatch) {
+		return fail(msgBadCredentials)
+	} else if err != nil {
+		return err
+	}
+	// Only now, with the right password, may the form say the account is
+	// disabled.
+	if u.Disabled() {
+		return fail(msgDisabled)
+	}
+	if err := h.endCurrent(c); err != nil {
+		return err
+	}
+	if err := h.sessions.Start(c, u, f.Remember); errors.Is(err, session.ErrAccountDisabled) {
+		return fail(msgDisabled)
+	} else if err != nil {
+		return err
+	}
+	next := f.Next
+	if next == "" {
+		next = "/account"
+	}
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+// endCurrent signs out the session the request arrived with, if any, before
+// another account signs in on the same browser.
+func (h *Handlers) endCurrent(c echo.Context) error {
+	if session.Current(c.Request().Context()) == nil {
+		return nil
+	}
+	return h.sessions.SignOut(c.Request().Context())
+}
+
+func (h *Handlers) signOut(c echo.Context) error {
+	if err := h.sessions.SignOut(c.Request().Context()); err != nil {
+		return err
+	}
+	return h.redirect(c, "/signin", flashSignedOut)
+}

@@ -1,0 +1,56 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// endedShown is how many ended sessions the Devices page lists.
+const endedShown = 10
+
+func (h *Handlers) devices(c echo.Context) error {
+	ctx := c.Request().Context()
+	p := session.Current(ctx)
+	list, err := h.sessions.List(ctx, p.UserID, endedShown)
+	if err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, views.DevicesView(views.DevicesPage{
+		Active: list.Active, Ended: list.Ended, CurrentID: p.SessionID, Now: h.now(),
+	}))
+}
+
+func (h *Handlers) revokeSession(c echo.Context) error {
+	ctx := c.Request().Context()
+	p := session.Current(ctx)
+	id := c.Param("id")
+	if !session.ValidPublicID(id) {
+		return notFound()
+	}
+	if id == p.SessionID {
+		// Revoking the session in hand is signing out.
+		return h.signOut(c)
+	}
+	err := h.sessions.Revoke(ctx, p.UserID, id, models.EndRevokedByUser, &p.UserID)
+	if errors.Is(err, session.ErrNotFound) {
+		return notFound()
+	} else if err != nil {
+		return err
+	}
+	return h.redirect(c, "/account/sessions", flashSessionRevoked)
+}
+
+func (h *Handlers) revokeOtherSessions(c echo.Context) error {
+	ctx := c.Request().Context()
+	p := session.Current(ctx)
+	if _, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndRevokedByUser, &p.UserID); err != nil {
+		return err
+	}
+	return h.redirect(c, "/account/sessions", flashOthersRevoked)
+}

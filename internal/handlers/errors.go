@@ -1,0 +1,106 @@
+package handlers
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"net"
+	"net/http"
+	"syscall"
+
+	"github.com/gomodule/redigo/redis"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// publicError is an error whose title and message are safe to show to the
+// user; cause, if any, is only logged.
+type publicError struct {
+	status         int
+	title, message string
+	cause          error
+}
+
+func (e *publicError) Error() string {
+	if e.cause != nil {
+		return e.message + ": " + e.cause.Error()
+	}
+	return e.message
+}
+
+func (e *publicError) Unwrap() error { return e.cause }
+
+func notFound() error {
+	return &publicError{status: http.StatusNotFound, title: "Not found",
+		message: "There is nothing here. It may have been removed, or the link may be wrong."}
+}
+
+// messages are the words shown for statuses nobody gave words to.
+var messages = map[int][2]string{
+	http.StatusBadRequest:            {"Bad request", "The request could not be understood."},
+	http.StatusForbidden:             {"Forbidden", "You are not allowed to do that."},
+	http.StatusNotFound:              {"Not found", "There is nothing here. It may have been removed, or the link may be wrong."},
+	http.StatusMethodNotAllowed:      {"Not allowed", "That page cannot be used this way."},
+	http.StatusRequestEntityTooLarge: {"Too large", "What you sent is too large."},
+	http.StatusUnsupportedMediaType:  {"Unsupported", "That kind of request is not supported."},
+	http.StatusTooManyRequests:       {"Too many requests", "Too many requests. Wait a moment and try again."},
+	http.StatusServiceUnavailable:    {"Temporarily unavailable", "Gatehouse is temporarily unavailable. Please try again in a moment."},
+	http.StatusInternalServerError:   {"Something went wrong", "Something went wrong on our side. Please try again."},
+}
+
+// handleError is Echo's one error handler: it logs what went wrong and
+// renders an error page that never contains internal error text.
+func (h *Handlers) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, title, message := http.StatusInternalServerError, "", ""
+	var pe *publicError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &pe):
+		status, title, message = pe.status, pe.title, pe.message
+	case errors.As(err, &he):
+		status = he.Code
+	case unavailable(err):
+		status = http.StatusServiceUnavailable
+	}
+	if title == "" {
+		words, ok := messages[status]
+		if !ok {
+			words = messages[http.StatusInternalServerError]
+			if status < 500 {
+				words = messages[http.StatusBadRequest]
+			}
+		}
+		title, message = words[0], words[1]
+	}
+	if status >= 500 {
+		h.log.ErrorContext(c.Request().Context(), "request failed", "status", status,
+			"method", c.Request().Method, "path", c.Path(), "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Response().Header().Set("Retry-After", "5")
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	if rerr := h.render(c, status, views.ErrorPage(status, title, message)); rerr != nil {
+		h.log.ErrorContext(c.Request().Context(), "rendering error page", "err", rerr)
+		_ = c.String(status, message)
+	}
+}
+
+// unavailable reports whether err means Postgres or Redis could not be
+// reached, which the user sees as a 503 rather than a 500.
+func unavailable(err error) bool {
+	var netErr net.Error
+	var connErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connErr) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, redis.ErrPoolExhausted) ||
+		errors.Is(err, context.DeadlineExceeded)
+}

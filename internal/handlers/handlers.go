@@ -1,0 +1,56 @@
+// Package handlers is Gatehouse's HTTP surface: routes, middleware, one
+// error handler, and a handler per page or action.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/session"
+)
+
+// Pinger reports whether a backing service answers (the Postgres pool).
+type Pinger interface {
+	PingContext(ctx context.Context) error
+}
+
+// Deps are what the handlers need.
+type Deps struct {
+	Users         *models.UserStore
+	Sessions      *session.Manager
+	Hasher        *password.Hasher
+	DB            Pinger
+	Logger        *slog.Logger
+	SecureCookies bool // https: Secure cookies with the __Host- prefix
+	TrustProxy    bool // take the client IP from X-Forwarded-For
+	Now           func() time.Time
+}
+
+// Handlers holds the dependencies every handler uses.
+type Handlers struct {
+	users    *models.UserStore
+	sessions *session.Manager
+	hasher   *password.Hasher
+	db       Pinger
+	log      *slog.Logger
+	secure   bool
+	now      func() time.Time
+}
+
+func newHandlers(d Deps) *Handlers {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := d.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handlers{
+		users: d.Users, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
+		log: log, secure: d.SecureCookies, now: now,
+	}
+}

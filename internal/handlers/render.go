@@ -1,0 +1,106 @@
+package handlers
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// render writes page with status. It renders into a buffer first, so a
+// failed render still becomes a clean error page.
+func (h *Handlers) render(c echo.Context, status int, page templ.Component) error {
+	ctx := views.WithChrome(c.Request().Context(), h.chrome(c))
+	var buf bytes.Buffer
+	if err := page.Render(ctx, &buf); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	// Pages can show personal data: never let a cache keep them.
+	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+func (h *Handlers) chrome(c echo.Context) views.Chrome {
+	ch := views.Chrome{Flash: h.popFlash(c)}
+	if tok, ok := c.Get(middleware.DefaultCSRFConfig.ContextKey).(string); ok {
+		ch.CSRF = tok
+	}
+	if p := session.Current(c.Request().Context()); p != nil {
+		ch.User = &views.CurrentUser{Name: p.Name, Email: p.Email, Admin: p.IsAdmin()}
+	}
+	return ch
+}
+
+// redirect answers a successful POST (post/redirect/get) and leaves a flash
+// message for the next page.
+func (h *Handlers) redirect(c echo.Context, to string, flash flashKey) error {
+	if flash != "" {
+		h.setFlash(c, flash)
+	}
+	return c.Redirect(http.StatusSeeOther, to)
+}
+
+// flashKey names a message from the flashes catalogue. The cookie carries
+// only the key, so nobody can make the page say words of their choosing.
+type flashKey string
+
+const (
+	flashWelcome         flashKey = "welcome"
+	flashSignedOut       flashKey = "signed_out"
+	flashProfileSaved    flashKey = "profile_saved"
+	flashPasswordChanged flashKey = "password_changed"
+	flashPasswordAndRest flashKey = "password_changed_others"
+	flashSessionRevoked  flashKey = "session_revoked"
+	flashOthersRevoked   flashKey = "others_revoked"
+	flashSessionExpired  flashKey = "session_expired"
+	flashEndedByUser     flashKey = "ended_by_user"
+	flashEndedByAdmin    flashKey = "ended_by_admin"
+	flashEndedByPassword flashKey = "ended_by_password"
+	flashEndedDisabled   flashKey = "ended_disabled"
+	flashEndedLimit      flashKey = "ended_limit"
+)
+
+var flashes = map[flashKey]string{
+	flashWelcome:         "Welcome to Gatehouse. Your account is ready.",
+	flashSignedOut:       "You have been signed out.",
+	flashProfileSaved:    "Your profile has been saved.",
+	flashPasswordChanged: "Your password has been changed.",
+	flashPasswordAndRest: "Your password has been changed and your other devices have been signed out.",
+	flashSessionRevoked:  "That device has been signed out.",
+	flashOthersRevoked:   "All your other devices have been signed out.",
+	flashSessionExpired:  "Your session has expired. Please sign in again.",
+	flashEndedByUser:     "This device was signed out from another device. Please sign in again.",
+	flashEndedByAdmin:    "An administrator ended your session. Please sign in again.",
+	flashEndedByPassword: "Your password was changed, so this device was signed out. Please sign in again.",
+	flashEndedDisabled:   "Your account has been disabled.",
+	flashEndedLimit:      "This device was signed out because too many devices were signed in. Please sign in again.",
+}
+
+const flashCookie = "gatehouse_flash"
+
+func (h *Handlers) setFlash(c echo.Context, key flashKey) {
+	c.SetCookie(&http.Cookie{
+		Name: flashCookie, Value: string(key), Path: "/", MaxAge: 60,
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// popFlash returns the pending flash message, if any, and clears it.
+func (h *Handlers) popFlash(c echo.Context) string {
+	ck, err := c.Cookie(flashCookie)
+	if err != nil {
+		return ""
+	}
+	c.SetCookie(&http.Cookie{
+		Name: flashCookie, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
+	})
+	return flashes[flashKey(ck.Value)]
+}

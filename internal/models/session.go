@@ -1,0 +1,208 @@
+package models
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// EndReason says why a session ended. The empty reason means it has not.
+type EndReason string
+
+// The ways a session ends.
+const (
+	EndSignedOut       EndReason = "signed_out"
+	EndRevokedByUser   EndReason = "revoked_by_user"
+	EndRevokedByAdmin  EndReason = "revoked_by_admin"
+	EndPasswordChanged EndReason = "password_changed"
+	EndAccountDisabled EndReason = "account_disabled"
+	EndIdleTimeout     EndReason = "idle_timeout"
+	EndLifetimeReached EndReason = "lifetime_reached"
+	EndSessionLimit    EndReason = "session_limit"
+)
+
+// Value stores the empty reason as NULL, as the schema requires.
+func (r EndReason) Value() (driver.Value, error) {
+	if r == "" {
+		return nil, nil
+	}
+	return string(r), nil
+}
+
+// Scan reads NULL as the empty reason.
+func (r *EndReason) Scan(v any) error {
+	switch v := v.(type) {
+	case nil:
+		*r = ""
+	case string:
+		*r = EndReason(v)
+	case []byte:
+		*r = EndReason(v)
+	default:
+		return fmt.Errorf("end reason: cannot scan %T", v)
+	}
+	return nil
+}
+
+// SessionRecord is the Postgres record of one signed-in browser. It never
+// holds the session token: it is named by PublicID.
+type SessionRecord struct {
+	ID         int64
+	PublicID   string
+	UserID     int64
+	UserAgent  string
+	Browser    string
+	OS         string
+	DeviceType string
+	IP         string
+	Remember   bool
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time // the absolute lifetime's end
+	EndedAt    *time.Time
+	EndReason  EndReason
+	EndedBy    *int64 // the user who ended it, when someone did
+}
+
+// TableName maps SessionRecord onto the sessions table.
+func (SessionRecord) TableName() string { return "sessions" }
+
+// Active reports whether the session has not ended.
+func (r *SessionRecord) Active() bool { return r.EndedAt == nil }
+
+// SessionStore reads and writes session records.
+type SessionStore struct{ db *gorm.DB }
+
+// NewSessionStore returns a SessionStore on db.
+func NewSessionStore(db *gorm.DB) *SessionStore { return &SessionStore{db: db} }
+
+// Transaction runs fn with a store bound to one transaction, committed when
+// fn returns nil.
+func (s *SessionStore) Transaction(ctx context.Context, fn func(tx *SessionStore) error) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(&SessionStore{db: tx})
+	})
+}
+
+// Create inserts a new record.
+func (s *SessionStore) Create(ctx context.Context, r *SessionRecord) error {
+	if err := s.db.WithContext(ctx).Create(r).Error; err != nil {
+		return fmt.Errorf("create session record: %w", translate(err))
+	}
+	return nil
+}
+
+// ByPublicID returns the record named publicID, or ErrNotFound.
+func (s *SessionStore) ByPublicID(ctx context.Context, publicID string) (*SessionRecord, error) {
+	var r SessionRecord
+	if err := s.db.WithContext(ctx).Where("public_id = ?", publicID).Take(&r).Error; err != nil {
+		return nil, fmt.Errorf("session record: %w", translate(err))
+	}
+	return &r, nil
+}
+
+// Touch records that the session was used at at, from ip.
+func (s *SessionStore) Touch(ctx context.Context, publicID, ip string, at time.Time) error {
+	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
+		Where("public_id = ? AND ended_at IS NULL", publicID).
+		Updates(map[string]any{"last_seen_at": at, "ip": ip}).Error
+	if err != nil {
+		return fmt.Errorf("touch session record: %w", err)
+	}
+	return nil
+}
+
+// Active returns userID's sessions that have not ended, most recently used
+// first.
+func (s *SessionStore) Active(ctx context.Context, userID int64) ([]SessionRecord, error) {
+	var rs []SessionRecord
+	err := s.db.WithContext(ctx).Where("user_id = ? AND ended_at IS NULL", userID).
+		Order("last_seen_at DESC, id DESC").Find(&rs).Error
+	if err != nil {
+		return nil, fmt.Errorf("active sessions: %w", err)
+	}
+	return rs, nil
+}
+
+// RecentlyEnded returns up to limit of userID's ended sessions, latest first.
+func (s *SessionStore) RecentlyEnded(ctx context.Context, userID int64, limit int) ([]SessionRecord, error) {
+	var rs []SessionRecord
+	err := s.db.WithContext(ctx).Where("user_id = ? AND ended_at IS NOT NULL", userID).
+		Order("ended_at DESC, id DESC").Limit(limit).Find(&rs).Error
+	if err != nil {
+		return nil, fmt.Errorf("ended sessions: %w", err)
+	}
+	return rs, nil
+}
+
+// LockActive returns userID's active records named by publicIDs (all of them
+// when publicIDs is nil), locked until the transaction ends so that two
+// revocations of one session cannot both record themselves.
+func (s *SessionStore) LockActive(ctx context.Context, userID int64, publicIDs []string) ([]SessionRecord, error) {
+	q := s.db.WithContext(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
+		Where("user_id = ? AND ended_at IS NULL", userID)
+	if publicIDs != nil {
+		q = q.Where("public_id IN ?", publicIDs)
+	}
+	var rs []SessionRecord
+	if err := q.Order("id").Find(&rs).Error; err != nil {
+		return nil, fmt.Errorf("lock sessions: %w", err)
+	}
+	return rs, nil
+}
+
+// MarkEnded records that the active sessions named by publicIDs ended at at
+// for reason; actor is the user who ended them, if any.
+func (s *SessionStore) MarkEnded(ctx context.Context, publicIDs []string, reason EndReason, actor *int64, at time.Time) error {
+	if len(publicIDs) == 0 {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
+		Where("public_id IN ? AND ended_at IS NULL", publicIDs).
+		Updates(map[string]any{"ended_at": at, "end_reason": reason, "ended_by": actor}).Error
+	if err != nil {
+		return fmt.Errorf("end sessions: %w", err)
+	}
+	return nil
+}
+
+// EndExpired closes userID's active records that are not in live: their
+// session data is gone from Redis, so they timed out.
+func (s *SessionStore) EndExpired(ctx context.Context, userID int64, live []string, idle time.Duration, now time.Time) error {
+	q := s.db.WithContext(ctx).Model(&SessionRecord{}).Where("user_id = ? AND ended_at IS NULL", userID)
+	if len(live) > 0 {
+		q = q.Where("public_id NOT IN ?", live)
+	}
+	if err := q.Updates(expiredUpdates(idle, now)).Error; err != nil {
+		return fmt.Errorf("end expired sessions: %w", err)
+	}
+	return nil
+}
+
+// MarkExpired closes the active records named by publicIDs as timed out.
+func (s *SessionStore) MarkExpired(ctx context.Context, publicIDs []string, idle time.Duration, now time.Time) error {
+	if len(publicIDs) == 0 {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
+		Where("public_id IN ? AND ended_at IS NULL", publicIDs).Updates(expiredUpdates(idle, now)).Error
+	if err != nil {
+		return fmt.Errorf("mark sessions expired: %w", err)
+	}
+	return nil
+}
+
+// expiredUpdates ends a timed-out record when its timeout fell due, as far
+// as the record knows: at its absolute expiry, or idle after it was last
+// seen (last_seen_at lags by up to a minute, so this errs early).
+func expiredUpdates(idle time.Duration, now time.Time) map[string]any {
+	return map[string]any{
+		"end_reason": gorm.Expr("CASE WHEN expires_at <= ? THEN ? ELSE ? END", now, EndLifetimeReached, EndIdleTimeout),
+		"ended_at": gorm.Expr("CASE WHEN expires_at <= ? THEN expires_at ELSE LEAST(?, last_seen_at + make_interval(secs => ?)) END",
+			now, now, idle.Seconds()),
+	}
+}

@@ -1,0 +1,136 @@
+// Package password hashes and checks passwords with argon2id, at the OWASP
+// Password Storage Cheat Sheet's parameters (19 MiB, 2 passes, 1 lane).
+package password
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/argon2"
+)
+
+// Length rules from NIST SP 800-63B: at least 8 characters, and long
+// passphrases allowed. The upper bound only keeps hashing cost bounded.
+const (
+	MinLength = 8
+	MaxLength = 256
+)
+
+const (
+	memoryKiB = 19 * 1024
+	passes    = 2
+	lanes     = 1
+	saltLen   = 16
+	keyLen    = 32
+)
+
+// ErrMismatch means the password does not match the hash.
+var ErrMismatch = errors.New("password does not match")
+
+// Hasher hashes and verifies passwords. Each hash takes 19 MiB, so it bounds
+// how many run at once: a burst of sign-ins waits its turn instead of
+// exhausting memory.
+type Hasher struct {
+	slots chan struct{}
+	dummy string // a real hash, compared against when the user is unknown
+}
+
+// NewHasher returns a Hasher that runs at most one hash per CPU at a time.
+func NewHasher() *Hasher {
+	h := &Hasher{slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	dummy, err := h.Hash(context.Background(), "gatehouse dummy password")
+	if err != nil {
+		panic(fmt.Sprintf("password: hashing the dummy password: %v", err)) // crypto/rand failed: nothing can work
+	}
+	h.dummy = dummy
+	return h
+}
+
+// CheckLength says what is wrong with pw's length, or "" when it is fine.
+func CheckLength(pw string) string {
+	switch n := utf8.RuneCountInString(pw); {
+	case n < MinLength:
+		return fmt.Sprintf("Use at least %d characters.", MinLength)
+	case n > MaxLength:
+		return fmt.Sprintf("Use at most %d characters.", MaxLength)
+	}
+	return ""
+}
+
+func (h *Hasher) acquire(ctx context.Context) error {
+	select {
+	case h.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to hash: %w", ctx.Err())
+	}
+}
+
+func (h *Hasher) release() { <-h.slots }
+
+// Hash returns pw's argon2id hash in the PHC string format.
+func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
+	salt := make([]byte, saltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("salt: %w", err)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return "", err
+	}
+	key := argon2.IDKey([]byte(pw), salt, passes, memoryKiB, lanes, keyLen)
+	h.release()
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, memoryKiB, passes, lanes, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// Verify returns nil when pw matches hash, ErrMismatch when it does not.
+func (h *Hasher) Verify(ctx context.Context, hash, pw string) error {
+	var version int
+	var memory uint32
+	var time uint32
+	var threads uint8
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return errors.New("password: not an argon2id hash")
+	}
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return errors.New("password: unsupported argon2 version")
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &memory, &time, &threads); err != nil {
+		return fmt.Errorf("password: parameters: %w", err)
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return fmt.Errorf("password: salt: %w", err)
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil {
+		return fmt.Errorf("password: key: %w", err)
+	}
+	if err := h.acquire(ctx); err != nil {
+		return err
+	}
+	got := argon2.IDKey([]byte(pw), salt, time, memory, threads, uint32(len(want)))
+	h.release()
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// VerifyDummy spends the time of one Verify and always fails. Sign-in calls
+// it for unknown emails, so response times do not reveal which accounts exist.
+func (h *Hasher) VerifyDummy(ctx context.Context, pw string) error {
+	if err := h.Verify(ctx, h.dummy, pw); err != nil && !errors.Is(err, ErrMismatch) {
+		return err
+	}
+	return ErrMismatch
+}

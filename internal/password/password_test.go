@@ -1,0 +1,51 @@
+package password
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestHashAndVerify(t *testing.T) {
+	h := NewHasher()
+	ctx := context.Background()
+	hash, err := h.Hash(ctx, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(hash, "$argon2id$v=19$m=19456,t=2,p=1$") {
+		t.Fatalf("hash %q does not use the OWASP parameters", hash)
+	}
+	if err := h.Verify(ctx, hash, "correct horse battery"); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if err := h.Verify(ctx, hash, "correct horse batterY"); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("wrong password: got %v, want ErrMismatch", err)
+	}
+	other, _ := h.Hash(ctx, "correct horse battery")
+	if other == hash {
+		t.Fatal("two hashes of one password are equal: salt is not random")
+	}
+	if err := h.VerifyDummy(ctx, "anything"); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("dummy: got %v", err)
+	}
+	if err := h.Verify(ctx, "$2a$10$bcrypt", "x"); err == nil || errors.Is(err, ErrMismatch) {
+		t.Fatalf("foreign hash: got %v, want a format error", err)
+	}
+}
+
+func TestCheckLength(t *testing.T) {
+	for pw, ok := range map[string]bool{
+		"":                        false,
+		"1234567":                 false,
+		"12345678":                true,
+		"ééééééé":                 false, // 7 runes, 14 bytes
+		strings.Repeat("a", 256): true,
+		strings.Repeat("a", 257): false,
+	} {
+		if got := CheckLength(pw) == ""; got != ok {
+			t.Errorf("CheckLength(%d runes) ok=%v, want %v", len([]rune(pw)), got, ok)
+		}
+	}
+}

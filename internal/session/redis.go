@@ -1,0 +1,196 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Redis layout, every key under the configured prefix P:
+//
+//	P s:<token>        scs session data (redisstore), expires with the session
+//	P u:{<user id>}    hash: "s:<public id>" -> token for each live session,
+//	                   plus the user's name, email and role for page chrome
+//
+// The user hash is the kill switch: a request is authenticated only while its
+// session's field there names its token. Revoking is removing fields from
+// that one key, which is atomic on its own (and lives in one Cluster slot
+// thanks to the {} hash tag); deleting the session data alongside only frees
+// memory sooner. The scripts below also delete the data keys, which is fine
+// on a single Redis or Sentinel; on Cluster they would have to be deleted in
+// a second step.
+type keys struct{ prefix string }
+
+func (k keys) data() string            { return k.prefix + "s:" }
+func (k keys) user(userID int64) string { return k.prefix + "u:{" + strconv.FormatInt(userID, 10) + "}" }
+
+const sessionField = "s:"
+
+// register adds a live session to the user hash and refreshes the user's
+// chrome fields, unless an administrator has disabled the account (the
+// "disabled" field), which closes the race between a sign-in that checked
+// the account and a disable that ended every session.
+// KEYS[1] user hash; ARGV: field, token, ttl seconds, name, email, role.
+var registerScript = redis.NewScript(1, `
+if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1`)
+
+// replaceToken points a live session at its renewed token; 0 if the session
+// was revoked meanwhile. KEYS[1] user hash; ARGV: field, new token, ttl.
+var replaceTokenScript = redis.NewScript(1, `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+return 1`)
+
+// revoke ends sessions and returns the public ids it ended. With ARGV[2] =
+// "only" it ends the public ids in ARGV[3..]; with "except" it ends every
+// session but those. KEYS[1] user hash; ARGV[1] data key prefix.
+var revokeScript = redis.NewScript(1, `
+local ended = {}
+local function kill(field, token)
+  redis.call('HDEL', KEYS[1], field)
+  redis.call('DEL', ARGV[1] .. token)
+  table.insert(ended, string.sub(field, 3))
+end
+if ARGV[2] == 'only' then
+  for i = 3, #ARGV do
+    local field = 's:' .. ARGV[i]
+    local token = redis.call('HGET', KEYS[1], field)
+    if token then kill(field, token) end
+  end
+else
+  local keep = {}
+  for i = 3, #ARGV do keep['s:' .. ARGV[i]] = true end
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 2) == 's:' and not keep[all[i]] then kill(all[i], all[i + 1]) end
+  end
+end
+return ended`)
+
+// live returns the public ids of the user's sessions whose data still
+// exists, and forgets those whose data expired. KEYS[1] user hash; ARGV[1]
+// data key prefix.
+var liveScript = redis.NewScript(1, `
+local live = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if string.sub(all[i], 1, 2) == 's:' then
+    if redis.call('EXISTS', ARGV[1] .. all[i + 1]) == 1 then
+      table.insert(live, string.sub(all[i], 3))
+    else
+      redis.call('HDEL', KEYS[1], all[i])
+    end
+  end
+end
+return live`)
+
+// setProfile refreshes the chrome fields of a user hash that exists (a user
+// with no live session has none, and must not get one without a TTL).
+// KEYS[1] user hash; ARGV: field, value, field, value...
+var setProfileScript = redis.NewScript(1, `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`)
+
+// errRevoked means the session is no longer in its user's hash.
+var errRevoked = errors.New("session revoked")
+
+// lookup reads what a request needs to trust a session: whether its field
+// still names token, and the user's chrome fields. One round trip.
+func (m *Manager) lookup(userID int64, publicID, token string) (name, email, role string, err error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	vals, err := redis.Strings(conn.Do("HMGET", m.keys.user(userID), sessionField+publicID, "name", "email", "role"))
+	if err != nil {
+		return "", "", "", fmt.Errorf("session lookup: %w", err)
+	}
+	if vals[0] != token {
+		return "", "", "", errRevoked
+	}
+	return vals[1], vals[2], vals[3], nil
+}
+
+func (m *Manager) register(userID int64, publicID, token, name, email, role string) (bool, error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	ok, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), sessionField+publicID, token,
+		m.userKeyTTL(), name, email, role))
+	if err != nil {
+		return false, fmt.Errorf("register session: %w", err)
+	}
+	return ok == 1, nil
+}
+
+func (m *Manager) replaceToken(userID int64, publicID, token string) (bool, error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	ok, err := redis.Int(replaceTokenScript.Do(conn, m.keys.user(userID), sessionField+publicID, token, m.userKeyTTL()))
+	if err != nil {
+		return false, fmt.Errorf("replace session token: %w", err)
+	}
+	return ok == 1, nil
+}
+
+// revoke ends the named sessions (mode "only") or all but them ("except").
+// One round trip, however many sessions.
+func (m *Manager) revoke(userID int64, mode string, publicIDs []string) ([]string, error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	args := make([]any, 0, 3+len(publicIDs))
+	args = append(args, m.keys.user(userID), m.keys.data(), mode)
+	for _, id := range publicIDs {
+		args = append(args, id)
+	}
+	ended, err := redis.Strings(revokeScript.Do(conn, args...))
+	if err != nil {
+		return nil, fmt.Errorf("revoke sessions: %w", err)
+	}
+	return ended, nil
+}
+
+func (m *Manager) live(userID int64) ([]string, error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	ids, err := redis.Strings(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))
+	if err != nil {
+		return nil, fmt.Errorf("live sessions: %w", err)
+	}
+	return ids, nil
+}
+
+// SetProfile refreshes the name, email and role that every live session of
+// the user shows, so a change made on one device shows on all of them.
+func (m *Manager) SetProfile(userID int64, name, email, role string) error {
+	conn := m.pool.Get()
+	defer conn.Close()
+	_, err := setProfileScript.Do(conn, m.keys.user(userID), "name", name, "email", email, "role", role)
+	if err != nil {
+		return fmt.Errorf("set profile: %w", err)
+	}
+	return nil
+}
+
+// userKeyTTL is how long the user hash must outlive the session being
+// written: the absolute lifetime, plus a minute for clock skew.
+func (m *Manager) userKeyTTL() int64 {
+	return int64((m.lifetime + time.Minute) / time.Second)
+}
+
+// validToken reports whether s has the shape of an scs token (32 random
+// bytes, base64url), so malformed cookies never reach the store.
+func validToken(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
+}

@@ -1,0 +1,495 @@
+// Package session owns everything about signed-in sessions: the scs manager
+// and its Redis store, the per-user index that makes revocation final, the
+// Postgres records that list and audit sessions, and the Echo middleware
+// that loads and commits a session once per request.
+//
+// A session lives in two places. Redis holds the scs data under the secret
+// token (the cookie value); Postgres holds a record named by a public id.
+// Handlers only ever see public ids.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/gomodule/redigo/redis"
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// Keys of the values kept in the scs session data.
+const (
+	keyUserID   = "uid"
+	keyPublicID = "sid"
+	keyAuthAt   = "auth_at" // when the user last proved their password
+	keySeenAt   = "seen_at" // when last_seen_at was last written to Postgres
+)
+
+// touchInterval is how often a session's last_seen_at is written to
+// Postgres: at most once a minute per session keeps the hot path off the
+// database.
+const touchInterval = time.Minute
+
+// ErrNotFound means the session does not exist, has ended, or belongs to
+// another user.
+var ErrNotFound = errors.New("session not found")
+
+// ErrAccountDisabled means sign-in was refused because the account is
+// disabled.
+var ErrAccountDisabled = errors.New("account disabled")
+
+// Options configure a Manager.
+type Options struct {
+	Pool          *redis.Pool
+	Records       *models.SessionStore
+	Prefix        string        // prefix of every Redis key
+	IdleTimeout   time.Duration // end after this long without a request
+	Lifetime      time.Duration // end this long after sign-in
+	SecureCookies bool          // Secure and __Host- prefix (https only)
+	Logger        *slog.Logger
+	Now           func() time.Time // the clock; time.Now when nil
+}
+
+// Manager creates, checks, lists and ends sessions.
+type Manager struct {
+	scs      *scs.SessionManager
+	pool     *redis.Pool
+	keys     keys
+	records  *models.SessionStore
+	idle     time.Duration
+	lifetime time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns a Manager.
+func New(o Options) *Manager {
+	k := keys{prefix: o.Prefix}
+	sm := scs.New()
+	sm.Store = redisstore.NewWithPrefix(o.Pool, k.data())
+	sm.IdleTimeout = o.IdleTimeout
+	sm.Lifetime = o.Lifetime
+	sm.Cookie.Name = "gatehouse_session"
+	if o.SecureCookies {
+		// __Host- makes browsers refuse the cookie unless it is Secure,
+		// host-only and Path=/, so a sibling subdomain cannot plant one.
+		sm.Cookie.Name = "__Host-gatehouse_session"
+	}
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Path = "/"
+	sm.Cookie.Secure = o.SecureCookies
+	// Without "remember me" the cookie lasts as long as the browser session;
+	// RememberMe at sign-in makes it persist up to the session's expiry.
+	sm.Cookie.Persist = false
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Manager{
+		scs: sm, pool: o.Pool, keys: k, records: o.Records,
+		idle: o.IdleTimeout, lifetime: o.Lifetime, log: log, now: now,
+	}
+}
+
+// CookieName is the name of the session cookie.
+func (m *Manager) CookieName() string { return m.scs.Cookie.Name }
+
+// Principal is the signed-in user of a request and the session they use.
+type Principal struct {
+	UserID    int64
+	SessionID string // public id
+	Name      string
+	Email     string
+	Role      string
+	AuthAt    time.Time // when the password was last proved in this session
+}
+
+// IsAdmin reports whether the session's user had the admin role when the
+// session last saw it. Admin pages check the role in Postgres instead.
+func (p *Principal) IsAdmin() bool { return p.Role == models.RoleAdmin }
+
+// requestState is what the middleware learned about the request's session.
+type requestState struct {
+	principal *Principal
+	// endedID names the session the request's cookie belonged to, when that
+	// session has been revoked.
+	endedID string
+	// stale is set when the request carried a session cookie that names no
+	// live session (expired, revoked, or forged).
+	stale bool
+}
+
+type stateKey struct{}
+
+func state(ctx context.Context) *requestState {
+	if s, ok := ctx.Value(stateKey{}).(*requestState); ok {
+		return s
+	}
+	return &requestState{}
+}
+
+// Current returns the request's signed-in user, or nil.
+func Current(ctx context.Context) *Principal { return state(ctx).principal }
+
+// Ended reports why the session the request arrived with no longer works:
+// the record of a revoked session, nil with stale=true for a cookie whose
+// session expired (or never existed), nil and false when there was none.
+func (m *Manager) Ended(ctx context.Context) (rec *models.SessionRecord, stale bool) {
+	st := state(ctx)
+	if st.endedID != "" {
+		r, err := m.records.ByPublicID(ctx, st.endedID)
+		if err == nil {
+			return r, true
+		}
+		m.log.WarnContext(ctx, "reading ended session", "err", err)
+	}
+	return nil, st.stale
+}
+
+// Middleware loads the request's session, authenticates it against the user
+// hash, and commits it once, just before the response headers go out.
+//
+// It replaces scs.LoadAndSave, which under echo.WrapMiddleware commits twice
+// and sends two Set-Cookie headers when a handler returns an error.
+func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		st := &requestState{}
+		token := ""
+		if ck, err := req.Cookie(m.scs.Cookie.Name); err == nil {
+			if validToken(ck.Value) {
+				token = ck.Value
+			}
+			st.stale = true // until the session proves live
+		}
+		ctx, err := m.scs.Load(req.Context(), token)
+		if err != nil {
+			return fmt.Errorf("load session: %w", err)
+		}
+		if uid := m.scs.GetInt64(ctx, keyUserID); uid != 0 {
+			p, err := m.authenticate(ctx, uid, token)
+			switch {
+			case errors.Is(err, errRevoked):
+				st.endedID = m.scs.GetString(ctx, keyPublicID)
+				if err := m.scs.Destroy(ctx); err != nil {
+					return fmt.Errorf("destroy revoked session: %w", err)
+				}
+			case err != nil:
+				return err
+			default:
+				st.principal, st.stale = p, false
+				m.touch(ctx, p, c.RealIP())
+			}
+		}
+		ctx = context.WithValue(ctx, stateKey{}, st)
+		c.SetRequest(req.WithContext(ctx))
+		c.Response().Header().Add(echo.HeaderVary, echo.HeaderCookie)
+		c.Response().Before(func() { m.commit(c) })
+		return next(c)
+	}
+}
+
+func (m *Manager) authenticate(ctx context.Context, uid int64, token string) (*Principal, error) {
+	sid := m.scs.GetString(ctx, keyPublicID)
+	name, email, role, err := m.lookup(uid, sid, token)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{
+		UserID: uid, SessionID: sid, Name: name, Email: email, Role: role,
+		AuthAt: m.scs.GetTime(ctx, keyAuthAt),
+	}, nil
+}
+
+// touch writes last_seen_at at most once per touchInterval. A failed write
+// is logged and retried on a later request; it never fails this one.
+func (m *Manager) touch(ctx context.Context, p *Principal, ip string) {
+	now := m.now()
+	if now.Sub(m.scs.GetTime(ctx, keySeenAt)) < touchInterval {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	if err := m.records.Touch(wctx, p.SessionID, ip, now); err != nil {
+		m.log.WarnContext(ctx, "writing last seen", "err", err)
+		return
+	}
+	m.scs.Put(ctx, keySeenAt, now)
+}
+
+// commit saves the session (which, with an idle timeout, renews its expiry)
+// and sets or clears the cookie. It runs as the response's Before hook, so
+// exactly once, whatever the handler returned.
+func (m *Manager) commit(c echo.Context) {
+	ctx := c.Request().Context()
+	w := c.Response().Writer
+	switch m.scs.Status(ctx) {
+	case scs.Modified:
+		// Only signed-in sessions are stored; anonymous visitors cost no
+		// Redis write.
+		if m.scs.GetInt64(ctx, keyUserID) == 0 {
+			return
+		}
+		token, expiry, err := m.scs.Commit(ctx)
+		if err != nil {
+			m.log.ErrorContext(ctx, "committing session", "err", err)
+			return
+		}
+		m.scs.WriteSessionCookie(ctx, w, token, expiry)
+	case scs.Destroyed:
+		m.scs.WriteSessionCookie(ctx, w, "", time.Time{})
+	default:
+		if state(ctx).stale {
+			m.scs.WriteSessionCookie(ctx, w, "", time.Time{})
+		}
+	}
+}
+
+// Device is what a session record says about the browser.
+type Device struct {
+	UserAgent string
+	IP        string
+}
+
+// Start signs user in on this request: a new token (so a token planted
+// before sign-in is worthless), a new public id, a Postgres record, and the
+// entry in the user hash. Nothing is left behind when any step fails.
+func (m *Manager) Start(c echo.Context, user *models.User, remember bool) error {
+	ctx := c.Request().Context()
+	if err := m.scs.RenewToken(ctx); err != nil {
+		return fmt.Errorf("renew token: %w", err)
+	}
+	now := m.now()
+	publicID, err := newPublicID()
+	if err != nil {
+		return err
+	}
+	if err := m.scs.Clear(ctx); err != nil {
+		return fmt.Errorf("clear session: %w", err)
+	}
+	m.scs.Put(ctx, keyUserID, user.ID)
+	m.scs.Put(ctx, keyPublicID, publicID)
+	m.scs.Put(ctx, keyAuthAt, now)
+	m.scs.Put(ctx, keySeenAt, now)
+	m.scs.RememberMe(ctx, remember)
+
+	ua := c.Request().UserAgent()
+	dev := Describe(ua)
+	rec := &models.SessionRecord{
+		PublicID: publicID, UserID: user.ID, UserAgent: truncate(ua, 512),
+		Browser: dev.Browser, OS: dev.OS, DeviceType: dev.Type, IP: c.RealIP(),
+		Remember: remember, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(m.lifetime),
+	}
+	err = m.records.Transaction(ctx, func(tx *models.SessionStore) error {
+		if err := tx.Create(ctx, rec); err != nil {
+			return err
+		}
+		token, _, err := m.scs.Commit(ctx)
+		if err != nil {
+			return fmt.Errorf("commit session: %w", err)
+		}
+		ok, err := m.register(user.ID, publicID, token, user.Name, user.Email, user.Role)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrAccountDisabled
+		}
+		return nil
+	})
+	if err != nil {
+		// Forget the half-made session: the data written by Commit is not in
+		// the user hash, so it authenticates nothing; delete it anyway.
+		_ = m.scs.Destroy(ctx)
+		return err
+	}
+	return nil
+}
+
+// Renew gives the current session a new token and records that the user
+// just proved their password. Used after a password change.
+func (m *Manager) Renew(ctx context.Context) error {
+	p := Current(ctx)
+	if p == nil {
+		return errors.New("renew: no session")
+	}
+	if err := m.scs.RenewToken(ctx); err != nil {
+		return fmt.Errorf("renew token: %w", err)
+	}
+	now := m.now()
+	m.scs.Put(ctx, keyAuthAt, now)
+	token, _, err := m.scs.Commit(ctx)
+	if err != nil {
+		return fmt.Errorf("commit renewed session: %w", err)
+	}
+	ok, err := m.replaceToken(p.UserID, p.SessionID, token)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		_ = m.scs.Destroy(ctx)
+		return ErrNotFound
+	}
+	p.AuthAt = now
+	return nil
+}
+
+// SignOut ends the current session.
+func (m *Manager) SignOut(ctx context.Context) error {
+	p := Current(ctx)
+	if p == nil {
+		return nil
+	}
+	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil &&
+		!errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := m.scs.Destroy(ctx); err != nil {
+		return fmt.Errorf("destroy session: %w", err)
+	}
+	return nil
+}
+
+// Revoke ends userID's session publicID; ErrNotFound if userID has no such
+// active session. When Revoke returns, no request with that session's cookie
+// is authenticated again, on any instance.
+func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason models.EndReason, actor *int64) error {
+	_, err := m.end(ctx, userID, "only", []string{publicID}, reason, actor)
+	return err
+}
+
+// RevokeAll ends every session of userID except those in keep, and returns
+// how many it ended.
+func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, reason models.EndReason, actor *int64) (int, error) {
+	ended, err := m.end(ctx, userID, "except", keep, reason, actor)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	return len(ended), err
+}
+
+// end kills sessions in Redis and records it in Postgres, inside one
+// transaction holding the records' row locks: if Redis fails nothing is
+// recorded, and concurrent revocations of one session record it once.
+func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
+	var ended []string
+	err := m.records.Transaction(ctx, func(tx *models.SessionStore) error {
+		var lockIDs []string
+		if mode == "only" {
+			lockIDs = ids
+		}
+		recs, err := tx.LockActive(ctx, userID, lockIDs)
+		if err != nil {
+			return err
+		}
+		if mode == "only" && len(recs) == 0 {
+			return ErrNotFound
+		}
+		if ended, err = m.revoke(userID, mode, ids); err != nil {
+			return err
+		}
+		now := m.now()
+		if err := tx.MarkEnded(ctx, ended, reason, actor, now); err != nil {
+			return err
+		}
+		// Records that were active in Postgres but had no live data in
+		// Redis had expired before anyone revoked them.
+		var expired []string
+		for _, r := range recs {
+			kept := mode == "except" && slices.Contains(ids, r.PublicID)
+			if !kept && !slices.Contains(ended, r.PublicID) {
+				expired = append(expired, r.PublicID)
+			}
+		}
+		return tx.MarkExpired(ctx, expired, m.idle, now)
+	})
+	return ended, err
+}
+
+// Listing is a user's sessions as the Devices page shows them.
+type Listing struct {
+	Active []models.SessionRecord // most recently used first
+	Ended  []models.SessionRecord // latest first
+}
+
+// List returns userID's active sessions and up to endedLimit recently ended
+// ones. Records whose Redis data has expired are closed first, so they show
+// as ended. The cost is O(the user's sessions): one Redis script over the
+// user hash and indexed Postgres reads.
+func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listing, error) {
+	live, err := m.live(userID)
+	if err != nil {
+		return Listing{}, err
+	}
+	if err := m.records.EndExpired(ctx, userID, live, m.idle, m.now()); err != nil {
+		return Listing{}, err
+	}
+	active, err := m.records.Active(ctx, userID)
+	if err != nil {
+		return Listing{}, err
+	}
+	ended, err := m.records.RecentlyEnded(ctx, userID, endedLimit)
+	if err != nil {
+		return Listing{}, err
+	}
+	return Listing{Active: active, Ended: ended}, nil
+}
+
+// Check pings Redis: a probe key written and deleted.
+func (m *Manager) Check(ctx context.Context) error {
+	conn, err := m.pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	defer conn.Close()
+	probe := m.keys.prefix + "probe"
+	if _, err := conn.Do("SET", probe, "1", "PX", 5000); err != nil {
+		return fmt.Errorf("redis write: %w", err)
+	}
+	if _, err := conn.Do("DEL", probe); err != nil {
+		return fmt.Errorf("redis delete: %w", err)
+	}
+	return nil
+}
+
+// newPublicID returns a random 128-bit id, 26 characters of lower-case
+// base32: unguessable, so ids in URLs reveal nothing.
+func newPublicID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("public id: %w", err)
+	}
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+// ValidPublicID reports whether s has the shape of a public session id.
+func ValidPublicID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	return strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }) < 0
+}
+
+// truncate cuts s to at most n bytes without splitting a character.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
