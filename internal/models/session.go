@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // EndReason says why a session ended. The empty reason means it has not.
@@ -80,14 +79,6 @@ type SessionStore struct{ db *gorm.DB }
 // NewSessionStore returns a SessionStore on db.
 func NewSessionStore(db *gorm.DB) *SessionStore { return &SessionStore{db: db} }
 
-// Transaction runs fn with a store bound to one transaction, committed when
-// fn returns nil.
-func (s *SessionStore) Transaction(ctx context.Context, fn func(tx *SessionStore) error) error {
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(&SessionStore{db: tx})
-	})
-}
-
 // Create inserts a new record.
 func (s *SessionStore) Create(ctx context.Context, r *SessionRecord) error {
 	if err := s.db.WithContext(ctx).Create(r).Error; err != nil {
@@ -139,30 +130,23 @@ func (s *SessionStore) RecentlyEnded(ctx context.Context, userID int64, limit in
 	return rs, nil
 }
 
-// LockActive returns userID's active records named by publicIDs (all of them
-// when publicIDs is nil), locked until the transaction ends so that two
-// revocations of one session cannot both record themselves.
-func (s *SessionStore) LockActive(ctx context.Context, userID int64, publicIDs []string) ([]SessionRecord, error) {
-	q := s.db.WithContext(ctx).Clauses(clause.Locking{Strength: "UPDATE"}).
-		Where("user_id = ? AND ended_at IS NULL", userID)
-	if publicIDs != nil {
-		q = q.Where("public_id IN ?", publicIDs)
+// Delete removes a record; only for a sign-in that failed half-way, whose
+// session never worked.
+func (s *SessionStore) Delete(ctx context.Context, publicID string) error {
+	if err := s.db.WithContext(ctx).Where("public_id = ?", publicID).Delete(&SessionRecord{}).Error; err != nil {
+		return fmt.Errorf("delete session record: %w", err)
 	}
-	var rs []SessionRecord
-	if err := q.Order("id").Find(&rs).Error; err != nil {
-		return nil, fmt.Errorf("lock sessions: %w", err)
-	}
-	return rs, nil
+	return nil
 }
 
-// MarkEnded records that the active sessions named by publicIDs ended at at
-// for reason; actor is the user who ended them, if any.
-func (s *SessionStore) MarkEnded(ctx context.Context, publicIDs []string, reason EndReason, actor *int64, at time.Time) error {
+// MarkEnded records that userID's active sessions named by publicIDs ended
+// at at for reason; actor is the user who ended them, if any.
+func (s *SessionStore) MarkEnded(ctx context.Context, userID int64, publicIDs []string, reason EndReason, actor *int64, at time.Time) error {
 	if len(publicIDs) == 0 {
 		return nil
 	}
 	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
-		Where("public_id IN ? AND ended_at IS NULL", publicIDs).
+		Where("user_id = ? AND public_id IN ? AND ended_at IS NULL", userID, publicIDs).
 		Updates(map[string]any{"ended_at": at, "end_reason": reason, "ended_by": actor}).Error
 	if err != nil {
 		return fmt.Errorf("end sessions: %w", err)
@@ -170,39 +154,23 @@ func (s *SessionStore) MarkEnded(ctx context.Context, publicIDs []string, reason
 	return nil
 }
 
-// EndExpired closes userID's active records that are not in live: their
-// session data is gone from Redis, so they timed out.
-func (s *SessionStore) EndExpired(ctx context.Context, userID int64, live []string, idle time.Duration, now time.Time) error {
-	q := s.db.WithContext(ctx).Model(&SessionRecord{}).Where("user_id = ? AND ended_at IS NULL", userID)
-	if len(live) > 0 {
-		q = q.Where("public_id NOT IN ?", live)
-	}
-	if err := q.Updates(expiredUpdates(idle, now)).Error; err != nil {
-		return fmt.Errorf("end expired sessions: %w", err)
-	}
-	return nil
-}
-
-// MarkExpired closes the active records named by publicIDs as timed out.
-func (s *SessionStore) MarkExpired(ctx context.Context, publicIDs []string, idle time.Duration, now time.Time) error {
+// MarkExpired closes userID's active records named by publicIDs as timed
+// out, dating the end when the timeout fell due as far as the record knows:
+// at its absolute expiry, or idle after it was last seen (last_seen_at lags
+// by up to a minute, so this errs early).
+func (s *SessionStore) MarkExpired(ctx context.Context, userID int64, publicIDs []string, idle time.Duration, now time.Time) error {
 	if len(publicIDs) == 0 {
 		return nil
 	}
 	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
-		Where("public_id IN ? AND ended_at IS NULL", publicIDs).Updates(expiredUpdates(idle, now)).Error
+		Where("user_id = ? AND public_id IN ? AND ended_at IS NULL", userID, publicIDs).
+		Updates(map[string]any{
+			"end_reason": gorm.Expr("CASE WHEN expires_at <= ? THEN ? ELSE ? END", now, EndLifetimeReached, EndIdleTimeout),
+			"ended_at": gorm.Expr("CASE WHEN expires_at <= ? THEN expires_at ELSE LEAST(?, last_seen_at + make_interval(secs => ?)) END",
+				now, now, idle.Seconds()),
+		}).Error
 	if err != nil {
 		return fmt.Errorf("mark sessions expired: %w", err)
 	}
 	return nil
-}
-
-// expiredUpdates ends a timed-out record when its timeout fell due, as far
-// as the record knows: at its absolute expiry, or idle after it was last
-// seen (last_seen_at lags by up to a minute, so this errs early).
-func expiredUpdates(idle time.Duration, now time.Time) map[string]any {
-	return map[string]any{
-		"end_reason": gorm.Expr("CASE WHEN expires_at <= ? THEN ? ELSE ? END", now, EndLifetimeReached, EndIdleTimeout),
-		"ended_at": gorm.Expr("CASE WHEN expires_at <= ? THEN expires_at ELSE LEAST(?, last_seen_at + make_interval(secs => ?)) END",
-			now, now, idle.Seconds()),
-	}
 }

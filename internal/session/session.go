@@ -32,8 +32,10 @@ import (
 const (
 	keyUserID   = "uid"
 	keyPublicID = "sid"
-	keyAuthAt   = "auth_at" // when the user last proved their password
-	keySeenAt   = "seen_at" // when last_seen_at was last written to Postgres
+	// Times are kept as Unix seconds: scs's gob codec cannot encode
+	// time.Time without a global gob.Register.
+	keyAuthAt = "auth_at" // when the user last proved their password
+	keySeenAt = "seen_at" // when last_seen_at was last written to Postgres
 )
 
 // touchInterval is how often a session's last_seen_at is written to
@@ -213,7 +215,7 @@ func (m *Manager) authenticate(ctx context.Context, uid int64, token string) (*P
 	}
 	return &Principal{
 		UserID: uid, SessionID: sid, Name: name, Email: email, Role: role,
-		AuthAt: m.scs.GetTime(ctx, keyAuthAt),
+		AuthAt: time.Unix(m.scs.GetInt64(ctx, keyAuthAt), 0),
 	}, nil
 }
 
@@ -221,7 +223,7 @@ func (m *Manager) authenticate(ctx context.Context, uid int64, token string) (*P
 // is logged and retried on a later request; it never fails this one.
 func (m *Manager) touch(ctx context.Context, p *Principal, ip string) {
 	now := m.now()
-	if now.Sub(m.scs.GetTime(ctx, keySeenAt)) < touchInterval {
+	if now.Sub(time.Unix(m.scs.GetInt64(ctx, keySeenAt), 0)) < touchInterval {
 		return
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
@@ -230,7 +232,7 @@ func (m *Manager) touch(ctx context.Context, p *Principal, ip string) {
 		m.log.WarnContext(ctx, "writing last seen", "err", err)
 		return
 	}
-	m.scs.Put(ctx, keySeenAt, now)
+	m.scs.Put(ctx, keySeenAt, now.Unix())
 }
 
 // commit saves the session (which, with an idle timeout, renews its expiry)
@@ -285,8 +287,8 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool) error 
 	}
 	m.scs.Put(ctx, keyUserID, user.ID)
 	m.scs.Put(ctx, keyPublicID, publicID)
-	m.scs.Put(ctx, keyAuthAt, now)
-	m.scs.Put(ctx, keySeenAt, now)
+	m.scs.Put(ctx, keyAuthAt, now.Unix())
+	m.scs.Put(ctx, keySeenAt, now.Unix())
 	m.scs.RememberMe(ctx, remember)
 
 	ua := c.Request().UserAgent()
@@ -296,28 +298,36 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool) error 
 		Browser: dev.Browser, OS: dev.OS, DeviceType: dev.Type, IP: c.RealIP(),
 		Remember: remember, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(m.lifetime),
 	}
-	err = m.records.Transaction(ctx, func(tx *models.SessionStore) error {
-		if err := tx.Create(ctx, rec); err != nil {
-			return err
-		}
-		token, _, err := m.scs.Commit(ctx)
-		if err != nil {
-			return fmt.Errorf("commit session: %w", err)
-		}
-		ok, err := m.register(user.ID, publicID, token, user.Name, user.Email, user.Role)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrAccountDisabled
-		}
-		return nil
-	})
-	if err != nil {
-		// Forget the half-made session: the data written by Commit is not in
-		// the user hash, so it authenticates nothing; delete it anyway.
+	// The record is written first: a session that works always has one, and
+	// List can trust that a record it reads was registered in Redis before.
+	if err := m.records.Create(ctx, rec); err != nil {
 		_ = m.scs.Destroy(ctx)
 		return err
+	}
+	err = m.activate(ctx, user)
+	if err != nil {
+		// Leave nothing behind: without its entry in the user hash the data
+		// authenticates nothing, but delete both anyway.
+		_ = m.scs.Destroy(ctx)
+		if derr := m.records.Delete(context.WithoutCancel(ctx), publicID); derr != nil {
+			m.log.ErrorContext(ctx, "removing the record of a failed sign-in", "err", derr)
+		}
+	}
+	return err
+}
+
+// activate stores the new session's data and enters it in the user hash.
+func (m *Manager) activate(ctx context.Context, user *models.User) error {
+	token, _, err := m.scs.Commit(ctx)
+	if err != nil {
+		return fmt.Errorf("commit session: %w", err)
+	}
+	ok, err := m.register(user.ID, m.scs.GetString(ctx, keyPublicID), token, user.Name, user.Email, user.Role)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrAccountDisabled
 	}
 	return nil
 }
@@ -333,7 +343,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 		return fmt.Errorf("renew token: %w", err)
 	}
 	now := m.now()
-	m.scs.Put(ctx, keyAuthAt, now)
+	m.scs.Put(ctx, keyAuthAt, now.Unix())
 	token, _, err := m.scs.Commit(ctx)
 	if err != nil {
 		return fmt.Errorf("commit renewed session: %w", err)
@@ -356,8 +366,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil &&
-		!errors.Is(err, ErrNotFound) {
+	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
 		return err
 	}
 	if err := m.scs.Destroy(ctx); err != nil {
@@ -367,10 +376,13 @@ func (m *Manager) SignOut(ctx context.Context) error {
 }
 
 // Revoke ends userID's session publicID; ErrNotFound if userID has no such
-// active session. When Revoke returns, no request with that session's cookie
+// live session. When Revoke returns, no request with that session's cookie
 // is authenticated again, on any instance.
 func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason models.EndReason, actor *int64) error {
-	_, err := m.end(ctx, userID, "only", []string{publicID}, reason, actor)
+	ended, err := m.end(ctx, userID, "only", []string{publicID}, reason, actor)
+	if err == nil && len(ended) == 0 {
+		return ErrNotFound
+	}
 	return err
 }
 
@@ -378,48 +390,25 @@ func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, rea
 // how many it ended.
 func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, reason models.EndReason, actor *int64) (int, error) {
 	ended, err := m.end(ctx, userID, "except", keep, reason, actor)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
 	return len(ended), err
 }
 
-// end kills sessions in Redis and records it in Postgres, inside one
-// transaction holding the records' row locks: if Redis fails nothing is
-// recorded, and concurrent revocations of one session record it once.
+// end kills sessions in Redis, then records why in Postgres: one round trip
+// to each, however many sessions. Redis goes first because it is what makes
+// the revocation real; the user hash is per user, so another user's session
+// ids match nothing. Should Postgres fail in between, the sessions are dead
+// all the same; their records stay open until List finds them gone and
+// closes them as expired, and the error is returned and logged.
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
-	var ended []string
-	err := m.records.Transaction(ctx, func(tx *models.SessionStore) error {
-		var lockIDs []string
-		if mode == "only" {
-			lockIDs = ids
-		}
-		recs, err := tx.LockActive(ctx, userID, lockIDs)
-		if err != nil {
-			return err
-		}
-		if mode == "only" && len(recs) == 0 {
-			return ErrNotFound
-		}
-		if ended, err = m.revoke(userID, mode, ids); err != nil {
-			return err
-		}
-		now := m.now()
-		if err := tx.MarkEnded(ctx, ended, reason, actor, now); err != nil {
-			return err
-		}
-		// Records that were active in Postgres but had no live data in
-		// Redis had expired before anyone revoked them.
-		var expired []string
-		for _, r := range recs {
-			kept := mode == "except" && slices.Contains(ids, r.PublicID)
-			if !kept && !slices.Contains(ended, r.PublicID) {
-				expired = append(expired, r.PublicID)
-			}
-		}
-		return tx.MarkExpired(ctx, expired, m.idle, now)
-	})
-	return ended, err
+	ended, err := m.revoke(userID, mode, ids)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.records.MarkEnded(ctx, userID, ended, reason, actor, m.now()); err != nil {
+		m.log.ErrorContext(ctx, "sessions ended but not recorded", "user", userID, "sessions", ended, "reason", reason, "err", err)
+		return ended, err
+	}
+	return ended, nil
 }
 
 // Listing is a user's sessions as the Devices page shows them.
@@ -433,22 +422,35 @@ type Listing struct {
 // as ended. The cost is O(the user's sessions): one Redis script over the
 // user hash and indexed Postgres reads.
 func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listing, error) {
+	// Postgres first: every record read here was entered in Redis before it
+	// was written, so one missing from Redis below has really ended.
+	active, err := m.records.Active(ctx, userID)
+	if err != nil {
+		return Listing{}, err
+	}
 	live, err := m.live(userID)
 	if err != nil {
 		return Listing{}, err
 	}
-	if err := m.records.EndExpired(ctx, userID, live, m.idle, m.now()); err != nil {
-		return Listing{}, err
+	var expired []string
+	stillActive := active[:0:0]
+	for _, r := range active {
+		if slices.Contains(live, r.PublicID) {
+			stillActive = append(stillActive, r)
+		} else {
+			expired = append(expired, r.PublicID)
+		}
 	}
-	active, err := m.records.Active(ctx, userID)
-	if err != nil {
-		return Listing{}, err
+	if len(expired) > 0 {
+		if err := m.records.MarkExpired(ctx, userID, expired, m.idle, m.now()); err != nil {
+			return Listing{}, err
+		}
 	}
 	ended, err := m.records.RecentlyEnded(ctx, userID, endedLimit)
 	if err != nil {
 		return Listing{}, err
 	}
-	return Listing{Active: active, Ended: ended}, nil
+	return Listing{Active: stillActive, Ended: ended}, nil
 }
 
 // Check pings Redis: a probe key written and deleted.

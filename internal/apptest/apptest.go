@@ -1,0 +1,302 @@
+// Package apptest runs the real Gatehouse against the real Postgres and
+// Redis for tests. Each Env gets its own database (a copy of a migrated
+// template, so it is fast) and its own Redis key prefix, and removes both
+// when the test ends.
+package apptest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/migrations"
+)
+
+// Where the test services are; override with TEST_DATABASE_URL and
+// TEST_REDIS_URL.
+func adminURL() string {
+	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+}
+
+func redisURL() string {
+	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
+		return u
+	}
+	return "redis://127.0.0.1:6379/0"
+}
+
+var (
+	hasherOnce sync.Once
+	hasher     *password.Hasher
+)
+
+// Hasher is one password hasher shared by all tests in the process.
+func Hasher() *password.Hasher {
+	hasherOnce.Do(func() { hasher = password.NewHasher() })
+	return hasher
+}
+
+// Env is one isolated Gatehouse: its app, an HTTP server in front of it,
+// and the configuration it runs with.
+type Env struct {
+	App    *app.App
+	Server *httptest.Server
+	Config config.Config
+	Clock  *Clock
+	Logs   *strings.Builder // everything the app logged
+}
+
+// Option changes an Env's configuration before it starts.
+type Option func(env map[string]string)
+
+// With sets an environment variable of the app's configuration.
+func With(name, value string) Option {
+	return func(env map[string]string) { env[name] = value }
+}
+
+// New starts an isolated Gatehouse for t.
+func New(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	dbURL := NewDatabase(t)
+	prefix := "test:" + randomHex(6) + ":"
+	t.Cleanup(func() { deleteKeys(t, prefix) })
+	vars := map[string]string{
+		"DATABASE_URL": dbURL, "REDIS_URL": redisURL(), "REDIS_PREFIX": prefix,
+		"MIGRATE_ON_START": "false",
+	}
+	for _, o := range opts {
+		o(vars)
+	}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return Start(t, cfg)
+}
+
+// Start runs another app with cfg, e.g. a second instance sharing an Env's
+// database and Redis prefix.
+func Start(t testing.TB, cfg config.Config) *Env {
+	t.Helper()
+	logs := &strings.Builder{}
+	log := slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	clock := &Clock{}
+	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: Hasher()})
+	if err != nil {
+		t.Fatalf("start app: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+		if t.Failed() {
+			t.Logf("app log:\n%s", logs.String())
+		}
+	})
+	return &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs}
+}
+
+// Clock is the app's clock: real time, shifted by what the test adds.
+type Clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+// Now returns the shifted time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+// Advance moves the app's clock forward by d. Redis TTLs are not affected.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+var (
+	templateOnce sync.Once
+	templateName string
+	templateErr  error
+)
+
+// NewDatabase creates an empty, migrated database for t and drops it when
+// t ends. It returns the database's URL.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	templateOnce.Do(func() { templateName, templateErr = ensureTemplate() })
+	if templateErr != nil {
+		t.Fatalf("test database template: %v", templateErr)
+	}
+	admin, err := sql.Open("pgx", adminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := "gatehouse_test_" + randomHex(8)
+	if _, err := admin.Exec(fmt.Sprintf(`CREATE DATABASE %q TEMPLATE %q`, name, templateName)); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		admin, err := sql.Open("pgx", adminURL())
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer admin.Close()
+		if _, err := admin.Exec(fmt.Sprintf(`DROP DATABASE %q WITH (FORCE)`, name)); err != nil {
+			t.Errorf("drop test database: %v", err)
+		}
+	})
+	return withDatabase(adminURL(), name)
+}
+
+// ensureTemplate creates a migrated template database named after the
+// migrations' contents, once per machine: test processes running in
+// parallel serialise on an advisory lock.
+func ensureTemplate() (string, error) {
+	sum := sha256.New()
+	err := fs.WalkDir(migrations.FS, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(migrations.FS, path)
+		sum.Write([]byte(path))
+		sum.Write(b)
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	name := "gatehouse_template_" + hex.EncodeToString(sum.Sum(nil))[:12]
+
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", adminURL())
+	if err != nil {
+		return "", err
+	}
+	defer admin.Close()
+	conn, err := admin.Conn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("postgres for tests at %s: %w", adminURL(), err)
+	}
+	defer conn.Close()
+	const lockKey = 7_420_815_001
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, lockKey); err != nil {
+		return "", err
+	}
+	defer conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, lockKey)
+	var exists bool
+	if err := conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return "", err
+	}
+	if exists {
+		return name, nil
+	}
+	// Build under a temporary name and rename, so a crash never leaves a
+	// half-migrated template behind.
+	building := name + "_building"
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`DROP DATABASE IF EXISTS %q WITH (FORCE)`, building)); err != nil {
+		return "", err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %q`, building)); err != nil {
+		return "", err
+	}
+	_, db, err := database.Open(ctx, withDatabase(adminURL(), building))
+	if err != nil {
+		return "", err
+	}
+	err = database.Migrate(ctx, db, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	db.Close()
+	if err != nil {
+		return "", err
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`ALTER DATABASE %q RENAME TO %q`, building, name)); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+func withDatabase(raw, name string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		panic(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// deleteKeys removes every Redis key under prefix. SCAN is fine here: it is
+// test clean-up, never a request path.
+func deleteKeys(t testing.TB, prefix string) {
+	conn, err := redis.DialURL(redisURL())
+	if err != nil {
+		t.Errorf("redis clean-up: %v", err)
+		return
+	}
+	defer conn.Close()
+	cursor := 0
+	for {
+		vals, err := redis.Values(conn.Do("SCAN", cursor, "MATCH", prefix+"*", "COUNT", 1000))
+		if err != nil {
+			t.Errorf("redis clean-up: %v", err)
+			return
+		}
+		cursor, _ = redis.Int(vals[0], nil)
+		keys, _ := redis.Strings(vals[1], nil)
+		for _, k := range keys {
+			conn.Send("DEL", k)
+		}
+		if err := conn.Flush(); err != nil {
+			t.Errorf("redis clean-up: %v", err)
+			return
+		}
+		for range keys {
+			conn.Receive()
+		}
+		if cursor == 0 {
+			return
+		}
+	}
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
