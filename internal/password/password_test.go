@@ -37,10 +37,10 @@ func TestHashAndVerify(t *testing.T) {
 
 func TestCheckLength(t *testing.T) {
 	for pw, ok := range map[string]bool{
-		"":                        false,
-		"1234567":                 false,
-		"12345678":                true,
-		"ééééééé":                 false, // 7 runes, 14 bytes
+		"":                       false,
+		"1234567":                false,
+		"12345678":               true,
+		"ééééééé":                false, // 7 runes, 14 bytes
 		strings.Repeat("a", 256): true,
 		strings.Repeat("a", 257): false,
 	} {

@@ -18,15 +18,16 @@ import (
 //
 // The user hash is the kill switch: a request is authenticated only while its
 // session's field there names its token. Revoking is removing fields from
-// that one key, which is atomic on its own (and lives in one Cluster slot
-// thanks to the {} hash tag); deleting the session data alongside only frees
-// memory sooner. The scripts below also delete the data keys, which is fine
-// on a single Redis or Sentinel; on Cluster they would have to be deleted in
-// a second step.
+// that one key, which is atomic on its own, and in one Cluster slot thanks
+// to the {} hash tag. The revoked session's data is left to the next request
+// that presents it (which finds its field gone, learns which session ended so
+// it can say why, and deletes it) or to its TTL.
 type keys struct{ prefix string }
 
-func (k keys) data() string            { return k.prefix + "s:" }
-func (k keys) user(userID int64) string { return k.prefix + "u:{" + strconv.FormatInt(userID, 10) + "}" }
+func (k keys) data() string { return k.prefix + "s:" }
+func (k keys) user(userID int64) string {
+	return k.prefix + "u:{" + strconv.FormatInt(userID, 10) + "}"
+}
 
 const sessionField = "s:"
 
@@ -49,35 +50,31 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1`)
 
-// revoke ends sessions and returns the public ids it ended. With ARGV[2] =
-// "only" it ends the public ids in ARGV[3..]; with "except" it ends every
-// session but those. KEYS[1] user hash; ARGV[1] data key prefix.
+// revoke ends sessions and returns the public ids it ended. With ARGV[1] =
+// "only" it ends the public ids in ARGV[2..]; with "except" it ends every
+// session but those. KEYS[1] user hash.
 var revokeScript = redis.NewScript(1, `
 local ended = {}
-local function kill(field, token)
-  redis.call('HDEL', KEYS[1], field)
-  redis.call('DEL', ARGV[1] .. token)
-  table.insert(ended, string.sub(field, 3))
-end
-if ARGV[2] == 'only' then
-  for i = 3, #ARGV do
-    local field = 's:' .. ARGV[i]
-    local token = redis.call('HGET', KEYS[1], field)
-    if token then kill(field, token) end
+if ARGV[1] == 'only' then
+  for i = 2, #ARGV do
+    if redis.call('HDEL', KEYS[1], 's:' .. ARGV[i]) == 1 then table.insert(ended, ARGV[i]) end
   end
 else
   local keep = {}
-  for i = 3, #ARGV do keep['s:' .. ARGV[i]] = true end
-  local all = redis.call('HGETALL', KEYS[1])
-  for i = 1, #all, 2 do
-    if string.sub(all[i], 1, 2) == 's:' and not keep[all[i]] then kill(all[i], all[i + 1]) end
+  for i = 2, #ARGV do keep['s:' .. ARGV[i]] = true end
+  for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+    if string.sub(field, 1, 2) == 's:' and not keep[field] then
+      redis.call('HDEL', KEYS[1], field)
+      table.insert(ended, string.sub(field, 3))
+    end
   end
 end
 return ended`)
 
 // live returns the public ids of the user's sessions whose data still
 // exists, and forgets those whose data expired. KEYS[1] user hash; ARGV[1]
-// data key prefix.
+// data key prefix. (It reads data keys by name, so on Redis Cluster it would
+// have to become a pipeline of EXISTS.)
 var liveScript = redis.NewScript(1, `
 local live = {}
 local all = redis.call('HGETALL', KEYS[1])
@@ -144,8 +141,8 @@ func (m *Manager) replaceToken(userID int64, publicID, token string) (bool, erro
 func (m *Manager) revoke(userID int64, mode string, publicIDs []string) ([]string, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	args := make([]any, 0, 3+len(publicIDs))
-	args = append(args, m.keys.user(userID), m.keys.data(), mode)
+	args := make([]any, 0, 2+len(publicIDs))
+	args = append(args, m.keys.user(userID), mode)
 	for _, id := range publicIDs {
 		args = append(args, id)
 	}

@@ -109,6 +109,9 @@ func New(o Options) *Manager {
 	}
 }
 
+// Records is the store of session records the manager keeps.
+func (m *Manager) Records() *models.SessionStore { return m.records }
+
 // CookieName is the name of the session cookie.
 func (m *Manager) CookieName() string { return m.scs.Cookie.Name }
 

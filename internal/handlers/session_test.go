@@ -1,0 +1,472 @@
+package handlers_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/PuerkitoBio/goquery"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// sessionCookie returns the Set-Cookie for the session in res, or nil.
+func sessionCookie(res *apptest.Response) *http.Cookie {
+	for _, ck := range res.Cookies() {
+		if ck.Name == "gatehouse_session" {
+			return ck
+		}
+	}
+	return nil
+}
+
+func TestSessionCookieAttributes(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+
+	for _, remember := range []bool{false, true} {
+		c := env.Client(t)
+		form := url.Values{"email": {"ada@example.com"}, "password": {"analytical engine"}}
+		if remember {
+			form.Set("remember", "1")
+		}
+		ck := sessionCookie(c.Post("/signin", form))
+		if ck == nil {
+			t.Fatalf("remember=%v: sign-in set no session cookie", remember)
+		}
+		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Secure {
+			t.Errorf("remember=%v: cookie %q, want HttpOnly, SameSite=Lax, Path=/, not Secure on http", remember, ck.String())
+		}
+		if len(ck.Value) != 43 || strings.ContainsAny(ck.Value, ":|.") {
+			t.Errorf("cookie value %q is not a bare scs token", ck.Value)
+		}
+		// Without "remember me" the cookie dies with the browser session;
+		// with it, it persists up to the session's expiry.
+		if persistent := ck.MaxAge > 0; persistent != remember {
+			t.Errorf("remember=%v: Max-Age=%d", remember, ck.MaxAge)
+		}
+	}
+}
+
+func TestSecureCookiesOnHTTPS(t *testing.T) {
+	env := apptest.New(t, apptest.With("BASE_URL", "https://gatehouse.example"))
+	c := env.Client(t)
+	res := c.Get("/signin")
+	var csrf *http.Cookie
+	for _, ck := range res.Cookies() {
+		if ck.Name == "__Host-gatehouse_csrf" {
+			csrf = ck
+		}
+	}
+	if csrf == nil || !csrf.Secure || csrf.Path != "/" || csrf.Domain != "" {
+		t.Fatalf("CSRF cookie on https: %v, want __Host- prefixed, Secure, Path=/", res.Header.Values("Set-Cookie"))
+	}
+	if got := res.Header.Get("Strict-Transport-Security"); got != "" {
+		// httptest serves plain http, and Echo only sends HSTS over TLS.
+		t.Logf("HSTS over plain http: %q", got)
+	}
+	if env.App.Sessions.CookieName() != "__Host-gatehouse_session" {
+		t.Errorf("session cookie name on https = %q", env.App.Sessions.CookieName())
+	}
+}
+
+func TestSignInRenewsToken(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	c := env.Client(t)
+	// An attacker plants a session token before the victim signs in.
+	planted := strings.Repeat("P", 43)
+	c.SetCookie("gatehouse_session", planted)
+	c.SignIn("ada@example.com", "analytical engine")
+	first := c.SessionToken()
+	if first == "" || first == planted {
+		t.Fatalf("token after sign-in = %q: not renewed", first)
+	}
+	// Signing in again on the same browser gives yet another token, and the
+	// old one stops working.
+	c.SignIn("ada@example.com", "analytical engine")
+	if second := c.SessionToken(); second == first {
+		t.Fatal("second sign-in kept the token")
+	}
+	old := env.Client(t)
+	old.SetCookie("gatehouse_session", first)
+	if res := old.Get("/account"); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the token from before the second sign-in still works: %d", res.StatusCode)
+	}
+}
+
+func TestTokenNeverLeaves(t *testing.T) {
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	token := c.SessionToken()
+	pages := []string{c.Get("/account").Body, c.Get("/account/sessions").Body}
+	c.Post("/account", url.Values{"name": {"Ada L"}, "email": {"ada@example.com"}})
+	for _, body := range pages {
+		if strings.Contains(body, token) {
+			t.Fatal("a page contains the session token")
+		}
+	}
+	var dump []string
+	if err := env.App.DB.Raw(`SELECT t::text FROM sessions t UNION ALL SELECT u::text FROM users u`).Scan(&dump).Error; err != nil {
+		t.Fatal(err)
+	}
+	if len(dump) < 2 {
+		t.Fatalf("expected a user and a session row, got %d rows", len(dump))
+	}
+	for _, row := range dump {
+		if strings.Contains(row, token) {
+			t.Fatalf("Postgres holds the session token: %s", row)
+		}
+	}
+	if strings.Contains(env.Logs.String(), token) {
+		t.Fatal("the log contains the session token")
+	}
+}
+
+// sessionIDs returns the data-session-id of each active row on the Devices
+// page, and which one is marked current.
+func sessionIDs(t *testing.T, c *apptest.Client) (ids []string, current string) {
+	t.Helper()
+	res := c.Get("/account/sessions")
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /account/sessions: %d", res.StatusCode)
+	}
+	res.Doc(t).Find("tr[data-session-id]").Each(func(_ int, s *goquery.Selection) {
+		id, _ := s.Attr("data-session-id")
+		ids = append(ids, id)
+		if v, _ := s.Attr("data-current"); v == "true" {
+			current = id
+		}
+	})
+	return ids, current
+}
+
+func TestDevicesPageListsEverySession(t *testing.T) {
+	env := apptest.New(t)
+	laptop := env.Client(t)
+	laptop.SignUp("Ada", "ada@example.com", "analytical engine")
+	phone := env.Client(t)
+	phone.UserAgent = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+	phone.SignIn("ada@example.com", "analytical engine")
+
+	res := laptop.Get("/account/sessions")
+	doc := res.Doc(t)
+	rows := doc.Find("tr[data-session-id]")
+	if rows.Length() != 2 {
+		t.Fatalf("%d active rows, want 2", rows.Length())
+	}
+	first := rows.First()
+	if v, _ := first.Attr("data-current"); v != "true" {
+		t.Error("the current device is not listed first and marked data-current")
+	}
+	if !strings.Contains(first.Text(), "Firefox on Linux") || !strings.Contains(first.Text(), "This device") {
+		t.Errorf("current row reads %q", first.Text())
+	}
+	if first.Find("button").Length() != 0 {
+		t.Error("the current device has a Revoke button")
+	}
+	other := rows.Eq(1)
+	for _, want := range []string{"Safari on iOS", "phone", "127.0.0.1", "now"} {
+		if !strings.Contains(other.Text(), want) {
+			t.Errorf("phone row %q lacks %q", other.Text(), want)
+		}
+	}
+	if other.Find(`form[action$="/revoke"] button`).Length() != 1 {
+		t.Error("the other device has no Revoke button")
+	}
+	if doc.Find(`form[action="/account/sessions/revoke-others"]`).Length() != 1 {
+		t.Error("no sign-out-everywhere-else form")
+	}
+	if n := doc.Find(`form input[name="_csrf"]`).Length(); n != doc.Find("form").Length() {
+		t.Errorf("%d forms but %d CSRF fields", doc.Find("form").Length(), n)
+	}
+}
+
+func TestRevokeFromDevicesPage(t *testing.T) {
+	env := apptest.New(t)
+	a := env.Client(t)
+	a.SignUp("Ada", "ada@example.com", "analytical engine")
+	b := env.Client(t)
+	b.SignIn("ada@example.com", "analytical engine")
+	_, bID := sessionIDs(t, b)
+
+	res := a.Post("/account/sessions/"+bID+"/revoke", nil)
+	if res.StatusCode != http.StatusSeeOther || res.Location() != "/account/sessions" {
+		t.Fatalf("revoke: %d to %q", res.StatusCode, res.Location())
+	}
+	ids, _ := sessionIDs(t, a)
+	if len(ids) != 1 {
+		t.Fatalf("after revoke, %d active sessions listed", len(ids))
+	}
+	ended := a.Get("/account/sessions").Doc(t).Find(`[data-testid="end-reason"]`).First().Text()
+	if ended != "Revoked from another device" {
+		t.Errorf("ended session reads %q", ended)
+	}
+
+	// B is signed out on its very next request, and told why.
+	next := b.Get("/account/sessions")
+	if next.StatusCode != http.StatusSeeOther || next.Location() != "/signin?next=%2Faccount%2Fsessions" {
+		t.Fatalf("revoked device: %d to %q", next.StatusCode, next.Location())
+	}
+	signin := b.Get(next.Location())
+	if got := signin.Doc(t).Find(`[data-testid="flash"]`).Text(); !strings.Contains(got, "signed out from another device") {
+		t.Errorf("sign-in page explains %q", got)
+	}
+	rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), bID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.EndReason != models.EndRevokedByUser || rec.EndedBy == nil || rec.EndedAt == nil {
+		t.Errorf("record: reason %q, by %v, at %v", rec.EndReason, rec.EndedBy, rec.EndedAt)
+	}
+}
+
+func TestSignOutAllOtherDevices(t *testing.T) {
+	env := apptest.New(t)
+	me := env.Client(t)
+	me.SignUp("Ada", "ada@example.com", "analytical engine")
+	others := make([]*apptest.Client, 3)
+	for i := range others {
+		others[i] = env.Client(t)
+		others[i].SignIn("ada@example.com", "analytical engine")
+	}
+	res := me.Post("/account/sessions/revoke-others", nil)
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke-others: %d", res.StatusCode)
+	}
+	for i, o := range others {
+		if got := o.Get("/account").StatusCode; got != http.StatusSeeOther {
+			t.Errorf("other device %d still signed in (%d)", i, got)
+		}
+	}
+	if got := me.Get("/account").StatusCode; got != http.StatusOK {
+		t.Errorf("this device was signed out too (%d)", got)
+	}
+	if ids, _ := sessionIDs(t, me); len(ids) != 1 {
+		t.Errorf("%d sessions listed, want 1", len(ids))
+	}
+}
+
+func TestPasswordChange(t *testing.T) {
+	env := apptest.New(t)
+	me := env.Client(t)
+	me.SignUp("Ada", "ada@example.com", "analytical engine")
+	other := env.Client(t)
+	other.SignIn("ada@example.com", "analytical engine")
+
+	// Unticked: the other device stays signed in.
+	before := me.SessionToken()
+	res := me.Post("/account/password", url.Values{"current_password": {"analytical engine"}, "new_password": {"difference engine"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change password: %d\n%s", res.StatusCode, res.Body)
+	}
+	if me.SessionToken() == before || me.SessionToken() == "" {
+		t.Error("password change did not renew this device's token")
+	}
+	if other.Get("/account").StatusCode != http.StatusOK {
+		t.Error("unticked 'sign out other devices' signed the other device out")
+	}
+	stale := env.Client(t)
+	stale.SetCookie("gatehouse_session", before)
+	if stale.Get("/account").StatusCode != http.StatusSeeOther {
+		t.Error("the token from before the password change still works")
+	}
+
+	// Ticked: it is signed out, and told why.
+	res = me.Post("/account/password", url.Values{
+		"current_password": {"difference engine"}, "new_password": {"jacquard loom"}, "revoke_others": {"1"},
+	})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("change password again: %d", res.StatusCode)
+	}
+	if me.Get("/account").StatusCode != http.StatusOK {
+		t.Fatal("this device was signed out by its own password change")
+	}
+	next := other.Get("/account")
+	if next.StatusCode != http.StatusSeeOther {
+		t.Fatalf("other device after password change: %d", next.StatusCode)
+	}
+	if got := other.Get(next.Location()).Doc(t).Find(`[data-testid="flash"]`).Text(); !strings.Contains(got, "password was changed") {
+		t.Errorf("flash %q", got)
+	}
+	// And only the new password works.
+	fresh := env.Client(t)
+	if res := fresh.Post("/signin", url.Values{"email": {"ada@example.com"}, "password": {"difference engine"}}); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("old password still signs in: %d", res.StatusCode)
+	}
+	fresh.SignIn("ada@example.com", "jacquard loom")
+}
+
+// TestRevocationIsFinal hammers a session with concurrent requests while
+// another device revokes it. scs re-saves a session at the end of each
+// request, so an in-flight request writes the data back after the revoke;
+// no request that starts after the revoke returned may be authenticated.
+func TestRevocationIsFinal(t *testing.T) {
+	env := apptest.New(t)
+	a := env.Client(t)
+	a.SignUp("Ada", "ada@example.com", "analytical engine")
+	b := env.Client(t)
+	b.SignIn("ada@example.com", "analytical engine")
+	token := b.SessionToken()
+	_, bID := sessionIDs(t, b)
+
+	var revoked atomic.Bool
+	var wrong, before, after atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A raw client with a fixed cookie: a browser's jar would drop
+			// the cookie once told to, and hide any resurrection.
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				startedAfterRevoke := revoked.Load()
+				req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/account", nil)
+				req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+				res, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res.Body.Close()
+				switch {
+				case startedAfterRevoke && res.StatusCode == http.StatusOK:
+					wrong.Add(1)
+				case startedAfterRevoke:
+					after.Add(1)
+				default:
+					before.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	if res := a.Post("/account/sessions/"+bID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", res.StatusCode)
+	}
+	revoked.Store(true)
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	if before.Load() == 0 || after.Load() == 0 {
+		t.Fatalf("the hammer did not overlap the revoke: %d requests before, %d after", before.Load(), after.Load())
+	}
+	if wrong.Load() > 0 {
+		t.Fatalf("%d requests started after the revoke were authenticated", wrong.Load())
+	}
+	// Once the dust settles the cookie is still dead.
+	late := env.Client(t)
+	late.SetCookie("gatehouse_session", token)
+	if late.Get("/account").StatusCode != http.StatusSeeOther {
+		t.Fatal("the revoked cookie works again")
+	}
+	t.Logf("%d requests before the revoke, %d after, none authenticated after", before.Load(), after.Load())
+}
+
+func TestIdleTimeout(t *testing.T) {
+	env := apptest.New(t, apptest.With("SESSION_IDLE_TIMEOUT", "1s"), apptest.With("SESSION_LIFETIME", "1h"))
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	// Activity keeps it alive past the idle timeout...
+	for range 4 {
+		time.Sleep(400 * time.Millisecond)
+		if c.Get("/account").StatusCode != http.StatusOK {
+			t.Fatal("an active session timed out")
+		}
+	}
+	// ...and idleness ends it, on the server: the cookie is replayed as is.
+	token := c.SessionToken()
+	time.Sleep(1500 * time.Millisecond)
+	replay := env.Client(t)
+	replay.SetCookie("gatehouse_session", token)
+	res := replay.Get("/account")
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("idle session still works: %d", res.StatusCode)
+	}
+	if got := replay.Get(res.Location()).Doc(t).Find(`[data-testid="flash"]`).Text(); !strings.Contains(got, "expired") {
+		t.Errorf("flash %q", got)
+	}
+}
+
+func TestAbsoluteLifetime(t *testing.T) {
+	env := apptest.New(t, apptest.With("SESSION_IDLE_TIMEOUT", "2s"), apptest.With("SESSION_LIFETIME", "2s"))
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	token := c.SessionToken()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline.Add(-300 * time.Millisecond)) {
+		if c.Get("/account").StatusCode != http.StatusOK {
+			t.Fatal("session ended before its lifetime")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Until(deadline) + 500*time.Millisecond)
+	replay := env.Client(t)
+	replay.SetCookie("gatehouse_session", token)
+	if got := replay.Get("/account").StatusCode; got != http.StatusSeeOther {
+		t.Fatalf("session outlived its absolute lifetime, despite activity: %d", got)
+	}
+}
+
+func TestLastSeenWrittenAtMostOncePerMinute(t *testing.T) {
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	_, id := sessionIDs(t, c)
+	lastSeen := func() time.Time {
+		rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec.LastSeenAt
+	}
+	signedIn := lastSeen()
+	env.Clock.Advance(30 * time.Second)
+	c.Get("/account")
+	if got := lastSeen(); !got.Equal(signedIn) {
+		t.Fatalf("last seen written after 30s: %v -> %v", signedIn, got)
+	}
+	env.Clock.Advance(31 * time.Second)
+	c.Get("/account")
+	if got := lastSeen(); !got.After(signedIn.Add(60 * time.Second)) {
+		t.Fatalf("last seen not written after a minute: %v -> %v", signedIn, got)
+	}
+}
+
+func TestExpiredSessionsShowAsEnded(t *testing.T) {
+	env := apptest.New(t)
+	me := env.Client(t)
+	me.SignUp("Ada", "ada@example.com", "analytical engine")
+	gone := env.Client(t)
+	gone.SignIn("ada@example.com", "analytical engine")
+	// The session data expires in Redis (as a TTL would remove it).
+	conn := env.App.Redis.Get()
+	if _, err := conn.Do("DEL", env.Config.RedisPrefix+"s:"+gone.SessionToken()); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+
+	ids, _ := sessionIDs(t, me)
+	if len(ids) != 1 {
+		t.Fatalf("%d active sessions, want 1: the expired one is still listed", len(ids))
+	}
+	got := me.Get("/account/sessions").Doc(t).Find(`[data-testid="end-reason"]`).First().Text()
+	if got != "Expired after inactivity" {
+		t.Errorf("expired session reads %q", got)
+	}
+}
