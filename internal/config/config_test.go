@@ -1,0 +1,64 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "localhost:8080" || cfg.IdleTimeout != 30*time.Minute || cfg.Lifetime != 12*time.Hour ||
+		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustProxy {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestHTTPSBaseURLMeansSecureCookies(t *testing.T) {
+	cfg, err := Load(env(map[string]string{"BASE_URL": "https://id.example.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.SecureCookies() {
+		t.Fatal("https BASE_URL did not turn on secure cookies")
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	for name, value := range map[string]string{
+		"BASE_URL":             "ftp://example.com",
+		"DATABASE_URL":         "mysql://root@localhost/db",
+		"REDIS_URL":            "not a url",
+		"SESSION_IDLE_TIMEOUT": "soon",
+		"SESSION_LIFETIME":     "-1h",
+		"MIGRATE_ON_START":     "perhaps",
+		"TRUST_PROXY":          "2",
+		"SHUTDOWN_TIMEOUT":     "0s",
+	} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("%s=%q: error %v does not name the variable", name, value, err)
+		}
+	}
+}
+
+func TestIdleTimeoutMustNotExceedLifetime(t *testing.T) {
+	_, err := Load(env(map[string]string{"SESSION_IDLE_TIMEOUT": "2h", "SESSION_LIFETIME": "1h"}))
+	if err == nil || !strings.Contains(err.Error(), "SESSION_IDLE_TIMEOUT") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestEveryBadValueIsReportedAtOnce(t *testing.T) {
+	_, err := Load(env(map[string]string{"ADDR": "", "SESSION_LIFETIME": "x", "TRUST_PROXY": "x"}))
+	if err == nil || !strings.Contains(err.Error(), "SESSION_LIFETIME") || !strings.Contains(err.Error(), "TRUST_PROXY") {
+		t.Fatalf("got %v", err)
+	}
+}
