@@ -69,6 +69,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err := a.Sessions.Check(checkCtx); err != nil {
 		return fail(fmt.Errorf("redis at %s is unreachable: %w", redactRedis(cfg.RedisURL), err))
 	}
+	if err := a.Sessions.LoadScripts(checkCtx); err != nil {
+		return fail(err)
+	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
 		a.Hasher = password.NewHasher()

@@ -97,6 +97,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
+var scripts = []*redis.Script{registerScript, replaceTokenScript, revokeScript, liveScript, setProfileScript}
+
 // errRevoked means the session is no longer in its user's hash.
 var errRevoked = errors.New("session revoked")
 

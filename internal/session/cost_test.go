@@ -1,0 +1,200 @@
+package session_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"gorm.io/gorm"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// monitor records the Redis commands that touch keys under prefix, as
+// MONITOR sees them, while fn runs. Commands run inside Lua scripts are
+// left out: each script call is one round trip.
+func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
+	t.Helper()
+	conn, err := redis.Dial("tcp", "127.0.0.1:6379")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Do("MONITOR"); err != nil {
+		t.Fatal(err)
+	}
+	prefix := env.Config.RedisPrefix
+	sentinel := prefix + "end-of-monitor"
+	fn()
+	other := env.App.Redis.Get()
+	if _, err := other.Do("ECHO", sentinel); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+
+	var cmds []string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		line, err := redis.String(conn.Receive())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(line, sentinel) {
+			return cmds
+		}
+		if !strings.Contains(line, prefix) || strings.Contains(line, "[0 lua]") {
+			continue
+		}
+		// A line reads: 1700000000.123456 [0 127.0.0.1:5555] "GET" "key"
+		if i := strings.Index(line, "] \""); i >= 0 {
+			rest := line[i+3:]
+			cmds = append(cmds, strings.ToUpper(rest[:strings.IndexByte(rest, '"')]))
+		}
+	}
+	t.Fatal("monitor: sentinel never seen")
+	return nil
+}
+
+// countQueries counts the SQL statements GORM runs on env's database while
+// fn runs.
+func countQueries(t *testing.T, env *apptest.Env, fn func()) int {
+	t.Helper()
+	var n atomic.Int64
+	count := func(*gorm.DB) { n.Add(1) }
+	cb := env.App.DB.Callback()
+	name := fmt.Sprintf("test:count:%p", t)
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(cb.Query().After("gorm:query").Register(name, count))
+	must(cb.Create().After("gorm:create").Register(name, count))
+	must(cb.Update().After("gorm:update").Register(name, count))
+	must(cb.Delete().After("gorm:delete").Register(name, count))
+	must(cb.Row().After("gorm:row").Register(name, count))
+	must(cb.Raw().After("gorm:raw").Register(name, count))
+	defer func() {
+		cb.Query().Remove(name)
+		cb.Create().Remove(name)
+		cb.Update().Remove(name)
+		cb.Delete().Remove(name)
+		cb.Row().Remove(name)
+		cb.Raw().Remove(name)
+	}()
+	fn()
+	return int(n.Load())
+}
+
+// signInMany signs n browsers in to one new account and returns the user.
+func signInMany(t *testing.T, env *apptest.Env, n int) (*models.User, []*apptest.Client) {
+	t.Helper()
+	clients := make([]*apptest.Client, n)
+	clients[0] = env.Client(t)
+	clients[0].SignUp("Ada", "ada@example.com", "analytical engine")
+	var wg sync.WaitGroup
+	for i := 1; i < n; i++ {
+		clients[i] = env.Client(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			clients[i].SignIn("ada@example.com", "analytical engine")
+		}()
+	}
+	wg.Wait()
+	u, err := env.App.Users.ByEmail(context.Background(), "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, clients
+}
+
+func TestRevokeAllIsOneRoundTripPerStore(t *testing.T) {
+	env := apptest.New(t)
+	user, clients := signInMany(t, env, 40)
+	ctx := context.Background()
+	keep := "keepthisoneaaaaaaaaaaaaaaa"
+	var ended int
+	var queries int
+	cmds := monitor(t, env, func() {
+		queries = countQueries(t, env, func() {
+			var err error
+			ended, err = env.App.Sessions.RevokeAll(ctx, user.ID, []string{keep}, models.EndRevokedByAdmin, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	})
+	if ended != 40 {
+		t.Fatalf("revoked %d sessions, want 40", ended)
+	}
+	if !slices.Equal(cmds, []string{"EVALSHA"}) {
+		t.Errorf("Redis commands for revoke-all of 40 sessions: %v, want one EVALSHA", cmds)
+	}
+	if queries != 1 {
+		t.Errorf("Postgres statements for revoke-all of 40 sessions: %d, want 1", queries)
+	}
+	for i, c := range clients {
+		if c.Get("/account").StatusCode != http.StatusSeeOther {
+			t.Fatalf("client %d still signed in", i)
+		}
+	}
+}
+
+func TestListingCostsOnlyTheUsersSessions(t *testing.T) {
+	env := apptest.New(t)
+	// Someone else's sessions must not be read.
+	other := env.Client(t)
+	other.SignUp("Grace", "grace@example.com", "cobol forever")
+	user, _ := signInMany(t, env, 10)
+	var listing int
+	cmds := monitor(t, env, func() {
+		l, err := env.App.Sessions.List(context.Background(), user.ID, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listing = len(l.Active)
+	})
+	if listing != 10 {
+		t.Fatalf("listed %d sessions, want 10", listing)
+	}
+	for _, c := range cmds {
+		if c == "KEYS" || c == "SCAN" {
+			t.Fatalf("listing ran %s over all keys", c)
+		}
+	}
+	if !slices.Equal(cmds, []string{"EVALSHA"}) {
+		t.Errorf("Redis commands for listing: %v, want one script over the user's hash", cmds)
+	}
+}
+
+// TestHotPathCost counts what an authenticated page that needs no Postgres
+// data costs: scs's GET, the kill-switch HMGET, and scs's re-save (SET and
+// PEXPIREAT in one MULTI round trip), and no SQL.
+func TestHotPathCost(t *testing.T) {
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	var queries int
+	cmds := monitor(t, env, func() {
+		queries = countQueries(t, env, func() {
+			if res := c.Get("/account"); res.StatusCode != http.StatusOK {
+				t.Fatalf("GET /account: %d", res.StatusCode)
+			}
+		})
+	})
+	if want := []string{"GET", "HMGET", "SET", "PEXPIREAT"}; !slices.Equal(cmds, want) {
+		t.Errorf("Redis commands: %v, want %v", cmds, want)
+	}
+	if queries != 0 {
+		t.Errorf("%d SQL statements on the hot path, want 0", queries)
+	}
+}
