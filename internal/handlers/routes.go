@@ -1,7 +1,9 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -34,22 +36,51 @@ func New(d Deps) *echo.Echo {
 	e.GET("/readyz", h.readyz)
 	e.StaticFS("/static", static.FS)
 
-	app := e.Group("", h.sessions.Middleware, h.csrf())
-	app.GET("/", h.home)
-	app.GET("/signup", h.signUpForm)
-	app.POST("/signup", h.signUp)
-	app.GET("/signin", h.signInForm)
-	app.POST("/signin", h.signIn)
-	app.POST("/signout", h.signOut)
+	// Middleware is attached per route rather than through groups: Echo v4
+	// gives a group with middleware catch-all routes, which turn 405s into
+	// 404s.
+	web := []echo.MiddlewareFunc{readForm, h.sessions.Middleware, h.csrf()}
+	signedIn := append(slices.Clip(web), h.requireAuth)
 
-	account := app.Group("/account", h.requireAuth)
-	account.GET("", h.account)
-	account.POST("", h.saveProfile)
-	account.POST("/password", h.changePassword)
-	account.GET("/sessions", h.devices)
-	account.POST("/sessions/revoke-others", h.revokeOtherSessions)
-	account.POST("/sessions/:id/revoke", h.revokeSession)
+	e.GET("/", h.home, web...)
+	e.GET("/signup", h.signUpForm, web...)
+	e.POST("/signup", h.signUp, web...)
+	e.GET("/signin", h.signInForm, web...)
+	e.POST("/signin", h.signIn, web...)
+	e.POST("/signout", h.signOut, web...)
+
+	e.GET("/account", h.account, signedIn...)
+	e.POST("/account", h.saveProfile, signedIn...)
+	e.POST("/account/password", h.changePassword, signedIn...)
+	e.GET("/account/sessions", h.devices, signedIn...)
+	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, signedIn...)
+	e.POST("/account/sessions/:id/revoke", h.revokeSession, signedIn...)
 	return e
+}
+
+var errCrossSite = &publicError{
+	status: http.StatusForbidden, title: "Cross-site request refused",
+	message: "This form was sent from another site, so it was refused. Use the form on this site instead.",
+}
+
+// readForm parses a POST's form before anything reads single fields, so a
+// body over the limit is answered 413 (not mistaken by the CSRF check for a
+// missing token) and a malformed one 400.
+func readForm(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if c.Request().Method != http.MethodPost {
+			return next(c)
+		}
+		if err := c.Request().ParseForm(); err != nil {
+			var he *echo.HTTPError
+			if errors.As(err, &he) {
+				return he
+			}
+			return &publicError{status: http.StatusBadRequest, title: "Bad request",
+				message: "The form could not be read. Reload the page and try again.", cause: err}
+		}
+		return next(c)
+	}
 }
 
 // csrf protects every state-changing request: browsers that send
@@ -67,6 +98,15 @@ func (h *Handlers) csrf() echo.MiddlewareFunc {
 		CookieHTTPOnly: true,
 		CookieSecure:   h.secure,
 		CookieSameSite: http.SameSiteLaxMode,
+		// Browsers say where a request comes from (Sec-Fetch-Site): refuse
+		// other sites outright, and make same-site (a sibling subdomain)
+		// prove itself with the token.
+		AllowSecFetchSiteFunc: func(c echo.Context) (bool, error) {
+			if c.Request().Header.Get("Sec-Fetch-Site") == "same-site" {
+				return false, nil
+			}
+			return false, errCrossSite
+		},
 		ErrorHandler: func(err error, c echo.Context) error {
 			return &publicError{
 				status: http.StatusForbidden, title: "Form expired",
