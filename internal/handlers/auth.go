@@ -121,7 +121,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	if next == "" {
 		next = "/account"
 	}
-	return c.Redirect(http.StatusSeeOther, next)
+	return h.redirect(c, next, flashSignedIn)
 }
 
 // endCurrent signs out the session the request arrived with, if any, before

@@ -53,6 +53,7 @@ type flashKey string
 
 const (
 	flashWelcome         flashKey = "welcome"
+	flashSignedIn        flashKey = "signed_in"
 	flashSignedOut       flashKey = "signed_out"
 	flashProfileSaved    flashKey = "profile_saved"
 	flashPasswordChanged flashKey = "password_changed"
@@ -69,6 +70,7 @@ const (
 
 var flashes = map[flashKey]string{
 	flashWelcome:         "Welcome to Gatehouse. Your account is ready.",
+	flashSignedIn:        "You are signed in.",
 	flashSignedOut:       "You have been signed out.",
 	flashProfileSaved:    "Your profile has been saved.",
 	flashPasswordChanged: "Your password has been changed.",

@@ -204,6 +204,8 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx = context.WithValue(ctx, stateKey{}, st)
 		c.SetRequest(req.WithContext(ctx))
+		// Pages behind sessions are personal: no cache may keep them.
+		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 		c.Response().Header().Add(echo.HeaderVary, echo.HeaderCookie)
 		c.Response().Before(func() { m.commit(c) })
 		return next(c)
@@ -244,6 +246,9 @@ func (m *Manager) touch(ctx context.Context, p *Principal, ip string) {
 func (m *Manager) commit(c echo.Context) {
 	ctx := c.Request().Context()
 	w := c.Response().Writer
+	// scs adds `no-cache="Set-Cookie"` with every cookie it writes; no-store,
+	// set by Middleware, already says more.
+	defer w.Header().Set(echo.HeaderCacheControl, "no-store")
 	switch m.scs.Status(ctx) {
 	case scs.Modified:
 		// Only signed-in sessions are stored; anonymous visitors cost no

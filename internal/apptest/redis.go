@@ -1,0 +1,68 @@
+package apptest
+
+import (
+	"fmt"
+	"net"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// PrivateRedis is a redis-server of a test's own, on a free port, that the
+// test may stop and start without disturbing other tests.
+type PrivateRedis struct {
+	t    testing.TB
+	Port int
+	cmd  *exec.Cmd
+}
+
+// URL is the server's redis:// URL.
+func (r *PrivateRedis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
+
+// StartRedis starts a private redis-server for t; it is stopped when t ends.
+func StartRedis(t testing.TB) *PrivateRedis {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	r := &PrivateRedis{t: t, Port: port}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Start (re)starts the server and waits until it answers.
+func (r *PrivateRedis) Start() {
+	r.t.Helper()
+	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	for range 100 {
+		if c, err := redis.DialURL(r.URL()); err == nil {
+			_, err = c.Do("PING")
+			c.Close()
+			if err == nil {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.t.Fatalf("redis-server on port %d did not start", r.Port)
+}
+
+// Stop kills the server.
+func (r *PrivateRedis) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+	r.cmd = nil
+}
