@@ -1,7 +1,10 @@
 // Command web runs Gatehouse.
 //
-//	web [-no-migrate]   serve HTTP (the default)
-//	web migrate         apply pending migrations and exit
+//	web [-no-migrate]                                serve HTTP (the default)
+//	web migrate                                      apply pending migrations and exit
+//	web user create -email E -name N [-admin] < pw   create an account; the
+//	                                                 password is read from
+//	                                                 standard input
 package main
 
 import (
@@ -26,13 +29,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "web:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	fs := flag.NewFlagSet("web", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -57,8 +60,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 		defer sqlDB.Close()
 		return database.Migrate(ctx, sqlDB, log)
+	case "user":
+		return userCommand(ctx, cfg, log, fs.Args()[1:], stdin, stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve or migrate)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate or user)", cmd)
 	}
 }
 

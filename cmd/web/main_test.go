@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
 )
 
 func TestStartupNamesWhatIsWrong(t *testing.T) {
@@ -22,7 +25,7 @@ func TestStartupNamesWhatIsWrong(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, &stderr)
+			err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, strings.NewReader(""), io.Discard, &stderr)
 			if err == nil {
 				t.Fatal("run succeeded")
 			}
@@ -34,5 +37,65 @@ func TestStartupNamesWhatIsWrong(t *testing.T) {
 				t.Error("the error shows the database password")
 			}
 		})
+	}
+}
+
+func TestUserCreate(t *testing.T) {
+	dbURL := apptest.NewDatabase(t)
+	env := func(k string) string {
+		if k == "DATABASE_URL" {
+			return dbURL
+		}
+		return ""
+	}
+	create := func(stdin string, args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := run(context.Background(), append([]string{"user", "create"}, args...), env,
+			strings.NewReader(stdin), &out, &errOut)
+		return out.String() + errOut.String(), err
+	}
+
+	out, err := create("correct horse battery\n", "-email", "root@example.com", "-name", "Root", "-admin")
+	if err != nil || !strings.Contains(out, "created admin root@example.com") {
+		t.Fatalf("create admin: %q, %v", out, err)
+	}
+	if _, err := create("another password\n", "-email", "ROOT@example.com", "-name", "Again"); err == nil ||
+		!strings.Contains(err.Error(), "email already taken") {
+		t.Fatalf("duplicate email: %v", err)
+	}
+	out, err = create("a plain user pw", "-email", "user@example.com", "-name", "User")
+	if err != nil || !strings.Contains(out, "created user user@example.com") {
+		t.Fatalf("create user: %q, %v", out, err)
+	}
+	for name, tc := range map[string]struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		"no password":    {"", []string{"-email", "x@example.com", "-name", "X"}, "no password"},
+		"short password": {"short\n", []string{"-email", "x@example.com", "-name", "X"}, "at least 8"},
+		"bad email":      {"long enough pw\n", []string{"-email", "nope", "-name", "X"}, "-email"},
+		"no name":        {"long enough pw\n", []string{"-email", "x@example.com"}, "-name"},
+		"no subcommand":  {"", nil, "usage"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var errOut bytes.Buffer
+			args := append([]string{"user"}, tc.args...)
+			if name != "no subcommand" {
+				args = append([]string{"user", "create"}, tc.args...)
+			}
+			err := run(context.Background(), args, env, strings.NewReader(tc.stdin), io.Discard, &errOut)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+
+	// The admin can sign in to the app and reach the admin pages.
+	app := apptest.New(t, apptest.With("DATABASE_URL", dbURL))
+	c := app.Client(t)
+	c.SignIn("root@example.com", "correct horse battery")
+	if res := c.Get("/admin/users"); res.StatusCode != 200 {
+		t.Fatalf("admin created on the command line gets %d on /admin/users", res.StatusCode)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/internal/throttle"
 )
 
 // App is a running Gatehouse, minus the listener.
@@ -31,6 +32,7 @@ type App struct {
 	SQL      *sql.DB
 	Redis    *redis.Pool
 	Users    *models.UserStore
+	Audit    *models.AuditStore
 	Sessions *session.Manager
 	Hasher   *password.Hasher
 }
@@ -59,6 +61,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		}
 	}
 	a.Users = models.NewUserStore(db)
+	a.Audit = models.NewAuditStore(db)
 	a.Sessions = session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, SecureCookies: cfg.SecureCookies(),
@@ -77,8 +80,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		a.Hasher = password.NewHasher()
 	}
 	a.Handler = handlers.New(handlers.Deps{
-		Users: a.Users, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
+		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
 		SecureCookies: cfg.SecureCookies(), TrustProxy: cfg.TrustProxy, Now: opt.Now,
+		Throttle: throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 	})
 	return a, nil
 }

@@ -40,6 +40,10 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 	if err := h.sessions.SetProfile(p.UserID, f.Name, f.Email, p.Role); err != nil {
 		return err
 	}
+	if f.Email != p.Email {
+		h.record(c, models.AuditEvent{Kind: models.AuditEmailChanged, UserID: &p.UserID, SessionID: p.SessionID,
+			Detail: p.Email + " → " + f.Email})
+	}
 	return h.redirect(c, "/account", flashProfileSaved)
 }
 
@@ -77,10 +81,14 @@ func (h *Handlers) changePassword(c echo.Context) error {
 		return err
 	}
 	if !f.RevokeOthers {
+		h.record(c, models.AuditEvent{Kind: models.AuditPasswordChanged, UserID: &p.UserID, SessionID: p.SessionID})
 		return h.redirect(c, "/account", flashPasswordChanged)
 	}
-	if _, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndPasswordChanged, &p.UserID); err != nil {
+	n, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndPasswordChanged, &p.UserID)
+	if err != nil {
 		return err
 	}
+	h.record(c, models.AuditEvent{Kind: models.AuditPasswordChanged, UserID: &p.UserID, SessionID: p.SessionID,
+		Detail: "other devices signed out: " + sessionCount(n)})
 	return h.redirect(c, "/account", flashPasswordAndRest)
 }

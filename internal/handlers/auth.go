@@ -54,9 +54,11 @@ func (h *Handlers) signUp(c echo.Context) error {
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}
-	if err := h.sessions.Start(c, u, false); err != nil {
+	sid, err := h.sessions.Start(c, u, false)
+	if err != nil {
 		return err
 	}
+	h.record(c, models.AuditEvent{Kind: models.AuditSignUp, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	return h.redirect(c, "/account", flashWelcome)
 }
 
@@ -87,6 +89,23 @@ func (h *Handlers) signIn(c echo.Context) error {
 		f.Error = msg
 		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
 	}
+	// Brute-force throttling: a throttled attempt is refused before any
+	// lookup or password check, the same way whether the account exists.
+	keys := signInKeys(c, f.Email)
+	if wait, err := h.throttle.Check(ctx, keys...); err != nil {
+		return err
+	} else if wait > 0 {
+		return h.tooManyAttempts(c, f, wait)
+	}
+	// Unknown email and wrong password count alike, so throttling does not
+	// reveal who has an account either.
+	badCredentials := func(subject *int64, why string) error {
+		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: subject, Detail: why})
+		if _, err := h.throttle.Fail(ctx, keys...); err != nil {
+			return err
+		}
+		return fail(msgBadCredentials)
+	}
 
 	u, err := h.users.ByEmail(ctx, f.Email)
 	switch {
@@ -95,28 +114,35 @@ func (h *Handlers) signIn(c echo.Context) error {
 		if err := h.hasher.VerifyDummy(ctx, pw); !errors.Is(err, password.ErrMismatch) {
 			return err
 		}
-		return fail(msgBadCredentials)
+		return badCredentials(nil, "unknown email")
 	case err != nil:
 		return err
 	}
 	if err := h.hasher.Verify(ctx, u.PasswordHash, pw); errors.Is(err, password.ErrMismatch) {
-		return fail(msgBadCredentials)
+		return badCredentials(&u.ID, "wrong password")
 	} else if err != nil {
 		return err
 	}
 	// Only now, with the right password, may the form say the account is
 	// disabled.
-	if u.Disabled() {
+	disabled := func() error {
+		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: &u.ID, Detail: "account disabled"})
 		return fail(msgDisabled)
+	}
+	if u.Disabled() {
+		return disabled()
 	}
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}
-	if err := h.sessions.Start(c, u, f.Remember); errors.Is(err, session.ErrAccountDisabled) {
-		return fail(msgDisabled)
+	sid, err := h.sessions.Start(c, u, f.Remember)
+	if errors.Is(err, session.ErrAccountDisabled) {
+		return disabled()
 	} else if err != nil {
 		return err
 	}
+	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
+	h.clearSignInFailures(ctx, f.Email)
 	next := f.Next
 	if next == "" {
 		next = "/account"
@@ -127,14 +153,19 @@ func (h *Handlers) signIn(c echo.Context) error {
 // endCurrent signs out the session the request arrived with, if any, before
 // another account signs in on the same browser.
 func (h *Handlers) endCurrent(c echo.Context) error {
-	if session.Current(c.Request().Context()) == nil {
+	p := session.Current(c.Request().Context())
+	if p == nil {
 		return nil
 	}
-	return h.sessions.SignOut(c.Request().Context())
+	if err := h.sessions.SignOut(c.Request().Context()); err != nil {
+		return err
+	}
+	h.record(c, models.AuditEvent{Kind: models.AuditSignOut, UserID: &p.UserID, ActorID: &p.UserID, SessionID: p.SessionID})
+	return nil
 }
 
 func (h *Handlers) signOut(c echo.Context) error {
-	if err := h.sessions.SignOut(c.Request().Context()); err != nil {
+	if err := h.endCurrent(c); err != nil {
 		return err
 	}
 	return h.redirect(c, "/signin", flashSignedOut)

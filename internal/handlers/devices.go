@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,8 +22,12 @@ func (h *Handlers) devices(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	now := h.now()
 	return h.render(c, http.StatusOK, views.DevicesView(views.DevicesPage{
-		Active: list.Active, Ended: list.Ended, CurrentID: p.SessionID, Now: h.now(),
+		Sessions: views.SessionTable{
+			Active: list.Active, CurrentID: p.SessionID, Now: now, RevokeAction: views.DevicesRevokeAction,
+		},
+		Ended: views.EndedTable{Ended: list.Ended, Now: now},
 	}))
 }
 
@@ -43,14 +48,25 @@ func (h *Handlers) revokeSession(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	h.record(c, models.AuditEvent{Kind: models.AuditSessionRevoked, UserID: &p.UserID, SessionID: id})
 	return h.redirect(c, "/account/sessions", flashSessionRevoked)
 }
 
 func (h *Handlers) revokeOtherSessions(c echo.Context) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
-	if _, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndRevokedByUser, &p.UserID); err != nil {
+	n, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndRevokedByUser, &p.UserID)
+	if err != nil {
 		return err
 	}
+	h.record(c, models.AuditEvent{Kind: models.AuditSessionsRevoked, UserID: &p.UserID, Detail: sessionCount(n)})
 	return h.redirect(c, "/account/sessions", flashOthersRevoked)
+}
+
+// sessionCount reads like "3 sessions".
+func sessionCount(n int) string {
+	if n == 1 {
+		return "1 session"
+	}
+	return strconv.Itoa(n) + " sessions"
 }

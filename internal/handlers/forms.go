@@ -1,21 +1,15 @@
 package handlers
 
 import (
-	"net/mail"
 	"net/url"
 	"strings"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/views"
-)
-
-const (
-	maxNameLength  = 100
-	maxEmailLength = 254 // RFC 5321's limit on a forward path
 )
 
 // formValue returns a trimmed form field. Fields the client repeats count
@@ -33,42 +27,12 @@ func formBool(c echo.Context, name string) bool {
 	return false
 }
 
-// checkName says what is wrong with a display name, or "".
-func checkName(name string) string {
-	switch {
-	case name == "":
-		return "Enter your name."
-	case !utf8.ValidString(name):
-		return "Your name contains characters we cannot read."
-	case utf8.RuneCountInString(name) > maxNameLength:
-		return "Use at most 100 characters."
-	case strings.IndexFunc(name, unicode.IsControl) >= 0:
-		return "Your name cannot contain control characters."
-	}
-	return ""
-}
-
-// checkEmail says what is wrong with an email address, or "".
-func checkEmail(email string) string {
-	if email == "" {
-		return "Enter your email address."
-	}
-	if len(email) > maxEmailLength {
-		return "Use at most 254 characters."
-	}
-	addr, err := mail.ParseAddress(email)
-	if err != nil || addr.Address != email || !strings.Contains(email[strings.LastIndexByte(email, '@'):], ".") {
-		return "Enter an email address like name@example.com."
-	}
-	return ""
-}
-
 // checkProfile validates a name and email pair into errs.
 func checkProfile(errs views.FieldErrors, name, email string) {
-	if msg := checkName(name); msg != "" {
+	if msg := models.CheckName(name); msg != "" {
 		errs["name"] = msg
 	}
-	if msg := checkEmail(email); msg != "" {
+	if msg := models.CheckEmail(email); msg != "" {
 		errs["email"] = msg
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/internal/throttle"
 )
 
 // Pinger reports whether a backing service answers (the Postgres pool).
@@ -20,6 +21,7 @@ type Pinger interface {
 // Deps are what the handlers need.
 type Deps struct {
 	Users         *models.UserStore
+	Audit         *models.AuditStore
 	Sessions      *session.Manager
 	Hasher        *password.Hasher
 	DB            Pinger
@@ -27,17 +29,20 @@ type Deps struct {
 	SecureCookies bool // https: Secure cookies with the __Host- prefix
 	TrustProxy    bool // take the client IP from X-Forwarded-For
 	Now           func() time.Time
+	Throttle      *throttle.Limiter // brute-force throttling of sign-in
 }
 
 // Handlers holds the dependencies every handler uses.
 type Handlers struct {
 	users    *models.UserStore
+	audits   *models.AuditStore
 	sessions *session.Manager
 	hasher   *password.Hasher
 	db       Pinger
 	log      *slog.Logger
 	secure   bool
 	now      func() time.Time
+	throttle *throttle.Limiter
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -50,7 +55,7 @@ func newHandlers(d Deps) *Handlers {
 		log = slog.Default()
 	}
 	return &Handlers{
-		users: d.Users, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
-		log: log, secure: d.SecureCookies, now: now,
+		users: d.Users, audits: d.Audit, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
+		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
 	}
 }

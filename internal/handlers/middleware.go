@@ -89,6 +89,8 @@ func endedFlash(rec *models.SessionRecord) flashKey {
 		return flashEndedDisabled
 	case models.EndSessionLimit:
 		return flashEndedLimit
+	case models.EndRoleChanged:
+		return flashEndedByRole
 	case models.EndSignedOut:
 		return flashSignedOut
 	}

@@ -66,6 +66,11 @@ const (
 	flashEndedByPassword flashKey = "ended_by_password"
 	flashEndedDisabled   flashKey = "ended_disabled"
 	flashEndedLimit      flashKey = "ended_limit"
+	flashEndedByRole     flashKey = "ended_by_role"
+	flashAllRevoked      flashKey = "all_revoked"
+	flashDisabled        flashKey = "account_disabled"
+	flashEnabled         flashKey = "account_enabled"
+	flashRoleChanged     flashKey = "role_changed"
 )
 
 var flashes = map[flashKey]string{
@@ -83,6 +88,11 @@ var flashes = map[flashKey]string{
 	flashEndedByPassword: "Your password was changed, so this device was signed out. Please sign in again.",
 	flashEndedDisabled:   "Your account has been disabled.",
 	flashEndedLimit:      "This device was signed out because too many devices were signed in. Please sign in again.",
+	flashEndedByRole:     "Your account's role changed, so you were signed out. Please sign in again.",
+	flashAllRevoked:      "All of the user's sessions have been ended.",
+	flashDisabled:        "The account has been disabled and its sessions ended.",
+	flashEnabled:         "The account has been enabled.",
+	flashRoleChanged:     "The role has been changed and the user's sessions ended.",
 }
 
 const flashCookie = "gatehouse_flash"

@@ -55,6 +55,23 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account/sessions", h.devices, signedIn...)
 	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, signedIn...)
 	e.POST("/account/sessions/:id/revoke", h.revokeSession, signedIn...)
+	e.GET("/account/activity", h.activity, signedIn...)
+
+	// Everything under /admin sits behind one group that checks the role in
+	// Postgres on every request; its catch-all routes mean non-admins get
+	// 403 for any /admin path, known or not.
+	admin := e.Group("/admin", append(slices.Clip(signedIn), h.requireAdmin)...)
+	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
+	admin.GET("/users", h.adminUsers)
+	admin.GET("/users/:id", h.adminUser)
+	admin.POST("/users/:id/sessions/:sid/revoke", h.adminRevokeSession)
+	admin.POST("/users/:id/sessions/revoke-all", h.adminRevokeAll)
+	admin.POST("/users/:id/disable", h.adminDisable)
+	admin.POST("/users/:id/enable", h.adminEnable)
+	admin.POST("/users/:id/promote", h.adminPromote)
+	admin.POST("/users/:id/demote", h.adminDemote)
+	admin.GET("/sessions", h.adminSessions)
+	admin.GET("/audit", h.adminAudit)
 	return e
 }
 

@@ -22,6 +22,7 @@ const (
 	EndIdleTimeout     EndReason = "idle_timeout"
 	EndLifetimeReached EndReason = "lifetime_reached"
 	EndSessionLimit    EndReason = "session_limit"
+	EndRoleChanged     EndReason = "role_changed"
 )
 
 // Value stores the empty reason as NULL, as the schema requires.
@@ -173,4 +174,43 @@ func (s *SessionStore) MarkExpired(ctx context.Context, userID int64, publicIDs 
 		return fmt.Errorf("mark sessions expired: %w", err)
 	}
 	return nil
+}
+
+// SessionView is a record with its user's email, for the admin views.
+type SessionView struct {
+	SessionRecord
+	UserEmail string
+}
+
+// SessionFilter selects a page of active sessions across users, newest
+// first. Zero values match everything.
+type SessionFilter struct {
+	Email  string // part of the user's email
+	IP     string // the IP, or its beginning
+	Before int64  // only records with a smaller id (the next page)
+	Limit  int
+}
+
+// ActiveAll returns a page of active sessions of every user matching f, and
+// whether more follow.
+func (s *SessionStore) ActiveAll(ctx context.Context, f SessionFilter) ([]SessionView, bool, error) {
+	q := s.db.WithContext(ctx).Table("sessions AS s").Select("s.*, u.email AS user_email").
+		Joins("JOIN users u ON u.id = s.user_id").Where("s.ended_at IS NULL")
+	if f.Email != "" {
+		q = q.Where("u.email ILIKE ?", "%"+escapeLike(f.Email)+"%")
+	}
+	if f.IP != "" {
+		q = q.Where("s.ip LIKE ?", escapeLike(f.IP)+"%")
+	}
+	if f.Before != 0 {
+		q = q.Where("s.id < ?", f.Before)
+	}
+	var out []SessionView
+	if err := q.Order("s.id DESC").Limit(f.Limit + 1).Scan(&out).Error; err != nil {
+		return nil, false, fmt.Errorf("list sessions: %w", err)
+	}
+	if len(out) > f.Limit {
+		return out[:f.Limit], true, nil
+	}
+	return out, false, nil
 }

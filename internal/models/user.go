@@ -2,7 +2,10 @@ package models
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -92,4 +95,144 @@ func (s *UserStore) SetPasswordHash(ctx context.Context, id int64, hash string) 
 		return fmt.Errorf("set password of user %d: %w", id, ErrNotFound)
 	}
 	return nil
+}
+
+// ErrLastAdmin means the change would leave no enabled administrator.
+var ErrLastAdmin = errors.New("no administrator would be left")
+
+// UserSummary is a user as the admin list shows them.
+type UserSummary struct {
+	User
+	ActiveSessions int
+	LastActive     *time.Time
+}
+
+// UserFilter selects a page of users. Pages go by id, newest first: Before
+// asks for the users older than that id, After for those newer.
+type UserFilter struct {
+	Query  string // matches any part of the email or name, ignoring case
+	Before int64
+	After  int64
+	Limit  int
+}
+
+// Search returns a page of users matching f, newest first, with their
+// active session count and when they were last active, and whether more
+// users lie beyond the page in the direction it was read.
+func (s *UserStore) Search(ctx context.Context, f UserFilter) (users []UserSummary, more bool, err error) {
+	page := s.db.WithContext(ctx).Model(&User{})
+	if q := strings.TrimSpace(f.Query); q != "" {
+		like := "%" + escapeLike(q) + "%"
+		page = page.Where("email ILIKE ? OR name ILIKE ?", like, like)
+	}
+	order := "id DESC"
+	switch {
+	case f.After != 0:
+		page, order = page.Where("id > ?", f.After), "id ASC"
+	case f.Before != 0:
+		page = page.Where("id < ?", f.Before)
+	}
+	page = page.Order(order).Limit(f.Limit + 1)
+	err = s.db.WithContext(ctx).Table("(?) AS u", page).
+		Select("u.*, st.active_sessions, st.last_active").
+		Joins(`LEFT JOIN LATERAL (
+			SELECT count(*) FILTER (WHERE ended_at IS NULL) AS active_sessions, max(last_seen_at) AS last_active
+			FROM sessions WHERE user_id = u.id) st ON true`).
+		Order("u." + order).Scan(&users).Error
+	if err != nil {
+		return nil, false, fmt.Errorf("search users: %w", err)
+	}
+	if len(users) > f.Limit {
+		users, more = users[:f.Limit], true
+	}
+	if f.After != 0 {
+		slices.Reverse(users)
+	}
+	return users, more, nil
+}
+
+// escapeLike makes s match itself literally inside a LIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// SetDisabled disables or enables the account. Disabling the last enabled
+// administrator is refused with ErrLastAdmin.
+func (s *UserStore) SetDisabled(ctx context.Context, id int64, disabled bool) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if disabled {
+			if err := guardLastAdmin(tx, id); err != nil {
+				return err
+			}
+		}
+		value := gorm.Expr("NULL")
+		if disabled {
+			value = gorm.Expr("COALESCE(disabled_at, now())")
+		}
+		res := tx.Model(&User{}).Where("id = ?", id).
+			Updates(map[string]any{"disabled_at": value, "updated_at": gorm.Expr("now()")})
+		if res.Error != nil {
+			return fmt.Errorf("set disabled: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("set disabled of user %d: %w", id, ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// SetRole changes the user's role. Demoting the last enabled administrator
+// is refused with ErrLastAdmin.
+func (s *UserStore) SetRole(ctx context.Context, id int64, role string) error {
+	if role != RoleUser && role != RoleAdmin {
+		return fmt.Errorf("set role: unknown role %q", role)
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if role != RoleAdmin {
+			if err := guardLastAdmin(tx, id); err != nil {
+				return err
+			}
+		}
+		res := tx.Model(&User{}).Where("id = ?", id).
+			Updates(map[string]any{"role": role, "updated_at": gorm.Expr("now()")})
+		if res.Error != nil {
+			return fmt.Errorf("set role: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fmt.Errorf("set role of user %d: %w", id, ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// guardLastAdmin fails with ErrLastAdmin when id is the only enabled
+// administrator. It locks the administrators' rows until the transaction
+// ends, so two admins demoting each other at once cannot both succeed.
+func guardLastAdmin(tx *gorm.DB, id int64) error {
+	var admins []int64
+	err := tx.Raw(`SELECT id FROM users WHERE role = ? AND disabled_at IS NULL ORDER BY id FOR UPDATE`, RoleAdmin).
+		Scan(&admins).Error
+	if err != nil {
+		return fmt.Errorf("lock administrators: %w", err)
+	}
+	if len(admins) == 1 && admins[0] == id {
+		return ErrLastAdmin
+	}
+	return nil
+}
+
+// EmailsByID returns the emails of the users with the given ids.
+func (s *UserStore) EmailsByID(ctx context.Context, ids []int64) (map[int64]string, error) {
+	out := make(map[int64]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []User
+	if err := s.db.WithContext(ctx).Select("id", "email").Where("id IN ?", ids).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("emails by id: %w", err)
+	}
+	for _, u := range rows {
+		out[u.ID] = u.Email
+	}
+	return out, nil
 }

@@ -71,6 +71,21 @@ else
 end
 return ended`)
 
+// disable marks the user disabled (so register refuses new sessions until
+// enable clears it) and ends every session, returning their public ids.
+// KEYS[1] user hash; ARGV[1] ttl seconds for the mark.
+var disableScript = redis.NewScript(1, `
+redis.call('HSET', KEYS[1], 'disabled', '1')
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local ended = {}
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, 2) == 's:' then
+    redis.call('HDEL', KEYS[1], field)
+    table.insert(ended, string.sub(field, 3))
+  end
+end
+return ended`)
+
 // live returns the public ids of the user's sessions whose data still
 // exists, and forgets those whose data expired. KEYS[1] user hash; ARGV[1]
 // data key prefix. (It reads data keys by name, so on Redis Cluster it would
@@ -97,7 +112,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{registerScript, replaceTokenScript, revokeScript, liveScript, setProfileScript}
+var scripts = []*redis.Script{registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript}
 
 // errRevoked means the session is no longer in its user's hash.
 var errRevoked = errors.New("session revoked")
@@ -153,6 +168,25 @@ func (m *Manager) revoke(userID int64, mode string, publicIDs []string) ([]strin
 		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}
 	return ended, nil
+}
+
+func (m *Manager) disable(userID int64) ([]string, error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	ended, err := redis.Strings(disableScript.Do(conn, m.keys.user(userID), m.userKeyTTL()))
+	if err != nil {
+		return nil, fmt.Errorf("disable sessions: %w", err)
+	}
+	return ended, nil
+}
+
+func (m *Manager) enable(userID int64) error {
+	conn := m.pool.Get()
+	defer conn.Close()
+	if _, err := conn.Do("HDEL", m.keys.user(userID), "disabled"); err != nil {
+		return fmt.Errorf("enable sessions: %w", err)
+	}
+	return nil
 }
 
 func (m *Manager) live(userID int64) ([]string, error) {

@@ -280,18 +280,18 @@ type Device struct {
 // Start signs user in on this request: a new token (so a token planted
 // before sign-in is worthless), a new public id, a Postgres record, and the
 // entry in the user hash. Nothing is left behind when any step fails.
-func (m *Manager) Start(c echo.Context, user *models.User, remember bool) error {
+func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publicID string, err error) {
 	ctx := c.Request().Context()
 	if err := m.scs.RenewToken(ctx); err != nil {
-		return fmt.Errorf("renew token: %w", err)
+		return "", fmt.Errorf("renew token: %w", err)
 	}
 	now := m.now()
-	publicID, err := newPublicID()
+	publicID, err = newPublicID()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := m.scs.Clear(ctx); err != nil {
-		return fmt.Errorf("clear session: %w", err)
+		return "", fmt.Errorf("clear session: %w", err)
 	}
 	m.scs.Put(ctx, keyUserID, user.ID)
 	m.scs.Put(ctx, keyPublicID, publicID)
@@ -310,18 +310,18 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool) error 
 	// List can trust that a record it reads was registered in Redis before.
 	if err := m.records.Create(ctx, rec); err != nil {
 		_ = m.scs.Destroy(ctx)
-		return err
+		return "", err
 	}
-	err = m.activate(ctx, user)
-	if err != nil {
+	if err := m.activate(ctx, user); err != nil {
 		// Leave nothing behind: without its entry in the user hash the data
 		// authenticates nothing, but delete both anyway.
 		_ = m.scs.Destroy(ctx)
 		if derr := m.records.Delete(context.WithoutCancel(ctx), publicID); derr != nil {
 			m.log.ErrorContext(ctx, "removing the record of a failed sign-in", "err", derr)
 		}
+		return "", err
 	}
-	return err
+	return publicID, nil
 }
 
 // activate stores the new session's data and enters it in the user hash.
@@ -400,6 +400,23 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 	ended, err := m.end(ctx, userID, "except", keep, reason, actor)
 	return len(ended), err
 }
+
+// Disable ends every session of userID and refuses new ones until Enable,
+// closing the race with a sign-in that checked the account just before it
+// was disabled. The caller disables the account in Postgres first.
+func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
+	ended, err := m.disable(userID)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.records.MarkEnded(ctx, userID, ended, models.EndAccountDisabled, actor, m.now()); err != nil {
+		return len(ended), err
+	}
+	return len(ended), nil
+}
+
+// Enable lets userID sign in again.
+func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 
 // end kills sessions in Redis, then records why in Postgres: one round trip
 // to each, however many sessions. Redis goes first because it is what makes

@@ -1,0 +1,53 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/views"
+)
+
+// activityShown is how many of their own events a user sees.
+const activityShown = 20
+
+// record appends a security event, filling in when, from where, and (unless
+// set) who did it: the request's signed-in user. The act it records has
+// already happened, so a failure to record is logged, not shown.
+func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
+	ctx := c.Request().Context()
+	e.At = h.now()
+	e.IP = c.RealIP()
+	e.UserAgent = strings.ToValidUTF8(truncate(c.Request().UserAgent(), 512), "")
+	if e.ActorID == nil {
+		if p := session.Current(ctx); p != nil {
+			e.ActorID = &p.UserID
+		}
+	}
+	if err := h.audits.Record(ctx, &e); err != nil {
+		h.log.ErrorContext(ctx, "audit event not recorded", "kind", e.Kind, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func ptr(id int64) *int64 { return &id }
+
+// activity shows the user their own recent security events.
+func (h *Handlers) activity(c echo.Context) error {
+	ctx := c.Request().Context()
+	p := session.Current(ctx)
+	events, err := h.audits.List(ctx, models.AuditFilter{UserID: p.UserID, Limit: activityShown})
+	if err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, views.ActivityView(views.ActivityPage{Events: events, Now: h.now()}))
+}
