@@ -18,7 +18,7 @@ import (
 
 // signedInAdmin creates an administrator and returns a browser signed in
 // as them.
-func signedInAdmin(t *testing.T, env *apptest.Env) (*apptest.Client, *models.User) {
+func signedInAdmin(t testing.TB, env *apptest.Env) (*apptest.Client, *models.User) {
 	t.Helper()
 	hash, err := apptest.Hasher().Hash(context.Background(), "admin password")
 	if err != nil {
@@ -35,6 +35,10 @@ func signedInAdmin(t *testing.T, env *apptest.Env) (*apptest.Client, *models.Use
 
 // signedInUser signs up a user and returns their browser and record.
 func signedInUser(t *testing.T, env *apptest.Env, email string) (*apptest.Client, *models.User) {
+	return signedInUserTB(t, env, email)
+}
+
+func signedInUserTB(t testing.TB, env *apptest.Env, email string) (*apptest.Client, *models.User) {
 	t.Helper()
 	c := env.Client(t)
 	c.SignUp("User "+email, email, "user password")

@@ -120,25 +120,38 @@ type UserFilter struct {
 // active session count and when they were last active, and whether more
 // users lie beyond the page in the direction it was read.
 func (s *UserStore) Search(ctx context.Context, f UserFilter) (users []UserSummary, more bool, err error) {
-	page := s.db.WithContext(ctx).Model(&User{})
-	if q := strings.TrimSpace(f.Query); q != "" {
-		like := "%" + escapeLike(q) + "%"
-		page = page.Where("email ILIKE ? OR name ILIKE ?", like, like)
-	}
-	order := "id DESC"
-	switch {
-	case f.After != 0:
-		page, order = page.Where("id > ?", f.After), "id ASC"
-	case f.Before != 0:
-		page = page.Where("id < ?", f.Before)
-	}
-	page = page.Order(order).Limit(f.Limit + 1)
-	err = s.db.WithContext(ctx).Table("(?) AS u", page).
-		Select("u.*, st.active_sessions, st.last_active").
-		Joins(`LEFT JOIN LATERAL (
-			SELECT count(*) FILTER (WHERE ended_at IS NULL) AS active_sessions, max(last_seen_at) AS last_active
-			FROM sessions WHERE user_id = u.id) st ON true`).
-		Order("u." + order).Scan(&users).Error
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		page := tx.Model(&User{})
+		if q := strings.TrimSpace(f.Query); q != "" {
+			// Postgres underestimates what ILIKE costs per row and would
+			// rather scan 100,000 users than use the trigram indexes; its
+			// other choice, walking the primary key, stays open for queries
+			// that match often. And the plan must be made for this pattern:
+			// a generic plan of the prepared statement (pgx prepares, and
+			// Postgres goes generic after five runs) cannot judge it.
+			err := tx.Exec(`SELECT set_config('enable_seqscan', 'off', true),
+				set_config('plan_cache_mode', 'force_custom_plan', true)`).Error
+			if err != nil {
+				return err
+			}
+			like := "%" + escapeLike(q) + "%"
+			page = page.Where("email ILIKE ? OR name ILIKE ?", like, like)
+		}
+		order := "id DESC"
+		switch {
+		case f.After != 0:
+			page, order = page.Where("id > ?", f.After), "id ASC"
+		case f.Before != 0:
+			page = page.Where("id < ?", f.Before)
+		}
+		page = page.Order(order).Limit(f.Limit + 1)
+		return tx.Table("(?) AS u", page).
+			Select("u.*, st.active_sessions, st.last_active").
+			Joins(`LEFT JOIN LATERAL (
+				SELECT count(*) FILTER (WHERE ended_at IS NULL) AS active_sessions, max(last_seen_at) AS last_active
+				FROM sessions WHERE user_id = u.id) st ON true`).
+			Order("u." + order).Scan(&users).Error
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("search users: %w", err)
 	}
