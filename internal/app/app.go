@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Audit = models.NewAuditStore(db)
 	a.Sessions = session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
-		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, SecureCookies: cfg.SecureCookies(),
+		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
 		Logger: log, Now: opt.Now,
 	})
 	checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -82,7 +82,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Handler = handlers.New(handlers.Deps{
 		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
 		SecureCookies: cfg.SecureCookies(), TrustProxy: cfg.TrustProxy, Now: opt.Now,
-		Throttle: throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
+		ReauthWindow: cfg.ReauthWindow,
+		Throttle:     throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 	})
 	return a, nil
 }

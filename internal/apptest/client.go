@@ -39,6 +39,14 @@ func (e *Env) Client(t testing.TB) *Client {
 	}
 }
 
+// WithT returns a client sharing c's cookies that reports to t (inside a
+// fuzz target, say, where the fuzz's own F must not be used).
+func (c *Client) WithT(t testing.TB) *Client {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 // ForServer returns a client that shares c's cookies but talks to another
 // instance of the app.
 func (c *Client) ForServer(e *Env) *Client {

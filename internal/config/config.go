@@ -29,6 +29,14 @@ type Config struct {
 	IdleTimeout time.Duration // SESSION_IDLE_TIMEOUT
 	Lifetime    time.Duration // SESSION_LIFETIME
 
+	// ReauthWindow is how recently the user must have proved their password
+	// for sensitive actions (email change, signing out other devices,
+	// admin revocations); older proof gets the confirm-password page.
+	ReauthWindow time.Duration // REAUTH_WINDOW
+	// MaxSessions caps a user's concurrent sessions; signing in beyond it
+	// ends the session idle the longest (ASVS 5.0 7.1.2).
+	MaxSessions int // MAX_SESSIONS_PER_USER
+
 	MigrateOnStart bool // MIGRATE_ON_START
 	// TrustProxy makes the client IP come from X-Forwarded-For. Only turn it
 	// on behind a proxy that sets that header, or clients can forge their IP.
@@ -56,6 +64,8 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisPrefix:     p.str("REDIS_PREFIX", "gh:"),
 		IdleTimeout:     p.duration("SESSION_IDLE_TIMEOUT", DefaultIdleTimeout),
 		Lifetime:        p.duration("SESSION_LIFETIME", DefaultLifetime),
+		ReauthWindow:    p.duration("REAUTH_WINDOW", 10*time.Minute),
+		MaxSessions:     p.positiveInt("MAX_SESSIONS_PER_USER", 20),
 		MigrateOnStart:  p.boolean("MIGRATE_ON_START", true),
 		TrustProxy:      p.boolean("TRUST_PROXY", false),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
@@ -99,6 +109,19 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (p *parser) positiveInt(name string, def int) int {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		p.fail(name, v, "want a whole number of at least 1")
+		return def
+	}
+	return n
 }
 
 func (p *parser) boolean(name string, def bool) bool {

@@ -33,14 +33,16 @@ func TestHTTPSBaseURLMeansSecureCookies(t *testing.T) {
 
 func TestBadValuesNameTheVariable(t *testing.T) {
 	for name, value := range map[string]string{
-		"BASE_URL":             "ftp://example.com",
-		"DATABASE_URL":         "mysql://root@localhost/db",
-		"REDIS_URL":            "not a url",
-		"SESSION_IDLE_TIMEOUT": "soon",
-		"SESSION_LIFETIME":     "-1h",
-		"MIGRATE_ON_START":     "perhaps",
-		"TRUST_PROXY":          "2",
-		"SHUTDOWN_TIMEOUT":     "0s",
+		"BASE_URL":              "ftp://example.com",
+		"DATABASE_URL":          "mysql://root@localhost/db",
+		"REDIS_URL":             "not a url",
+		"SESSION_IDLE_TIMEOUT":  "soon",
+		"SESSION_LIFETIME":      "-1h",
+		"MIGRATE_ON_START":      "perhaps",
+		"TRUST_PROXY":           "2",
+		"SHUTDOWN_TIMEOUT":      "0s",
+		"REAUTH_WINDOW":         "10",
+		"MAX_SESSIONS_PER_USER": "0",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name+"=") {

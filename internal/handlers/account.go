@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,6 +31,10 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 	checkProfile(f.Errors, f.Name, f.Email)
 	if len(f.Errors) > 0 {
 		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
+	}
+	// Changing the email changes who can sign in: a sensitive action.
+	if !strings.EqualFold(f.Email, p.Email) && !h.recentlyAuthenticated(c) {
+		return h.askToConfirm(c)
 	}
 	if err := h.users.UpdateProfile(ctx, p.UserID, f.Name, f.Email); errors.Is(err, models.ErrConflict) {
 		f.Errors["email"] = "Another account already uses this email."

@@ -30,6 +30,7 @@ type Deps struct {
 	TrustProxy    bool // take the client IP from X-Forwarded-For
 	Now           func() time.Time
 	Throttle      *throttle.Limiter // brute-force throttling of sign-in
+	ReauthWindow  time.Duration     // how fresh a password proof sensitive actions need
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -43,6 +44,9 @@ type Handlers struct {
 	secure   bool
 	now      func() time.Time
 	throttle *throttle.Limiter
+	// reauthWindow is how recently the password must have been proved for
+	// sensitive actions.
+	reauthWindow time.Duration
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -57,5 +61,6 @@ func newHandlers(d Deps) *Handlers {
 	return &Handlers{
 		users: d.Users, audits: d.Audit, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
+		reauthWindow: d.ReauthWindow,
 	}
 }

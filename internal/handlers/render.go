@@ -71,6 +71,7 @@ const (
 	flashDisabled        flashKey = "account_disabled"
 	flashEnabled         flashKey = "account_enabled"
 	flashRoleChanged     flashKey = "role_changed"
+	flashConfirmed       flashKey = "confirmed"
 )
 
 var flashes = map[flashKey]string{
@@ -93,6 +94,7 @@ var flashes = map[flashKey]string{
 	flashDisabled:        "The account has been disabled and its sessions ended.",
 	flashEnabled:         "The account has been enabled.",
 	flashRoleChanged:     "The role has been changed and the user's sessions ended.",
+	flashConfirmed:       "Password confirmed. You can continue.",
 }
 
 const flashCookie = "gatehouse_flash"

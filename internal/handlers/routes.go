@@ -53,9 +53,11 @@ func New(d Deps) *echo.Echo {
 	e.POST("/account", h.saveProfile, signedIn...)
 	e.POST("/account/password", h.changePassword, signedIn...)
 	e.GET("/account/sessions", h.devices, signedIn...)
-	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, signedIn...)
+	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, append(slices.Clip(signedIn), h.requireRecentAuth)...)
 	e.POST("/account/sessions/:id/revoke", h.revokeSession, signedIn...)
 	e.GET("/account/activity", h.activity, signedIn...)
+	e.GET("/account/confirm", h.confirmForm, signedIn...)
+	e.POST("/account/confirm", h.confirm, signedIn...)
 
 	// Everything under /admin sits behind one group that checks the role in
 	// Postgres on every request; its catch-all routes mean non-admins get
@@ -64,12 +66,13 @@ func New(d Deps) *echo.Echo {
 	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
 	admin.GET("/users", h.adminUsers)
 	admin.GET("/users/:id", h.adminUser)
-	admin.POST("/users/:id/sessions/:sid/revoke", h.adminRevokeSession)
-	admin.POST("/users/:id/sessions/revoke-all", h.adminRevokeAll)
-	admin.POST("/users/:id/disable", h.adminDisable)
-	admin.POST("/users/:id/enable", h.adminEnable)
-	admin.POST("/users/:id/promote", h.adminPromote)
-	admin.POST("/users/:id/demote", h.adminDemote)
+	// Every admin action needs a recently proved password.
+	admin.POST("/users/:id/sessions/:sid/revoke", h.adminRevokeSession, h.requireRecentAuth)
+	admin.POST("/users/:id/sessions/revoke-all", h.adminRevokeAll, h.requireRecentAuth)
+	admin.POST("/users/:id/disable", h.adminDisable, h.requireRecentAuth)
+	admin.POST("/users/:id/enable", h.adminEnable, h.requireRecentAuth)
+	admin.POST("/users/:id/promote", h.adminPromote, h.requireRecentAuth)
+	admin.POST("/users/:id/demote", h.adminDemote, h.requireRecentAuth)
 	admin.GET("/sessions", h.adminSessions)
 	admin.GET("/audit", h.adminAudit)
 	return e

@@ -27,9 +27,14 @@ func signInKeys(c echo.Context, email string) []string {
 // email the user typed, saying how long to wait, with status 429 and a
 // Retry-After header.
 func (h *Handlers) tooManyAttempts(c echo.Context, f views.SignInForm, wait time.Duration) error {
-	c.Response().Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(wait), 10))
-	f.Error = "Too many attempts. Try again in " + waitWords(wait) + "."
+	f.Error = tooManyAttemptsMessage(c, wait)
 	return h.render(c, http.StatusTooManyRequests, views.SignInPage(f))
+}
+
+// tooManyAttemptsMessage sets Retry-After and says how long to wait.
+func tooManyAttemptsMessage(c echo.Context, wait time.Duration) string {
+	c.Response().Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(wait), 10))
+	return "Too many attempts. Try again in " + waitWords(wait) + "."
 }
 
 // clearSignInFailures forgets the account's failed attempts after a

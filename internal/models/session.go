@@ -108,6 +108,19 @@ func (s *SessionStore) Touch(ctx context.Context, publicID, ip string, at time.T
 	return nil
 }
 
+// Idlest returns the public ids of up to n of userID's active sessions idle
+// the longest, leaving out keep.
+func (s *SessionStore) Idlest(ctx context.Context, userID int64, keep string, n int) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
+		Where("user_id = ? AND ended_at IS NULL AND public_id <> ?", userID, keep).
+		Order("last_seen_at, id").Limit(n).Pluck("public_id", &ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("idlest sessions: %w", err)
+	}
+	return ids, nil
+}
+
 // Active returns userID's sessions that have not ended, most recently used
 // first.
 func (s *SessionStore) Active(ctx context.Context, userID int64) ([]SessionRecord, error) {

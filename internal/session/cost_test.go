@@ -198,3 +198,29 @@ func TestHotPathCost(t *testing.T) {
 		t.Errorf("%d SQL statements on the hot path, want 0", queries)
 	}
 }
+
+// TestBadCookiesCostAtMostOneLookup: a malformed session cookie is refused
+// without touching Redis; an unknown well-formed one costs one GET.
+func TestBadCookiesCostAtMostOneLookup(t *testing.T) {
+	env := apptest.New(t)
+	for _, tc := range []struct {
+		cookie string
+		want   []string
+	}{
+		{"not-a-token", nil},
+		{strings.Repeat("A", 500), nil},
+		{strings.Repeat("*", 43), nil},
+		{strings.Repeat("A", 43), []string{"GET"}},
+	} {
+		c := env.Client(t)
+		c.SetCookie("gatehouse_session", tc.cookie)
+		cmds := monitor(t, env, func() {
+			if res := c.Get("/account"); res.StatusCode != http.StatusSeeOther {
+				t.Errorf("cookie %.10q: status %d", tc.cookie, res.StatusCode)
+			}
+		})
+		if !slices.Equal(cmds, tc.want) {
+			t.Errorf("cookie %.10q: Redis commands %v, want %v", tc.cookie, cmds, tc.want)
+		}
+	}
+}

@@ -31,16 +31,21 @@ func (k keys) user(userID int64) string {
 
 const sessionField = "s:"
 
-// register adds a live session to the user hash and refreshes the user's
-// chrome fields, unless an administrator has disabled the account (the
-// "disabled" field), which closes the race between a sign-in that checked
-// the account and a disable that ended every session.
+// register adds a live session to the user hash, refreshes the user's
+// chrome fields, and returns how many sessions the user now has; -1 if an
+// administrator has disabled the account (the "disabled" field), which
+// closes the race between a sign-in that checked the account and a disable
+// that ended every session.
 // KEYS[1] user hash; ARGV: field, token, ttl seconds, name, email, role.
 var registerScript = redis.NewScript(1, `
-if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return -1 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-return 1`)
+local n = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, 2) == 's:' then n = n + 1 end
+end
+return n`)
 
 // replaceToken points a live session at its renewed token; 0 if the session
 // was revoked meanwhile. KEYS[1] user hash; ARGV: field, new token, ttl.
@@ -132,15 +137,20 @@ func (m *Manager) lookup(userID int64, publicID, token string) (name, email, rol
 	return vals[1], vals[2], vals[3], nil
 }
 
-func (m *Manager) register(userID int64, publicID, token, name, email, role string) (bool, error) {
+// register enters a session in the user hash and returns the user's number
+// of sessions, or ErrAccountDisabled.
+func (m *Manager) register(userID int64, publicID, token, name, email, role string) (int, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	ok, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), sessionField+publicID, token,
+	n, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), sessionField+publicID, token,
 		m.userKeyTTL(), name, email, role))
 	if err != nil {
-		return false, fmt.Errorf("register session: %w", err)
+		return 0, fmt.Errorf("register session: %w", err)
 	}
-	return ok == 1, nil
+	if n < 0 {
+		return 0, ErrAccountDisabled
+	}
+	return n, nil
 }
 
 func (m *Manager) replaceToken(userID int64, publicID, token string) (bool, error) {

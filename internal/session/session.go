@@ -58,6 +58,7 @@ type Options struct {
 	Prefix        string        // prefix of every Redis key
 	IdleTimeout   time.Duration // end after this long without a request
 	Lifetime      time.Duration // end this long after sign-in
+	MaxSessions   int           // per user; 0 means no limit
 	SecureCookies bool          // Secure and __Host- prefix (https only)
 	Logger        *slog.Logger
 	Now           func() time.Time // the clock; time.Now when nil
@@ -71,8 +72,10 @@ type Manager struct {
 	records  *models.SessionStore
 	idle     time.Duration
 	lifetime time.Duration
-	log      *slog.Logger
-	now      func() time.Time
+	// maxSessions caps each user's concurrent sessions (0: no cap).
+	maxSessions int
+	log         *slog.Logger
+	now         func() time.Time
 }
 
 // New returns a Manager.
@@ -105,7 +108,7 @@ func New(o Options) *Manager {
 	}
 	return &Manager{
 		scs: sm, pool: o.Pool, keys: k, records: o.Records,
-		idle: o.IdleTimeout, lifetime: o.Lifetime, log: log, now: now,
+		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
 	}
 }
 
@@ -330,14 +333,28 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 	if err != nil {
 		return fmt.Errorf("commit session: %w", err)
 	}
-	ok, err := m.register(user.ID, m.scs.GetString(ctx, keyPublicID), token, user.Name, user.Email, user.Role)
+	publicID := m.scs.GetString(ctx, keyPublicID)
+	n, err := m.register(user.ID, publicID, token, user.Name, user.Email, user.Role)
 	if err != nil {
 		return err
 	}
-	if !ok {
-		return ErrAccountDisabled
+	if excess := n - m.maxSessions; m.maxSessions > 0 && excess > 0 {
+		m.endIdlest(ctx, user.ID, publicID, excess)
 	}
 	return nil
+}
+
+// endIdlest ends the user's n sessions idle the longest, other than keep:
+// the concurrent-session limit. The new session already works, so a
+// failure here is logged, and the next sign-in tries again.
+func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n int) {
+	ids, err := m.records.Idlest(ctx, userID, keep, n)
+	if err == nil {
+		_, err = m.end(ctx, userID, "only", ids, models.EndSessionLimit, nil)
+	}
+	if err != nil {
+		m.log.ErrorContext(ctx, "enforcing the session limit", "user", userID, "err", err)
+	}
 }
 
 // Renew gives the current session a new token and records that the user
