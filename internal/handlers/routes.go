@@ -7,8 +7,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
-
-	"github.com/gatehouse/gatehouse/static"
 )
 
 // maxBodySize bounds every request body: Gatehouse's forms are small.
@@ -34,7 +32,10 @@ func New(d Deps) *echo.Echo {
 	// No session for these: health checks and static files never touch Redis.
 	e.GET("/healthz", h.healthz)
 	e.GET("/readyz", h.readyz)
-	e.StaticFS("/static", static.FS)
+	// Static files are named by their content hash (static.Asset) and cached
+	// for a year.
+	e.GET("/static/:name", h.staticFile)
+	e.HEAD("/static/:name", h.staticFile)
 
 	// Middleware is attached per route rather than through groups: Echo v4
 	// gives a group with middleware catch-all routes, which turn 405s into

@@ -118,7 +118,7 @@ func signInMany(t *testing.T, env *apptest.Env, n int) (*models.User, []*apptest
 }
 
 func TestRevokeAllIsOneRoundTripPerStore(t *testing.T) {
-	env := apptest.New(t)
+	env := apptest.New(t, apptest.With("MAX_SESSIONS_PER_USER", "100"))
 	user, clients := signInMany(t, env, 40)
 	ctx := context.Background()
 	keep := "keepthisoneaaaaaaaaaaaaaaa"
