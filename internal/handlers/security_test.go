@@ -186,3 +186,15 @@ func TestHSTSBehindHTTPS(t *testing.T) {
 		t.Errorf("HSTS = %q", got)
 	}
 }
+
+func TestSignOutIsOnEveryAuthenticatedPage(t *testing.T) {
+	env := apptest.New(t)
+	admin, _ := signedInAdmin(t, env)
+	for _, path := range []string{"/account", "/account/sessions", "/account/activity", "/account/confirm",
+		"/admin/users", "/admin/sessions", "/admin/audit"} {
+		doc := admin.Get(path).Doc(t)
+		if doc.Find(`form[action="/signout"][method="post"] button`).Length() != 1 {
+			t.Errorf("%s has no sign-out button", path)
+		}
+	}
+}
