@@ -177,8 +177,9 @@ func TestListingCostsOnlyTheUsersSessions(t *testing.T) {
 }
 
 // TestHotPathCost counts what an authenticated page that needs no Postgres
-// data costs: scs's GET, the kill-switch HMGET, and scs's re-save (SET and
-// PEXPIREAT in one MULTI round trip), and no SQL.
+// data costs: two round trips to Redis (the store's Find script, which
+// reads the data and checks the kill switch, and scs's re-save: SET and
+// PEXPIREAT in one MULTI) and no SQL.
 func TestHotPathCost(t *testing.T) {
 	env := apptest.New(t)
 	c := env.Client(t)
@@ -191,7 +192,7 @@ func TestHotPathCost(t *testing.T) {
 			}
 		})
 	})
-	if want := []string{"GET", "HMGET", "SET", "PEXPIREAT"}; !slices.Equal(cmds, want) {
+	if want := []string{"EVALSHA", "SET", "PEXPIREAT"}; !slices.Equal(cmds, want) {
 		t.Errorf("Redis commands: %v, want %v", cmds, want)
 	}
 	if queries != 0 {
@@ -200,7 +201,7 @@ func TestHotPathCost(t *testing.T) {
 }
 
 // TestBadCookiesCostAtMostOneLookup: a malformed session cookie is refused
-// without touching Redis; an unknown well-formed one costs one GET.
+// without touching Redis; an unknown well-formed one costs one lookup.
 func TestBadCookiesCostAtMostOneLookup(t *testing.T) {
 	env := apptest.New(t)
 	for _, tc := range []struct {
@@ -210,7 +211,7 @@ func TestBadCookiesCostAtMostOneLookup(t *testing.T) {
 		{"not-a-token", nil},
 		{strings.Repeat("A", 500), nil},
 		{strings.Repeat("*", 43), nil},
-		{strings.Repeat("A", 43), []string{"GET"}},
+		{strings.Repeat("A", 43), []string{"EVALSHA"}},
 	} {
 		c := env.Client(t)
 		c.SetCookie("gatehouse_session", tc.cookie)

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 // Redis layout, every key under the configured prefix P:
 //
 //	P s:<token>        scs session data (redisstore), expires with the session
+//	P o:<token>        "<user id>:<public id>": whose session the token is,
+//	                   so Find can check it in the same round trip (store.go)
 //	P u:{<user id>}    hash: "s:<public id>" -> token for each live session,
 //	                   plus the user's name, email and role for page chrome
 //
@@ -26,8 +27,13 @@ type keys struct{ prefix string }
 
 func (k keys) data() string { return k.prefix + "s:" }
 func (k keys) user(userID int64) string {
-	return k.prefix + "u:{" + strconv.FormatInt(userID, 10) + "}"
+	return k.userPrefix() + strconv.FormatInt(userID, 10) + "}"
 }
+
+func (k keys) userPrefix() string { return k.prefix + "u:{" }
+
+// owner names the key that says whose a token is: "<user id>:<public id>".
+func (k keys) owner(token string) string { return k.prefix + "o:" + token }
 
 const sessionField = "s:"
 
@@ -36,9 +42,11 @@ const sessionField = "s:"
 // administrator has disabled the account (the "disabled" field), which
 // closes the race between a sign-in that checked the account and a disable
 // that ended every session.
-// KEYS[1] user hash; ARGV: field, token, ttl seconds, name, email, role.
-var registerScript = redis.NewScript(1, `
+// KEYS[1] user hash, KEYS[2] owner key; ARGV: field, token, ttl seconds,
+// name, email, role, owner, owner ttl ms.
+var registerScript = redis.NewScript(2, `
 if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return -1 end
+redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 local n = 0
@@ -48,9 +56,12 @@ end
 return n`)
 
 // replaceToken points a live session at its renewed token; 0 if the session
-// was revoked meanwhile. KEYS[1] user hash; ARGV: field, new token, ttl.
-var replaceTokenScript = redis.NewScript(1, `
+// was revoked meanwhile. KEYS[1] user hash, KEYS[2] new owner key, KEYS[3]
+// old owner key; ARGV: field, new token, ttl, owner, owner ttl ms.
+var replaceTokenScript = redis.NewScript(3, `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1`)
@@ -117,33 +128,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript}
-
-// errRevoked means the session is no longer in its user's hash.
-var errRevoked = errors.New("session revoked")
-
-// lookup reads what a request needs to trust a session: whether its field
-// still names token, and the user's chrome fields. One round trip.
-func (m *Manager) lookup(userID int64, publicID, token string) (name, email, role string, err error) {
-	conn := m.pool.Get()
-	defer conn.Close()
-	vals, err := redis.Strings(conn.Do("HMGET", m.keys.user(userID), sessionField+publicID, "name", "email", "role"))
-	if err != nil {
-		return "", "", "", fmt.Errorf("session lookup: %w", err)
-	}
-	if vals[0] != token {
-		return "", "", "", errRevoked
-	}
-	return vals[1], vals[2], vals[3], nil
-}
+var scripts = []*redis.Script{findScript, registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript}
 
 // register enters a session in the user hash and returns the user's number
 // of sessions, or ErrAccountDisabled.
 func (m *Manager) register(userID int64, publicID, token, name, email, role string) (int, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	n, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), sessionField+publicID, token,
-		m.userKeyTTL(), name, email, role))
+	n, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), m.keys.owner(token), sessionField+publicID, token,
+		m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds()))
 	if err != nil {
 		return 0, fmt.Errorf("register session: %w", err)
 	}
@@ -153,10 +146,11 @@ func (m *Manager) register(userID int64, publicID, token, name, email, role stri
 	return n, nil
 }
 
-func (m *Manager) replaceToken(userID int64, publicID, token string) (bool, error) {
+func (m *Manager) replaceToken(userID int64, publicID, oldToken, token string) (bool, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	ok, err := redis.Int(replaceTokenScript.Do(conn, m.keys.user(userID), sessionField+publicID, token, m.userKeyTTL()))
+	ok, err := redis.Int(replaceTokenScript.Do(conn, m.keys.user(userID), m.keys.owner(token), m.keys.owner(oldToken),
+		sessionField+publicID, token, m.userKeyTTL(), owner(userID, publicID), m.lifetime.Milliseconds()))
 	if err != nil {
 		return false, fmt.Errorf("replace session token: %w", err)
 	}
@@ -219,6 +213,11 @@ func (m *Manager) SetProfile(userID int64, name, email, role string) error {
 		return fmt.Errorf("set profile: %w", err)
 	}
 	return nil
+}
+
+// owner is the value of an owner key.
+func owner(userID int64, publicID string) string {
+	return strconv.FormatInt(userID, 10) + ":" + publicID
 }
 
 // userKeyTTL is how long the user hash must outlive the session being

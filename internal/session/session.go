@@ -82,7 +82,7 @@ type Manager struct {
 func New(o Options) *Manager {
 	k := keys{prefix: o.Prefix}
 	sm := scs.New()
-	sm.Store = redisstore.NewWithPrefix(o.Pool, k.data())
+	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k}
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
 	sm.Cookie.Name = "gatehouse_session"
@@ -186,23 +186,26 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			}
 			st.stale = true // until the session proves live
 		}
-		ctx, err := m.scs.Load(req.Context(), token)
+		lk := &lookup{}
+		ctx, err := m.scs.Load(context.WithValue(req.Context(), lookupKey{}, lk), token)
 		if err != nil {
 			return fmt.Errorf("load session: %w", err)
 		}
-		if uid := m.scs.GetInt64(ctx, keyUserID); uid != 0 {
-			p, err := m.authenticate(ctx, uid, token)
-			switch {
-			case errors.Is(err, errRevoked):
-				st.endedID = m.scs.GetString(ctx, keyPublicID)
-				if err := m.scs.Destroy(ctx); err != nil {
-					return fmt.Errorf("destroy revoked session: %w", err)
-				}
-			case err != nil:
-				return err
-			default:
-				st.principal, st.stale = p, false
-				m.touch(ctx, p, c.RealIP())
+		switch uid := m.scs.GetInt64(ctx, keyUserID); {
+		case lk.revoked:
+			// The store found the session's field gone and deleted its data.
+			st.endedID = lk.publicID
+		case uid != 0 && lk.live && lk.userID == uid && lk.publicID == m.scs.GetString(ctx, keyPublicID):
+			st.principal = &Principal{
+				UserID: uid, SessionID: lk.publicID, Name: lk.name, Email: lk.email, Role: lk.role,
+				AuthAt: time.Unix(m.scs.GetInt64(ctx, keyAuthAt), 0),
+			}
+			st.stale = false
+			m.touch(ctx, st.principal, c.RealIP())
+		case uid != 0:
+			// Signed-in data without a matching owner: never trust it.
+			if err := m.scs.Destroy(ctx); err != nil {
+				return fmt.Errorf("destroy unowned session: %w", err)
 			}
 		}
 		ctx = context.WithValue(ctx, stateKey{}, st)
@@ -213,18 +216,6 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Before(func() { m.commit(c) })
 		return next(c)
 	}
-}
-
-func (m *Manager) authenticate(ctx context.Context, uid int64, token string) (*Principal, error) {
-	sid := m.scs.GetString(ctx, keyPublicID)
-	name, email, role, err := m.lookup(uid, sid, token)
-	if err != nil {
-		return nil, err
-	}
-	return &Principal{
-		UserID: uid, SessionID: sid, Name: name, Email: email, Role: role,
-		AuthAt: time.Unix(m.scs.GetInt64(ctx, keyAuthAt), 0),
-	}, nil
 }
 
 // touch writes last_seen_at at most once per touchInterval. A failed write
@@ -364,6 +355,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	if p == nil {
 		return errors.New("renew: no session")
 	}
+	oldToken := m.scs.Token(ctx)
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew token: %w", err)
 	}
@@ -373,7 +365,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("commit renewed session: %w", err)
 	}
-	ok, err := m.replaceToken(p.UserID, p.SessionID, token)
+	ok, err := m.replaceToken(p.UserID, p.SessionID, oldToken, token)
 	if err != nil {
 		return err
 	}

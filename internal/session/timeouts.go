@@ -1,0 +1,7 @@
+package session
+
+import "time"
+
+// IdleTimeout is how long a session lives without a request (0: no idle
+// timeout). Pages use it to say when a session will end if left unused.
+func (m *Manager) IdleTimeout() time.Duration { return m.idle }
