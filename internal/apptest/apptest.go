@@ -80,8 +80,7 @@ func With(name, value string) Option {
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	dbURL := NewDatabase(t)
-	prefix := "test:" + randomHex(6) + ":"
-	t.Cleanup(func() { deleteKeys(t, prefix) })
+	prefix := RedisPrefix(t)
 	vars := map[string]string{
 		"DATABASE_URL": dbURL, "REDIS_URL": redisURL(), "REDIS_PREFIX": prefix,
 		"MIGRATE_ON_START": "false",
@@ -259,6 +258,21 @@ func withDatabase(raw, name string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// RedisPrefix returns a key prefix of t's own on the test Redis; every key
+// under it is deleted when t ends.
+func RedisPrefix(t testing.TB) string {
+	prefix := "test:" + randomHex(6) + ":"
+	t.Cleanup(func() { deleteKeys(t, prefix) })
+	return prefix
+}
+
+// RedisPool returns a connection pool on the test Redis, closed when t ends.
+func RedisPool(t testing.TB) *redis.Pool {
+	pool := app.NewRedisPool(redisURL())
+	t.Cleanup(func() { pool.Close() })
+	return pool
 }
 
 // deleteKeys removes every Redis key under prefix. SCAN is fine here: it is

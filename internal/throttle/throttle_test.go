@@ -2,9 +2,6 @@ package throttle_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,27 +9,9 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/throttle"
 )
-
-func redisURL() string {
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		return u
-	}
-	return "redis://127.0.0.1:6379/0"
-}
-
-func newPool(t *testing.T) *redis.Pool {
-	t.Helper()
-	pool := &redis.Pool{
-		MaxIdle: 4,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialURLContext(ctx, redisURL())
-		},
-	}
-	t.Cleanup(func() { pool.Close() })
-	return pool
-}
 
 // clock is a test's clock: it moves only when the test says so.
 type clock struct {
@@ -64,41 +43,10 @@ type fixture struct {
 // removed when t ends.
 func setup(t *testing.T) *fixture {
 	t.Helper()
-	b := make([]byte, 6)
-	rand.Read(b)
-	prefix := "test:throttle:" + hex.EncodeToString(b) + ":"
-	pool := newPool(t)
-	t.Cleanup(func() { deleteKeys(t, prefix) })
+	prefix := apptest.RedisPrefix(t)
+	pool := apptest.RedisPool(t)
 	clk := &clock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
 	return &fixture{t: t, pool: pool, prefix: prefix, clock: clk, lim: throttle.New(pool, prefix, clk.Now)}
-}
-
-// deleteKeys removes every key under prefix (SCAN is fine in a test).
-func deleteKeys(t *testing.T, prefix string) {
-	conn, err := redis.DialURL(redisURL())
-	if err != nil {
-		t.Errorf("redis clean-up: %v", err)
-		return
-	}
-	defer conn.Close()
-	cursor := 0
-	for {
-		vals, err := redis.Values(conn.Do("SCAN", cursor, "MATCH", prefix+"*", "COUNT", 1000))
-		if err != nil {
-			t.Errorf("redis clean-up: %v", err)
-			return
-		}
-		cursor, _ = redis.Int(vals[0], nil)
-		keys, _ := redis.Strings(vals[1], nil)
-		for _, k := range keys {
-			if _, err := conn.Do("DEL", k); err != nil {
-				t.Errorf("redis clean-up: %v", err)
-			}
-		}
-		if cursor == 0 {
-			return
-		}
-	}
 }
 
 func (f *fixture) check(keys ...string) time.Duration {
@@ -291,7 +239,7 @@ func TestCountersResetAfterWindow(t *testing.T) {
 func TestInstancesShareState(t *testing.T) {
 	f := setup(t)
 	// Another instance: its own pool and clock, the same Redis and prefix.
-	other := throttle.New(newPool(t), f.prefix, f.clock.Now)
+	other := throttle.New(apptest.RedisPool(t), f.prefix, f.clock.Now)
 	for range throttle.AccountFreeFailures {
 		f.fail(account)
 	}
