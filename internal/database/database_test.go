@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -36,24 +37,31 @@ func TestMigrationVersionsAreContiguous(t *testing.T) {
 	}
 }
 
-// TestMigrationsGoUpAndDown applies every migration to an empty database,
-// rolls them all back, and applies them again.
-func TestMigrationsGoUpAndDown(t *testing.T) {
-	ctx := context.Background()
+// unmigratedDatabase returns a test database with every migration rolled
+// back (test databases come migrated), and a goose provider on it.
+func unmigratedDatabase(t *testing.T) (string, *sql.DB, *goose.Provider) {
+	t.Helper()
 	url := apptest.NewDatabase(t)
-	_, db, err := database.Open(ctx, url)
+	_, db, err := database.Open(context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The test database comes migrated: go all the way down first.
-	if _, err := p.DownTo(ctx, 0); err != nil {
+	if _, err := p.DownTo(context.Background(), 0); err != nil {
 		t.Fatalf("down: %v", err)
 	}
+	return url, db, p
+}
+
+// TestMigrationsGoUpAndDown applies every migration to an empty database,
+// rolls them all back, and applies them again.
+func TestMigrationsGoUpAndDown(t *testing.T) {
+	ctx := context.Background()
+	_, db, p := unmigratedDatabase(t)
 	var tables int
 	if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'sessions')`).Scan(&tables); err != nil {
 		t.Fatal(err)
@@ -73,19 +81,7 @@ func TestMigrationsGoUpAndDown(t *testing.T) {
 // database at once, as several instances starting together would.
 func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	ctx := context.Background()
-	url := apptest.NewDatabase(t)
-	_, db, err := database.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.DownTo(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
+	url, db, _ := unmigratedDatabase(t)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
