@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -98,11 +100,6 @@ func (b *Browser) watchConsole(closeTab context.CancelFunc) {
 			if err != nil {
 				return // the tab has closed
 			}
-			// The app serves no favicon, and a fresh profile asks for one
-			// on each first visit; that 404 is not a broken page.
-			if strings.HasSuffix(m.URL, "/favicon.ico") {
-				continue
-			}
 			if m.Type == chromedp.ConsoleError || m.IsException() {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s (%s)", m.Text, m.URL))
@@ -123,6 +120,7 @@ func (b *Browser) watchConsole(closeTab context.CancelFunc) {
 
 type browserConfig struct {
 	javaScript bool
+	phone      bool
 }
 
 // BrowserOption changes how a browser starts.
@@ -131,6 +129,15 @@ type BrowserOption func(*browserConfig)
 // withoutJavaScript starts a browser whose pages run no script, to prove the
 // pages work as plain forms.
 func withoutJavaScript(c *browserConfig) { c.javaScript = false }
+
+// asPhone starts a browser that is a phone: a 360 px wide touch screen
+// (the narrowest common one) and the user agent of Chrome on Android.
+func asPhone(c *browserConfig) { c.phone = true }
+
+const (
+	phoneWidth, phoneHeight = 360, 780
+	phoneUserAgent          = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Mobile Safari/537.36"
+)
 
 // newBrowser starts a separate Chromium for one simulated device. It closes
 // when the test ends.
@@ -197,11 +204,17 @@ func (s *suite) newBrowser(name string, opts ...BrowserOption) *Browser {
 		t.Fatalf("%s: browser version: %v", name, err)
 	}
 	ua := strings.Replace(version.UserAgent, "HeadlessChrome/", "Chrome/", 1)
+	viewport := chromedp.EmulateViewport(windowWidth, windowHeight)
+	if cfg.phone {
+		ua = phoneUserAgent
+		viewport = chromedp.EmulateViewport(phoneWidth, phoneHeight, chromedp.EmulateMobile, chromedp.EmulateScale(2))
+	}
 	if _, err := chromedp.Call(ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
 		t.Fatalf("%s: user agent: %v", name, err)
 	}
-	// A desktop viewport, whatever window decorations headless mode counts.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(windowWidth, windowHeight)); err != nil {
+	// A desktop (or phone) viewport, whatever window decorations headless
+	// mode counts.
+	if err := chromedp.Do(ctx, viewport); err != nil {
 		t.Fatalf("%s: viewport: %v", name, err)
 	}
 	b := &Browser{t: t, name: name, ctx: ctx, base: s.env.Server.URL}
@@ -266,6 +279,52 @@ func (b *Browser) submit(button chromedp.CSS) string {
 		b.t.Fatalf("%s: %s: %v", b.name, step, err)
 	}
 	return b.landed(step, res.Status, res.URL)
+}
+
+// click clicks an element that does not navigate (an htmx button).
+func (b *Browser) click(sel chromedp.CSS) {
+	b.t.Helper()
+	b.do("click "+string(sel), chromedp.Click(sel, chromedp.NodeVisible))
+}
+
+// eval runs a JavaScript expression in the page and returns its value.
+func eval[T any](b *Browser, expression string) T {
+	b.t.Helper()
+	return run(b, "evaluate "+expression, chromedp.Evaluate[T](expression))
+}
+
+// acceptDialogs accepts every JavaScript dialog (confirm, alert) the pages
+// open from now on, as a person clicking OK would, and returns a function
+// that lists the messages of the dialogs seen so far.
+func (b *Browser) acceptDialogs() func() []string {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	events := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range events {
+			if err != nil {
+				return // the tab has closed
+			}
+			mu.Lock()
+			seen = append(seen, ev.Message)
+			mu.Unlock()
+			// Not from this goroutine's event loop: a command waits for
+			// an answer the loop must read.
+			go func() {
+				_, err := chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+				if err != nil && b.ctx.Err() == nil {
+					b.t.Errorf("%s: accept the dialog %q: %v", b.name, ev.Message, err)
+				}
+			}()
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
 }
 
 // landed checks that a navigation ended on a 200 page of the app and
@@ -347,6 +406,31 @@ func (b *Browser) screenshot(label string) string {
 	}
 	b.t.Logf("screenshot: %s", path)
 	return path
+}
+
+// docScreenshot saves a screenshot like screenshot does and, when
+// UPDATE_SCREENSHOTS is set, also as docs/screenshots/<name>.png, the
+// images the README shows. Plain test runs leave docs/ alone, so they never
+// dirty the working tree.
+func (b *Browser) docScreenshot(label, name string) {
+	b.t.Helper()
+	path := b.screenshot(label)
+	if os.Getenv("UPDATE_SCREENSHOTS") == "" {
+		return
+	}
+	root, err := repoRoot()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	png, err := os.ReadFile(path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	doc := filepath.Join(root, "docs", "screenshots", name+".png")
+	if err := os.WriteFile(doc, png, 0o644); err != nil {
+		b.t.Fatalf("save %s: %v", doc, err)
+	}
+	b.t.Logf("screenshot: %s", doc)
 }
 
 // screenshotDir is $SCREENSHOT_DIR, or artifacts/screenshots at the

@@ -2,6 +2,7 @@ package browsertest
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -17,11 +18,14 @@ func sessionRows(b *Browser) []map[string]string {
 func TestBrowserRevokeAnotherDevice(t *testing.T) {
 	for _, tc := range []struct {
 		name string
+		js   bool
 		opts []BrowserOption
 	}{
-		{"javascript", nil},
+		// With JavaScript, htmx asks for confirmation and removes the row
+		// in place, without loading a page.
+		{"javascript", true, nil},
 		// The Devices page must work as plain forms.
-		{"no-javascript", []BrowserOption{withoutJavaScript}},
+		{"no-javascript", false, []BrowserOption{withoutJavaScript}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := start(t)
@@ -51,16 +55,43 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 				t.Errorf("A's device is shown as %q, want %q", got, "Chrome on Linux")
 			}
 			otherRow := chromedp.CSS(fmt.Sprintf(`tr[data-session-id=%q]`, other))
-			a.screenshot("devices-before")
+			if tc.js {
+				a.docScreenshot("devices-before", "devices")
+			} else {
+				a.screenshot("devices-before")
+			}
 
-			path := a.submit(otherRow + ` button[type="submit"]`)
-			if path != "/account/sessions" {
-				t.Fatalf("A: revoke ended on %s, want /account/sessions", path)
+			revoke := otherRow + ` button[type="submit"]`
+			if tc.js {
+				dialogs := a.acceptDialogs()
+				// A page load would lose this.
+				eval[int](a, `window.__marker = 1`)
+				a.click(revoke)
+				a.do("B's row is gone", chromedp.WaitNotPresent(otherRow))
+				if got, want := a.text(`[data-testid="flash"]`), "That device has been signed out."; got != want {
+					t.Errorf("A: flash = %q, want %q", got, want)
+				}
+				if marker := eval[int](a, `window.__marker || 0`); marker != 1 {
+					t.Errorf("A: the page was reloaded to revoke (marker %d), want the row removed in place", marker)
+				}
+				if got := dialogs(); len(got) != 1 || !strings.Contains(got[0], "Chrome on Linux") {
+					t.Errorf("A: confirmation dialogs %q, want one naming the device", got)
+				}
+				if focused := eval[string](a, `document.activeElement.id`); focused != "sessions-heading" {
+					t.Errorf("A: after the revoke the focus is on #%s, want the table's heading", focused)
+				}
+				// Nobody is left to sign out.
+				a.do("the sign-out-everywhere form is gone", chromedp.WaitNotPresent(chromedp.CSS(`form[action="/account/sessions/revoke-others"]`)))
+			} else {
+				path := a.submit(revoke)
+				if path != "/account/sessions" {
+					t.Fatalf("A: revoke ended on %s, want /account/sessions", path)
+				}
+				if got, want := a.text(`[data-testid="flash"]`), "That device has been signed out."; got != want {
+					t.Errorf("A: flash = %q, want %q", got, want)
+				}
+				a.do("B's row is gone", chromedp.WaitNotPresent(otherRow))
 			}
-			if got, want := a.text(`[data-testid="flash"]`), "That device has been signed out."; got != want {
-				t.Errorf("A: flash = %q, want %q", got, want)
-			}
-			a.do("B's row is gone", chromedp.WaitNotPresent(otherRow))
 			if rows := sessionRows(a); len(rows) != 1 || rows[0]["data-current"] != "true" {
 				t.Errorf("after the revoke A sees %v, want only itself", rows)
 			}
@@ -84,4 +115,41 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 			b.screenshot("signed-out")
 		})
 	}
+}
+
+// TestBrowserDevicesOnAPhone checks the Devices page on a 360 px wide
+// phone: nothing sticks out sideways, and the phone is labelled as one.
+func TestBrowserDevicesOnAPhone(t *testing.T) {
+	s := start(t)
+	phone := s.newBrowser("phone", asPhone)
+	laptop := s.newBrowser("laptop")
+
+	if path := phone.signUp("Mary Somerville", "mary@example.com", "mechanism of the heavens"); path != "/account" {
+		t.Fatalf("phone: sign-up ended on %s", path)
+	}
+	laptop.signIn("mary@example.com", "mechanism of the heavens")
+	// An ended session too, so both tables are on the page.
+	other := s.newBrowser("old-laptop")
+	other.signIn("mary@example.com", "mechanism of the heavens")
+	other.submit(`form[action="/signout"] button[type="submit"]`)
+
+	if path := phone.open("/account/sessions"); path != "/account/sessions" {
+		t.Fatalf("phone: Devices ended on %s", path)
+	}
+	if got := phone.text(`tr[data-current="true"] .device`); got != "Chrome on Android" {
+		t.Errorf("phone's device is shown as %q, want %q", got, "Chrome on Android")
+	}
+	if got := phone.text(`tr[data-current="true"] .detail`); !strings.HasPrefix(got, "Mobile phone") {
+		t.Errorf("phone's detail line reads %q, want it to say it is a phone", got)
+	}
+	if width := eval[int](phone, `window.innerWidth`); width != phoneWidth {
+		t.Fatalf("the phone's viewport is %d px wide, want %d", width, phoneWidth)
+	}
+	if width := eval[int](phone, `document.documentElement.scrollWidth`); width > phoneWidth {
+		wide := eval[[]string](phone, `[...document.querySelectorAll("body *")]
+			.filter(e => e.getBoundingClientRect().right > window.innerWidth)
+			.map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : ""))`)
+		t.Errorf("the Devices page is %d px wide on a %d px phone; too wide: %v", width, phoneWidth, wide)
+	}
+	phone.docScreenshot("devices", "devices-phone")
 }

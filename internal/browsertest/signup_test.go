@@ -34,5 +34,5 @@ func TestBrowserSignUp(t *testing.T) {
 	if got := run(b, "read the email field", chromedp.Value(chromedp.CSS("#email"))); got != "ada@example.com" {
 		t.Errorf("profile email field = %q", got)
 	}
-	b.screenshot("account")
+	b.docScreenshot("account", "profile")
 }

@@ -128,7 +128,7 @@ func (h *Handlers) adminUser(c echo.Context) error {
 		User: *u,
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: currentIfSelf(me, u.ID), Now: now,
-			RevokeAction: views.AdminRevokeAction(u.ID),
+			RevokeAction: views.AdminRevokeAction(u.ID), IdleTimeout: h.sessions.IdleTimeout(),
 		},
 		Ended:  views.EndedTable{Ended: list.Ended, Actors: actors, Now: now},
 		Events: events,
@@ -167,11 +167,24 @@ func (h *Handlers) adminRevokeSession(c echo.Context) error {
 	me := session.Current(ctx)
 	err = h.sessions.Revoke(ctx, u.ID, sid, models.EndRevokedByAdmin, &me.UserID)
 	if errors.Is(err, session.ErrNotFound) {
+		if isHTMX(c) {
+			return errSessionGone
+		}
 		return notFound()
 	} else if err != nil {
 		return err
 	}
 	h.record(c, models.AuditEvent{Kind: models.AuditSessionRevoked, UserID: &u.ID, SessionID: sid})
+	if isHTMX(c) {
+		if c.FormValue("return_to") != "" {
+			// From the list of all sessions: its row is removed in place.
+			return htmxRemoved(c, flashSessionRevoked)
+		}
+		// From the user's page: answer with the page as it is now; htmx
+		// swaps its #sessions region in place of the old one.
+		htmxFlash(c, flashSessionRevoked)
+		return h.adminUser(c)
+	}
 	return h.redirect(c, adminBack(c, u.ID), flashSessionRevoked)
 }
 

@@ -26,6 +26,7 @@ func (h *Handlers) devices(c echo.Context) error {
 	return h.render(c, http.StatusOK, views.DevicesView(views.DevicesPage{
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: p.SessionID, Now: now, RevokeAction: views.DevicesRevokeAction,
+			IdleTimeout: h.sessions.IdleTimeout(),
 		},
 		Ended: views.EndedTable{Ended: list.Ended, Now: now},
 	}))
@@ -44,11 +45,20 @@ func (h *Handlers) revokeSession(c echo.Context) error {
 	}
 	err := h.sessions.Revoke(ctx, p.UserID, id, models.EndRevokedByUser, &p.UserID)
 	if errors.Is(err, session.ErrNotFound) {
+		if isHTMX(c) {
+			return errSessionGone
+		}
 		return notFound()
 	} else if err != nil {
 		return err
 	}
 	h.record(c, models.AuditEvent{Kind: models.AuditSessionRevoked, UserID: &p.UserID, SessionID: id})
+	if isHTMX(c) {
+		// Answer with the Devices page as it is now; htmx swaps its
+		// #sessions region in place of the old one.
+		htmxFlash(c, flashSessionRevoked)
+		return h.devices(c)
+	}
 	return h.redirect(c, "/account/sessions", flashSessionRevoked)
 }
 

@@ -1,0 +1,136 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
+)
+
+// htmxPost posts form as htmx does: HX-Request, and the CSRF token in the
+// X-CSRF-Token header (from hx-headers on <body>) besides the form field.
+func htmxPost(t *testing.T, c *apptest.Client, path string, form url.Values) *apptest.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, c.Base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", c.CSRFToken())
+	return c.Do(req)
+}
+
+func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
+	env := apptest.New(t)
+	laptop := env.Client(t)
+	laptop.SignUp("Ada", "ada@example.com", "analytical engine")
+	phone := env.Client(t)
+	phone.SignIn("ada@example.com", "analytical engine")
+	_, phoneID := sessionIDs(t, phone)
+
+	page := laptop.Get("/account/sessions").Doc(t)
+	// The layout hands htmx the CSRF token for its requests.
+	if hdr, _ := page.Find("body").Attr("hx-headers"); !strings.Contains(hdr, laptop.CSRFToken()) {
+		t.Errorf("body hx-headers = %q, want the CSRF token", hdr)
+	}
+	form := page.Find(`tr[data-session-id="` + phoneID + `"] form`)
+	if hx, _ := form.Attr("hx-post"); hx != "/account/sessions/"+phoneID+"/revoke" || form.AttrOr("hx-confirm", "") == "" {
+		t.Errorf("the Revoke form is not enhanced: hx-post=%q hx-confirm=%q", hx, form.AttrOr("hx-confirm", ""))
+	}
+
+	// htmx sends the token only in the header here: no form field.
+	res := htmxPost(t, laptop, "/account/sessions/"+phoneID+"/revoke", url.Values{})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("htmx revoke: %d, want 200\n%s", res.StatusCode, res.Body)
+	}
+	if got := res.Header.Get("HX-Trigger"); !strings.Contains(got, "That device has been signed out.") {
+		t.Errorf("HX-Trigger = %q", got)
+	}
+	doc := res.Doc(t)
+	region := doc.Find("#sessions")
+	if region.Length() != 1 || region.Find(`tr[data-session-id="`+phoneID+`"]`).Length() != 0 || region.Find(`tr[data-current="true"]`).Length() != 1 {
+		t.Errorf("the answer's #sessions region does not show the phone gone and the laptop kept:\n%s", res.Body)
+	}
+	if region.Find(`form[action="/account/sessions/revoke-others"]`).Length() != 0 {
+		t.Error("no other device is left, yet the answer still offers to sign them out")
+	}
+	if got := region.Find(`[data-testid="end-reason"]`).First().Text(); got != "Revoked from another device" {
+		t.Errorf("the answer's ended table says %q", got)
+	}
+	if phone.Get("/account").StatusCode != http.StatusSeeOther {
+		t.Error("the phone is still signed in")
+	}
+
+	// The same session again: gone, in words that fit the page.
+	res = htmxPost(t, laptop, "/account/sessions/"+phoneID+"/revoke", url.Values{})
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(res.Doc(t).Find(`[data-testid="error-message"]`).Text(), "already ended") {
+		t.Errorf("htmx revoke of an ended session: %d\n%s", res.StatusCode, res.Body)
+	}
+	// Without htmx, the same form still redirects with a flash.
+	phone.SignIn("ada@example.com", "analytical engine")
+	_, phoneID = sessionIDs(t, phone)
+	if res := laptop.Post("/account/sessions/"+phoneID+"/revoke", nil); res.StatusCode != http.StatusSeeOther || res.Location() != "/account/sessions" {
+		t.Errorf("plain revoke: %d to %q", res.StatusCode, res.Location())
+	}
+	// A wrong token is refused for htmx as for forms.
+	phone.SignIn("ada@example.com", "analytical engine")
+	_, phoneID = sessionIDs(t, phone)
+	req, _ := http.NewRequest(http.MethodPost, laptop.Base+"/account/sessions/"+phoneID+"/revoke", nil)
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("X-CSRF-Token", "not the token")
+	if res := laptop.Do(req); res.StatusCode != http.StatusForbidden {
+		t.Errorf("htmx revoke with a wrong token: %d, want 403", res.StatusCode)
+	}
+}
+
+func TestAdminRevokeWithHTMXAnswersInPlace(t *testing.T) {
+	env := apptest.New(t)
+	admin, _ := signedInAdmin(t, env)
+	phone, user := signedInUser(t, env, "user@example.com")
+	_, phoneID := sessionIDs(t, phone)
+
+	// From the user's page: the page's #sessions region, without the row.
+	res := htmxPost(t, admin, userPath(user)+"/sessions/"+phoneID+"/revoke", url.Values{})
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("htmx admin revoke: %d\n%s", res.StatusCode, res.Body)
+	}
+	region := res.Doc(t).Find("#sessions")
+	if region.Length() != 1 || region.Find("tr[data-session-id]").Length() != 0 || region.Find(`[data-testid="ended-by"]`).Length() != 1 {
+		t.Errorf("the answer's #sessions region is not the page after the revoke:\n%s", res.Body)
+	}
+
+	// From the list of all sessions: an empty answer, which removes the row.
+	laptop := env.Client(t)
+	laptop.SignIn("user@example.com", "user password")
+	_, laptopID := sessionIDs(t, laptop)
+	res = htmxPost(t, admin, userPath(user)+"/sessions/"+laptopID+"/revoke", url.Values{"return_to": {"/admin/sessions"}})
+	if res.StatusCode != http.StatusOK || res.Body != "" || !strings.Contains(res.Header.Get("HX-Trigger"), "signed out") {
+		t.Errorf("htmx revoke from the sessions list: %d, HX-Trigger %q, body %q", res.StatusCode, res.Header.Get("HX-Trigger"), res.Body)
+	}
+	if laptop.Get("/account").StatusCode != http.StatusSeeOther {
+		t.Error("the laptop is still signed in")
+	}
+}
+
+func TestFormFieldsNameTheirErrors(t *testing.T) {
+	env := apptest.New(t)
+	c := env.Client(t)
+	res := c.Post("/signup", url.Values{"name": {"Ada"}, "email": {"not an email"}, "password": {"short"}})
+	doc := res.Doc(t)
+	for field, describedBy := range map[string]string{"email": "email-error", "password": "password-hint password-error"} {
+		in := doc.Find("#" + field)
+		if in.AttrOr("aria-invalid", "") != "true" || in.AttrOr("aria-describedby", "") != describedBy {
+			t.Errorf("#%s: aria-invalid=%q aria-describedby=%q, want true and %q", field,
+				in.AttrOr("aria-invalid", ""), in.AttrOr("aria-describedby", ""), describedBy)
+		}
+		if doc.Find("#"+field+"-error").Length() != 1 {
+			t.Errorf("no #%s-error", field)
+		}
+	}
+	if name := doc.Find("#name"); name.AttrOr("aria-invalid", "") != "" || name.AttrOr("aria-describedby", "") != "" {
+		t.Errorf("#name is valid yet marked: %v", name.Nodes[0].Attr)
+	}
+}
