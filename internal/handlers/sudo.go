@@ -45,7 +45,7 @@ func (h *Handlers) askToConfirm(c echo.Context) error {
 		back = "/account"
 	}
 	to := "/account/confirm?next=" + url.QueryEscape(back)
-	if c.Request().Header.Get("HX-Request") == "true" {
+	if isHTMX(c) {
 		// htmx would follow a 303 in the background; tell it to navigate.
 		c.Response().Header().Set("HX-Redirect", to)
 		return c.NoContent(http.StatusOK)
