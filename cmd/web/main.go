@@ -5,6 +5,8 @@
 //	web user create -email E -name N [-admin] < pw   create an account; the
 //	                                                 password is read from
 //	                                                 standard input
+//	web seed -users N -sessions M [-tokens FILE]     create users and signed-in
+//	                                                 sessions for load tests
 package main
 
 import (
@@ -18,12 +20,14 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 func main() {
@@ -50,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if *noMigrate {
 		cfg.MigrateOnStart = false
 	}
+	log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch cmd := fs.Arg(0); cmd {
 	case "", "serve":
 		return serve(ctx, cfg, log)
@@ -62,12 +67,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return database.Migrate(ctx, sqlDB, log)
 	case "user":
 		return userCommand(ctx, cfg, log, fs.Args()[1:], stdin, stdout, stderr)
+	case "seed":
+		return seedCommand(ctx, cfg, log, fs.Args()[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate or user)", cmd)
+		return fmt.Errorf("unknown command %q (want serve, migrate, user or seed)", cmd)
 	}
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	// A P more than the CPUs, which password hashing may all take: pages
+	// stay responsive during a burst of sign-ins (password.NewHasher).
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(password.Procs())
+	}
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err
@@ -90,6 +102,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
 
+	// The sweep closes the records of sessions whose Redis data expired.
+	// It stops before the app closes (defers run last first).
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		a.Sessions.RunSweeper(sweepCtx, cfg.SweepInterval)
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -101,10 +123,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still running after SHUTDOWN_TIMEOUT are cut off.
+		srv.Close()
+		return fmt.Errorf("shutdown: requests still in flight after SHUTDOWN_TIMEOUT=%s were cut off: %w", cfg.ShutdownTimeout, err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	log.Info("shut down: every request finished")
 	return nil
 }

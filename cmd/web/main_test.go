@@ -17,11 +17,11 @@ func TestStartupNamesWhatIsWrong(t *testing.T) {
 		want string
 	}{
 		"bad variable":      {env: map[string]string{"SESSION_LIFETIME": "forever"}, want: "SESSION_LIFETIME"},
-		"postgres down":     {env: map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}, want: "postgres at 127.0.0.1:1/x is unreachable"},
-		"redis down":        {env: map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0"}, args: []string{"-no-migrate"}, want: "redis at redis://127.0.0.1:1/0 is unreachable"},
+		"postgres down":     {env: map[string]string{"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1", "STARTUP_TIMEOUT": "1s"}, want: "postgres at 127.0.0.1:1/x is unreachable"},
+		"redis down":        {env: map[string]string{"REDIS_URL": "redis://127.0.0.1:1/0", "STARTUP_TIMEOUT": "1s"}, args: []string{"-no-migrate"}, want: "redis at redis://127.0.0.1:1/0 is unreachable"},
 		"unknown command":   {args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		"unknown flag":      {args: []string{"-frobnicate"}, want: "flag provided but not defined"},
-		"password in a URL": {env: map[string]string{"DATABASE_URL": "postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=1"}, want: "unreachable"},
+		"password in a URL": {env: map[string]string{"DATABASE_URL": "postgres://u:hunter2@127.0.0.1:1/x?connect_timeout=1", "STARTUP_TIMEOUT": "1s"}, want: "unreachable"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -35,6 +35,11 @@ func TestStartupNamesWhatIsWrong(t *testing.T) {
 			}
 			if strings.Contains(msg, "hunter2") {
 				t.Error("the error shows the database password")
+			}
+			// A service that is down is waited for (STARTUP_TIMEOUT), and
+			// the log says which.
+			if svc, _, ok := strings.Cut(tc.want, " at "); ok && !strings.Contains(stderr.String(), "waiting for "+svc) {
+				t.Errorf("the log does not say start-up waited for %s:\n%s", svc, stderr.String())
 			}
 		})
 	}

@@ -45,8 +45,18 @@ type Options struct {
 
 // New connects to Postgres and Redis (checking both, and saying which one
 // failed), applies migrations if configured to, and builds the handlers.
+//
+// A service that is down at start-up is retried with back-off for up to
+// cfg.StartupTimeout, logging what start-up waits for; then New fails with
+// the last attempt's error, which names the service.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
-	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL)
+	deadline := time.Now().Add(cfg.StartupTimeout)
+	var db *gorm.DB
+	var sqlDB *sql.DB
+	err := retryUntil(ctx, log, "postgres", deadline, func(ctx context.Context) (err error) {
+		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -67,12 +77,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
 		Logger: log, Now: opt.Now,
 	})
-	checkCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := a.Sessions.Check(checkCtx); err != nil {
-		return fail(fmt.Errorf("redis at %s is unreachable: %w", redactRedis(cfg.RedisURL), err))
-	}
-	if err := a.Sessions.LoadScripts(checkCtx); err != nil {
+	err = retryUntil(ctx, log, "redis", deadline, func(ctx context.Context) error {
+		if err := a.Sessions.Check(ctx); err != nil {
+			return fmt.Errorf("redis at %s is unreachable: %w", redactRedis(cfg.RedisURL), err)
+		}
+		return a.Sessions.LoadScripts(ctx)
+	})
+	if err != nil {
 		return fail(err)
 	}
 	a.Hasher = opt.Hasher
@@ -88,8 +99,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	return a, nil
 }
 
-// Close releases the connections.
+// Close stops the session manager's background work (last-seen writes
+// still queued get a few seconds) and releases the connections. Close it
+// after the HTTP server has stopped.
 func (a *App) Close() error {
+	if a.Sessions != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a.Sessions.Close(ctx)
+		cancel()
+	}
 	return errors.Join(a.Redis.Close(), a.SQL.Close())
 }
 
@@ -99,12 +117,14 @@ func NewRedisPool(url string) *redis.Pool {
 	return &redis.Pool{
 		MaxIdle:     64,
 		IdleTimeout: 4 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
+		// Failures to reach Redis are marked session.ErrUnavailable: the
+		// user is told sign-in is temporarily unavailable.
+		DialContext: session.DialMarked(func(ctx context.Context) (redis.Conn, error) {
 			return redis.DialURLContext(ctx, url,
 				redis.DialConnectTimeout(2*time.Second),
 				redis.DialReadTimeout(2*time.Second),
 				redis.DialWriteTimeout(2*time.Second))
-		},
+		}),
 		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
 			if time.Since(idleSince) < time.Minute {
 				return nil

@@ -66,6 +66,8 @@ type Env struct {
 	Config config.Config
 	Clock  *Clock
 	Logs   *strings.Builder // everything the app logged
+
+	stopOnce sync.Once
 }
 
 // Option changes an Env's configuration before it starts.
@@ -107,14 +109,25 @@ func Start(t testing.TB, cfg config.Config) *Env {
 		t.Fatalf("start app: %v", err)
 	}
 	srv := httptest.NewServer(a.Handler)
+	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs}
 	t.Cleanup(func() {
-		srv.Close()
-		a.Close()
+		env.Stop()
 		if t.Failed() {
 			t.Logf("app log:\n%s", logs.String())
 		}
 	})
-	return &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs}
+	return env
+}
+
+// Stop shuts the instance down as the web command does on SIGTERM: the
+// server first, then the app (its background work and connections). Its
+// database and Redis keys stay until the test ends, so another instance
+// can take over. Stopping twice is harmless.
+func (e *Env) Stop() {
+	e.stopOnce.Do(func() {
+		e.Server.Close()
+		e.App.Close()
+	})
 }
 
 // Clock is the app's clock: real time, shifted by what the test adds.

@@ -8,6 +8,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -43,6 +44,14 @@ type Config struct {
 	TrustProxy bool // TRUST_PROXY
 	// ShutdownTimeout bounds how long requests in flight may take to finish.
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	// LogLevel is the least severe level logged; requests are logged at info.
+	LogLevel slog.Level // LOG_LEVEL
+	// StartupTimeout is how long start-up keeps retrying Postgres and Redis
+	// before it gives up.
+	StartupTimeout time.Duration // STARTUP_TIMEOUT
+	// SweepInterval is how often `web serve` closes the records of sessions
+	// whose Redis data has expired.
+	SweepInterval time.Duration // SWEEP_INTERVAL
 }
 
 // Defaults follow OWASP ASVS level 2 (4.0.3 V3.3.2): re-authentication after
@@ -69,6 +78,9 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:  p.boolean("MIGRATE_ON_START", true),
 		TrustProxy:      p.boolean("TRUST_PROXY", false),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		LogLevel:        p.logLevel("LOG_LEVEL", slog.LevelInfo),
+		StartupTimeout:  p.duration("STARTUP_TIMEOUT", 30*time.Second),
+		SweepInterval:   p.duration("SWEEP_INTERVAL", 5*time.Minute),
 	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")

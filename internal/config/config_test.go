@@ -16,7 +16,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Addr != "localhost:8080" || cfg.IdleTimeout != 30*time.Minute || cfg.Lifetime != 12*time.Hour ||
-		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustProxy {
+		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustProxy ||
+		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -43,6 +44,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"SHUTDOWN_TIMEOUT":      "0s",
 		"REAUTH_WINDOW":         "10",
 		"MAX_SESSIONS_PER_USER": "0",
+		"STARTUP_TIMEOUT":       "-5s",
+		"SWEEP_INTERVAL":        "often",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name+"=") {

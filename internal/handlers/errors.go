@@ -4,14 +4,17 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/views"
 )
 
@@ -64,6 +67,9 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 		status, title, message = pe.status, pe.title, pe.message
 	case errors.As(err, &he):
 		status = he.Code
+	case errors.Is(err, session.ErrUnavailable):
+		// Redis, where sessions live, is down: say what does not work.
+		status, title, message = http.StatusServiceUnavailable, "Temporarily unavailable", msgSignInUnavailable
 	case unavailable(err):
 		status = http.StatusServiceUnavailable
 	}
@@ -94,6 +100,10 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 	}
 }
 
+// msgSignInUnavailable is what every page that needs a session says while
+// Redis is down.
+const msgSignInUnavailable = "Sign-in is temporarily unavailable. Please try again in a moment."
+
 // unavailable reports whether err means Postgres or Redis could not be
 // reached, which the user sees as a 503 rather than a 500.
 func unavailable(err error) bool {
@@ -102,5 +112,23 @@ func unavailable(err error) bool {
 	return errors.As(err, &netErr) || errors.As(err, &connErr) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, driver.ErrBadConn) || errors.Is(err, redis.ErrPoolExhausted) ||
-		errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, context.DeadlineExceeded) ||
+		// A connection cut while Postgres goes down or restarts.
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || pgconn.Timeout(err) ||
+		postgresUnavailable(err)
+}
+
+// postgresUnavailable reports whether Postgres answered that it cannot
+// serve: a connection exception (class 08), shutting down or starting up
+// (57P01-57P03), or out of connections (53300).
+func postgresUnavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "57P01", "57P02", "57P03", "53300":
+		return true
+	}
+	return strings.HasPrefix(pgErr.Code, "08")
 }

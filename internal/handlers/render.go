@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -14,16 +16,31 @@ import (
 	"github.com/gatehouse/gatehouse/views"
 )
 
+// renderBuffers are reused page buffers: a page is a few kilobytes, and a
+// fresh buffer grew through half a dozen allocations on every request.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuffer keeps an unusually large page's buffer out of the pool.
+const maxPooledBuffer = 256 << 10
+
 // render writes page with status. It renders into a buffer first, so a
-// failed render still becomes a clean error page.
+// failed render still becomes a clean error page, and the response has a
+// Content-Length rather than chunked encoding.
 func (h *Handlers) render(c echo.Context, status int, page templ.Component) error {
 	ctx := views.WithChrome(c.Request().Context(), h.chrome(c))
-	var buf bytes.Buffer
-	if err := page.Render(ctx, &buf); err != nil {
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledBuffer {
+			renderBuffers.Put(buf)
+		}
+	}()
+	if err := page.Render(ctx, buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	// Pages can show personal data: never let a cache keep them.
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
 	return c.HTMLBlob(status, buf.Bytes())
 }
 

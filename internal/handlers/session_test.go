@@ -429,6 +429,10 @@ func TestLastSeenWrittenAtMostOncePerMinute(t *testing.T) {
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
 	_, id := sessionIDs(t, c)
 	lastSeen := func() time.Time {
+		// Last seen is written in the background: let the writer catch up.
+		if err := env.App.Sessions.WaitLastSeen(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), id)
 		if err != nil {
 			t.Fatal(err)

@@ -97,10 +97,11 @@ func (s *SessionStore) ByPublicID(ctx context.Context, publicID string) (*Sessio
 	return &r, nil
 }
 
-// Touch records that the session was used at at, from ip.
+// Touch records that the session was used at at, from ip. It never moves
+// last_seen_at backwards: a write that arrives late changes nothing.
 func (s *SessionStore) Touch(ctx context.Context, publicID, ip string, at time.Time) error {
 	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
-		Where("public_id = ? AND ended_at IS NULL", publicID).
+		Where("public_id = ? AND ended_at IS NULL AND last_seen_at < ?", publicID, at).
 		Updates(map[string]any{"last_seen_at": at, "ip": ip}).Error
 	if err != nil {
 		return fmt.Errorf("touch session record: %w", err)
@@ -159,9 +160,11 @@ func (s *SessionStore) MarkEnded(ctx context.Context, userID int64, publicIDs []
 	if len(publicIDs) == 0 {
 		return nil
 	}
-	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
-		Where("user_id = ? AND public_id IN ? AND ended_at IS NULL", userID, publicIDs).
-		Updates(map[string]any{"ended_at": at, "end_reason": reason, "ended_by": actor}).Error
+	// One text[] parameter joined with unnest, not an IN list of as many
+	// parameters as sessions (textArray).
+	err := s.db.WithContext(ctx).Exec(`UPDATE sessions s SET ended_at = ?, end_reason = ?, ended_by = ?
+		WHERE s.public_id = ANY(?::text[]) AND s.user_id + 0 = ? AND s.ended_at IS NULL`,
+		at, reason, actor, textArray(publicIDs), userID).Error
 	if err != nil {
 		return fmt.Errorf("end sessions: %w", err)
 	}
@@ -176,13 +179,12 @@ func (s *SessionStore) MarkExpired(ctx context.Context, userID int64, publicIDs 
 	if len(publicIDs) == 0 {
 		return nil
 	}
-	err := s.db.WithContext(ctx).Model(&SessionRecord{}).
-		Where("user_id = ? AND public_id IN ? AND ended_at IS NULL", userID, publicIDs).
-		Updates(map[string]any{
-			"end_reason": gorm.Expr("CASE WHEN expires_at <= ? THEN ? ELSE ? END", now, EndLifetimeReached, EndIdleTimeout),
-			"ended_at": gorm.Expr("CASE WHEN expires_at <= ? THEN expires_at ELSE LEAST(?, last_seen_at + make_interval(secs => ?)) END",
-				now, now, idle.Seconds()),
-		}).Error
+	err := s.db.WithContext(ctx).Exec(`UPDATE sessions s SET
+			end_reason = CASE WHEN s.expires_at <= ? THEN ? ELSE ? END,
+			ended_at = CASE WHEN s.expires_at <= ? THEN s.expires_at
+				ELSE LEAST(?, s.last_seen_at + make_interval(secs => ?)) END
+		WHERE s.public_id = ANY(?::text[]) AND s.user_id + 0 = ? AND s.ended_at IS NULL`,
+		now, EndLifetimeReached, EndIdleTimeout, now, now, idle.Seconds(), textArray(publicIDs), userID).Error
 	if err != nil {
 		return fmt.Errorf("mark sessions expired: %w", err)
 	}

@@ -43,8 +43,16 @@ type Hasher struct {
 }
 
 // NewHasher returns a Hasher that runs at most one hash per CPU at a time.
+//
+// A hash is tens of milliseconds of CPU that Go's scheduler preempts only
+// every 10 ms. If hashes held every P (GOMAXPROCS), a request waking up
+// during a burst of sign-ins would wait a slice for each of its steps, tens
+// of milliseconds in all; so a server should run one P more than it has
+// CPUs (Procs), keeping a P free for everything else whatever the burst,
+// and leaving the sharing of CPUs to the kernel, which does it in far
+// shorter slices (docs/performance.md, target 6).
 func NewHasher() *Hasher {
-	h := &Hasher{slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+	h := &Hasher{slots: make(chan struct{}, runtime.NumCPU())}
 	dummy, err := h.Hash(context.Background(), "gatehouse dummy password")
 	if err != nil {
 		panic(fmt.Sprintf("password: hashing the dummy password: %v", err)) // crypto/rand failed: nothing can work
@@ -52,6 +60,11 @@ func NewHasher() *Hasher {
 	h.dummy = dummy
 	return h
 }
+
+// Procs is the GOMAXPROCS for a process that hashes passwords: one more
+// than the CPUs it may run on, which is how many hashes NewHasher allows at
+// once.
+func Procs() int { return runtime.NumCPU() + 1 }
 
 // CheckLength says what is wrong with pw's length, or "" when it is fine.
 func CheckLength(pw string) string {

@@ -3,8 +3,10 @@ package password
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHashAndVerify(t *testing.T) {
@@ -47,5 +49,25 @@ func TestCheckLength(t *testing.T) {
 		if got := CheckLength(pw) == ""; got != ok {
 			t.Errorf("CheckLength(%d runes) ok=%v, want %v", len([]rune(pw)), got, ok)
 		}
+	}
+}
+
+// TestHashingLeavesAProcessorFree: hashes run at most one per CPU, and a
+// process run with Procs has a P more than that, so a burst of sign-ins
+// never holds every P (the web command sets GOMAXPROCS to Procs).
+func TestHashingLeavesAProcessorFree(t *testing.T) {
+	h := NewHasher()
+	if cap(h.slots) != runtime.NumCPU() || Procs() <= cap(h.slots) {
+		t.Fatalf("%d hashing slots, Procs %d: want one slot per CPU (%d) and a P more", cap(h.slots), Procs(), runtime.NumCPU())
+	}
+	// Every slot busy: the next hash waits for one, and gives up with its
+	// context.
+	for range cap(h.slots) {
+		h.slots <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.Hash(ctx, "correct horse battery"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("hash with every slot busy: %v", err)
 	}
 }

@@ -102,12 +102,12 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
 end
 return ended`)
 
-// live returns the public ids of the user's sessions whose data still
-// exists, and forgets those whose data expired. KEYS[1] user hash; ARGV[1]
-// data key prefix. (It reads data keys by name, so on Redis Cluster it would
-// have to become a pipeline of EXISTS.)
+// live returns two lists: the public ids of the user's sessions whose data
+// still exists, and of those whose data expired, whose fields it forgets.
+// KEYS[1] user hash; ARGV[1] data key prefix. (It reads data keys by name,
+// so on Redis Cluster it would have to become a pipeline of EXISTS.)
 var liveScript = redis.NewScript(1, `
-local live = {}
+local live, gone = {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
   if string.sub(all[i], 1, 2) == 's:' then
@@ -115,10 +115,11 @@ for i = 1, #all, 2 do
       table.insert(live, string.sub(all[i], 3))
     else
       redis.call('HDEL', KEYS[1], all[i])
+      table.insert(gone, string.sub(all[i], 3))
     end
   end
 end
-return live`)
+return {live, gone}`)
 
 // setProfile refreshes the chrome fields of a user hash that exists (a user
 // with no live session has none, and must not get one without a TTL).
@@ -193,14 +194,25 @@ func (m *Manager) enable(userID int64) error {
 	return nil
 }
 
-func (m *Manager) live(userID int64) ([]string, error) {
+// live returns the user's sessions whose data exists, and those whose
+// field named data that is gone (the script forgets those fields).
+func (m *Manager) live(userID int64) (live, gone []string, err error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	ids, err := redis.Strings(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))
-	if err != nil {
-		return nil, fmt.Errorf("live sessions: %w", err)
+	lists, err := redis.Values(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))
+	if err == nil && len(lists) != 2 {
+		err = fmt.Errorf("unexpected reply %v", lists)
 	}
-	return ids, nil
+	if err == nil {
+		live, err = redis.Strings(lists[0], nil)
+	}
+	if err == nil {
+		gone, err = redis.Strings(lists[1], nil)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("live sessions: %w", err)
+	}
+	return live, gone, nil
 }
 
 // SetProfile refreshes the name, email and role that every live session of

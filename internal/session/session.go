@@ -76,6 +76,8 @@ type Manager struct {
 	maxSessions int
 	log         *slog.Logger
 	now         func() time.Time
+	// seen writes last_seen_at in the background (lastseen.go).
+	seen *lastSeenWriter
 }
 
 // New returns a Manager.
@@ -83,6 +85,7 @@ func New(o Options) *Manager {
 	k := keys{prefix: o.Prefix}
 	sm := scs.New()
 	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k}
+	sm.Codec = codec{} // not gob: codec.go
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
 	sm.Cookie.Name = "gatehouse_session"
@@ -109,6 +112,7 @@ func New(o Options) *Manager {
 	return &Manager{
 		scs: sm, pool: o.Pool, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
+		seen: newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
 	}
 }
 
@@ -218,20 +222,17 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// touch writes last_seen_at at most once per touchInterval. A failed write
-// is logged and retried on a later request; it never fails this one.
+// touch writes last_seen_at at most once per touchInterval, in the
+// background (lastseen.go): a slow or down Postgres never stalls or fails
+// this request. A write refused or failed is retried on a later request.
 func (m *Manager) touch(ctx context.Context, p *Principal, ip string) {
 	now := m.now()
 	if now.Sub(time.Unix(m.scs.GetInt64(ctx, keySeenAt), 0)) < touchInterval {
 		return
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	if err := m.records.Touch(wctx, p.SessionID, ip, now); err != nil {
-		m.log.WarnContext(ctx, "writing last seen", "err", err)
-		return
+	if m.seen.offer(p.SessionID, ip, now) {
+		m.scs.Put(ctx, keySeenAt, now.Unix())
 	}
-	m.scs.Put(ctx, keySeenAt, now.Unix())
 }
 
 // commit saves the session (which, with an idle timeout, renews its expiry)
@@ -418,7 +419,7 @@ func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int,
 	if err != nil {
 		return 0, err
 	}
-	if err := m.records.MarkEnded(ctx, userID, ended, models.EndAccountDisabled, actor, m.now()); err != nil {
+	if err := m.recordEnd(ctx, userID, ended, models.EndAccountDisabled, actor); err != nil {
 		return len(ended), err
 	}
 	return len(ended), nil
@@ -431,14 +432,14 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // to each, however many sessions. Redis goes first because it is what makes
 // the revocation real; the user hash is per user, so another user's session
 // ids match nothing. Should Postgres fail in between, the sessions are dead
-// all the same; their records stay open until List finds them gone and
-// closes them as expired, and the error is returned and logged.
+// all the same, and the end is queued in Redis until the sweep can record
+// it (pending.go); only if that fails too is the error returned.
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
 	ended, err := m.revoke(userID, mode, ids)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.records.MarkEnded(ctx, userID, ended, reason, actor, m.now()); err != nil {
+	if err := m.recordEnd(ctx, userID, ended, reason, actor); err != nil {
 		m.log.ErrorContext(ctx, "sessions ended but not recorded", "user", userID, "sessions", ended, "reason", reason, "err", err)
 		return ended, err
 	}
@@ -456,20 +457,24 @@ type Listing struct {
 // as ended. The cost is O(the user's sessions): one Redis script over the
 // user hash and indexed Postgres reads.
 func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listing, error) {
-	// Postgres first: every record read here was entered in Redis before it
-	// was written, so one missing from Redis below has really ended.
+	// Postgres first: a record written after this read is not judged. A
+	// sign-in writes its record before it enters the session in Redis, so
+	// a record whose session Redis does not name at all is judged only
+	// once it is older than sweepSettle; one whose data Redis found gone
+	// has really ended.
 	active, err := m.records.Active(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
-	live, err := m.live(userID)
+	live, gone, err := m.live(userID)
 	if err != nil {
 		return Listing{}, err
 	}
 	var expired []string
 	stillActive := active[:0:0]
+	now := m.now()
 	for _, r := range active {
-		if slices.Contains(live, r.PublicID) {
+		if slices.Contains(live, r.PublicID) || !slices.Contains(gone, r.PublicID) && now.Sub(r.CreatedAt) < sweepSettle {
 			stillActive = append(stillActive, r)
 		} else {
 			expired = append(expired, r.PublicID)

@@ -1,0 +1,133 @@
+// Command floor is the performance floor Gatehouse is measured against
+// (docs/performance.md): the least a server can do for an authenticated
+// page with the same session stack.
+//
+// F1 is a bare net/http server with scs and its Redis store, configured as
+// Gatehouse configures them (idle timeout, so the store re-saves the
+// session on every request; absolute lifetime), scs's own LoadAndSave
+// middleware, and a page that renders the signed-in user's email with
+// html/template: GET /account. F2's HTTP half is GET /hello, a hello-world
+// handler without sessions.
+//
+//	floor [-addr A] [-redis URL] [-prefix P] [-seed N -tokens FILE]
+//
+// With -seed it first creates N signed-in sessions and writes their tokens
+// (the value of the "session" cookie) to FILE, one a line, then serves.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"html/template"
+	"log"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/gomodule/redigo/redis"
+)
+
+var page = template.Must(template.New("account").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Account</title></head>
+<body><h1>Account</h1><p>Signed in as {{.}}.</p></body></html>
+`))
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8081", "listen address")
+	redisURL := flag.String("redis", "redis://127.0.0.1:6379/0", "Redis URL")
+	prefix := flag.String("prefix", "floor:", "prefix of every Redis key")
+	idle := flag.Duration("idle", 30*time.Minute, "session idle timeout (Gatehouse's default)")
+	lifetime := flag.Duration("lifetime", 12*time.Hour, "session lifetime (Gatehouse's default)")
+	seed := flag.Int("seed", 0, "create this many signed-in sessions before serving")
+	tokens := flag.String("tokens", "", "write the seeded sessions' tokens here, one a line")
+	flag.Parse()
+
+	// The same pool settings as Gatehouse's (internal/app.NewRedisPool).
+	pool := &redis.Pool{
+		MaxIdle:     64,
+		IdleTimeout: 4 * time.Minute,
+		DialContext: func(ctx context.Context) (redis.Conn, error) {
+			return redis.DialURLContext(ctx, *redisURL,
+				redis.DialConnectTimeout(2*time.Second),
+				redis.DialReadTimeout(2*time.Second),
+				redis.DialWriteTimeout(2*time.Second))
+		},
+	}
+	sm := scs.New()
+	sm.Store = redisstore.NewWithPrefix(pool, *prefix+"s:")
+	sm.IdleTimeout = *idle
+	sm.Lifetime = *lifetime
+	// Gatehouse's cookie: HttpOnly, SameSite=Lax, Path=/, no Max-Age.
+	sm.Cookie.HttpOnly = true
+	sm.Cookie.SameSite = http.SameSiteLaxMode
+	sm.Cookie.Path = "/"
+	sm.Cookie.Persist = false
+
+	if *seed > 0 {
+		if err := seedSessions(sm, *seed, *tokens); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("Hello, world!\n"))
+	})
+	mux.Handle("GET /account", sm.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		email := sm.GetString(r.Context(), "email")
+		if email == "" {
+			http.Error(w, "not signed in", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := page.Execute(w, email); err != nil {
+			log.Print(err)
+		}
+	})))
+	srv := &http.Server{
+		Addr: *addr, Handler: mux,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+	}
+	log.Printf("floor listening on %s", *addr)
+	log.Fatal(srv.ListenAndServe())
+}
+
+// seedSessions signs n users in through scs itself, one commit each.
+func seedSessions(sm *scs.SessionManager, n int, file string) error {
+	var w *bufio.Writer
+	if file != "" {
+		f, err := os.Create(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		w = bufio.NewWriter(f)
+		defer w.Flush()
+	}
+	start := time.Now()
+	for i := 1; i <= n; i++ {
+		ctx, err := sm.Load(context.Background(), "")
+		if err != nil {
+			return err
+		}
+		sm.Put(ctx, "uid", int64(i))
+		sm.Put(ctx, "email", "floor"+strconv.Itoa(i)+"@example.test")
+		token, _, err := sm.Commit(ctx)
+		if err != nil {
+			return fmt.Errorf("seed: %w", err)
+		}
+		if w != nil {
+			fmt.Fprintln(w, token)
+		}
+	}
+	log.Printf("seeded %d sessions in %v", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,312 @@
+package handlers_test
+
+import (
+	"context"
+	"database/sql/driver"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"gorm.io/gorm"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// Fault tests: Redis or Postgres down, or hung, while the app runs. See
+// docs/reliability.md.
+
+const signInUnavailable = "Sign-in is temporarily unavailable. Please try again in a moment."
+
+// onPrivatePostgres starts an app on a Postgres cluster of the test's own,
+// which the test may stop, start, pause and resume.
+func onPrivatePostgres(t *testing.T, opts ...apptest.Option) (*apptest.PrivatePostgres, *apptest.Env) {
+	t.Helper()
+	pg := apptest.StartPostgres(t)
+	opts = append([]apptest.Option{apptest.With("DATABASE_URL", pg.URL()), apptest.With("MIGRATE_ON_START", "true")}, opts...)
+	return pg, apptest.New(t, opts...)
+}
+
+func check503(t *testing.T, what string, res *apptest.Response, wantMessage string) {
+	t.Helper()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("%s: %d, want 503", what, res.StatusCode)
+		return
+	}
+	if res.Header.Get("Retry-After") == "" {
+		t.Errorf("%s: 503 without Retry-After", what)
+	}
+	if msg := strings.TrimSpace(errorMessage(t, res)); msg != wantMessage {
+		t.Errorf("%s: the 503 page says %q, want %q", what, msg, wantMessage)
+	}
+	for _, internal := range []string{"dial", "connection refused", "redis", "postgres", "EOF"} {
+		if strings.Contains(strings.ToLower(errorMessage(t, res)), strings.ToLower(internal)) {
+			t.Errorf("%s: the 503 page shows internal error text %q", what, internal)
+		}
+	}
+}
+
+func TestRedisDownSaysSignInIsUnavailable(t *testing.T) {
+	rd := apptest.StartRedis(t)
+	env := apptest.New(t, apptest.With("REDIS_URL", rd.URL()))
+	signedIn := env.Client(t)
+	signedIn.SignUp("Ada", "ada@example.com", "analytical engine")
+	anon := env.Client(t)
+	anon.CSRFToken()
+	rd.Stop()
+
+	for _, p := range []string{"/account", "/account/sessions", "/account/activity"} {
+		check503(t, "GET "+p, signedIn.Get(p), signInUnavailable)
+	}
+	check503(t, "POST /signout", signedIn.Post("/signout", nil), signInUnavailable)
+	res := anon.Post("/signin", url.Values{"email": {"ada@example.com"}, "password": {"analytical engine"}})
+	check503(t, "POST /signin", res, signInUnavailable)
+	if setsSession(res) {
+		t.Error("a sign-in with Redis down set a session cookie")
+	}
+	// The sign-in form itself needs no Redis.
+	if res := env.Client(t).Get("/signin"); res.StatusCode != http.StatusOK {
+		t.Errorf("GET /signin with Redis down: %d", res.StatusCode)
+	}
+	if res := env.Client(t).Get("/readyz"); res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %d", res.StatusCode)
+	}
+	if res := env.Client(t).Get("/healthz"); res.StatusCode != http.StatusOK {
+		t.Errorf("/healthz with Redis down: %d", res.StatusCode)
+	}
+
+	// Redis returns (empty: this one keeps nothing); so does the app.
+	rd.Start()
+	if res := env.Client(t).Get("/readyz"); res.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after Redis returned: %d", res.StatusCode)
+	}
+	anon.SignIn("ada@example.com", "analytical engine")
+	if res := anon.Get("/account"); res.StatusCode != http.StatusOK {
+		t.Errorf("signed in after Redis returned: %d", res.StatusCode)
+	}
+}
+
+func TestPostgresDownDuringSignIn(t *testing.T) {
+	pg, env := onPrivatePostgres(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	c := env.Client(t)
+	c.CSRFToken()
+	pg.Stop()
+
+	res := c.Post("/signin", url.Values{"email": {"ada@example.com"}, "password": {"analytical engine"}})
+	check503(t, "POST /signin with Postgres down", res, "Gatehouse is temporarily unavailable. Please try again in a moment.")
+	if setsSession(res) {
+		t.Error("a sign-in with Postgres down set a session cookie")
+	}
+	pg.Start()
+	// Nothing of the failed sign-in works, and the app is back without a
+	// restart.
+	if res := c.Get("/account"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("/account after the failed sign-in: %d, want 303 to sign in", res.StatusCode)
+	}
+	c.SignIn("ada@example.com", "analytical engine")
+	if ids, _ := sessionIDs(t, c); len(ids) != 2 {
+		t.Errorf("%d active sessions, want 2 (sign-up and the sign-in after the outage)", len(ids))
+	}
+}
+
+// TestSignInFailsWhenItsRecordCannotBeWritten makes the session record's
+// INSERT fail, as a Postgres dying mid-sign-in would, while everything else
+// works: the sign-in must fail and leave no session behind, in either store.
+func TestSignInFailsWhenItsRecordCannotBeWritten(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	user := mustUser(t, env, "ada@example.com")
+	before, err := env.App.Sessions.Records().Active(context.Background(), user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = env.App.DB.Callback().Create().Before("gorm:create").Register("test:fail-session-insert", func(tx *gorm.DB) {
+		if tx.Statement.Table == "sessions" {
+			tx.AddError(fmt.Errorf("injected: %w", driver.ErrBadConn))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := env.Client(t)
+	res := c.Post("/signin", url.Values{"email": {"ada@example.com"}, "password": {"analytical engine"}})
+	env.App.DB.Callback().Create().Remove("test:fail-session-insert")
+
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("sign-in whose record failed: %d, want 503", res.StatusCode)
+	}
+	if setsSession(res) {
+		t.Error("the failed sign-in set a session cookie")
+	}
+	if c.Get("/account").StatusCode != http.StatusSeeOther {
+		t.Error("the failed sign-in left the browser signed in")
+	}
+	after, err := env.App.Sessions.Records().Active(context.Background(), user.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d active records, want %d", len(after), len(before))
+	}
+	// Redis holds exactly the sign-up's session: its data, its owner key
+	// and its field.
+	conn := env.App.Redis.Get()
+	defer conn.Close()
+	for pattern, want := range map[string]int{"s:*": 1, "o:*": 1} {
+		keys, err := redis.Strings(conn.Do("KEYS", env.Config.RedisPrefix+pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != want {
+			t.Errorf("%d keys %s, want %d", len(keys), pattern, want)
+		}
+	}
+	fields, err := redis.Strings(conn.Do("HKEYS", fmt.Sprintf("%su:{%d}", env.Config.RedisPrefix, user.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sessions := 0
+	for _, f := range fields {
+		if strings.HasPrefix(f, "s:") {
+			sessions++
+		}
+	}
+	if sessions != 1 {
+		t.Errorf("the user hash names %d sessions, want 1", sessions)
+	}
+}
+
+func TestPostgresDownKeepsSessionOnlyPagesWorking(t *testing.T) {
+	pg, env := onPrivatePostgres(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	sessionIDs(t, c)
+	pg.Stop()
+	// A last-seen write is due: it must not fail (or slow) the request.
+	env.Clock.Advance(2 * time.Minute)
+
+	if res := c.Get("/account"); res.StatusCode != http.StatusOK {
+		t.Fatalf("/account with Postgres down: %d", res.StatusCode)
+	} else if !strings.Contains(res.Body, "ada@example.com") {
+		t.Error("/account with Postgres down does not show the profile")
+	}
+	check503(t, "/account/sessions with Postgres down", c.Get("/account/sessions"),
+		"Gatehouse is temporarily unavailable. Please try again in a moment.")
+	res := env.Client(t).Get("/readyz")
+	if res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(res.Body, "postgres: unreachable") ||
+		!strings.Contains(res.Body, "redis: ok") {
+		t.Errorf("/readyz with Postgres down: %d %q", res.StatusCode, res.Body)
+	}
+	if res := env.Client(t).Get("/healthz"); res.StatusCode != http.StatusOK {
+		t.Errorf("/healthz with Postgres down: %d", res.StatusCode)
+	}
+
+	pg.Start()
+	if res := c.Get("/account/sessions"); res.StatusCode != http.StatusOK {
+		t.Fatalf("/account/sessions after Postgres returned: %d", res.StatusCode)
+	}
+	if res := env.Client(t).Get("/readyz"); res.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after Postgres returned: %d", res.StatusCode)
+	}
+}
+
+// TestHungPostgresDoesNotStallSessionOnlyPages freezes Postgres (every
+// process stopped, connections open and silent) while a last-seen write is
+// due: the page that needs only the session answers at once, and last seen
+// is written once Postgres is back.
+func TestHungPostgresDoesNotStallSessionOnlyPages(t *testing.T) {
+	pg, env := onPrivatePostgres(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	id := sessionID(t, c)
+	pg.Pause()
+	env.Clock.Advance(2 * time.Minute)
+	for i := range 3 {
+		start := time.Now()
+		res := c.Get("/account")
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("request %d with Postgres hung: %d", i, res.StatusCode)
+		}
+		if took := time.Since(start); took > 800*time.Millisecond { // the old synchronous write took 1s or more
+			t.Errorf("request %d with Postgres hung took %v", i, took)
+		}
+	}
+	pg.Resume()
+
+	env.Clock.Advance(time.Minute + time.Second)
+	c.Get("/account")
+	if err := env.App.Sessions.WaitLastSeen(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := env.Clock.Now().Add(-10 * time.Second); rec.LastSeenAt.Before(want) {
+		t.Errorf("last seen %v after Postgres returned, want after %v", rec.LastSeenAt, want)
+	}
+}
+
+// TestEndsDuringPostgresOutageAreRecordedLater revokes a session and signs
+// out while Postgres is down: both work at once (the sessions are dead),
+// and their records say why once Postgres returns, even when the Devices
+// page closed one as expired in the meantime.
+func TestEndsDuringPostgresOutageAreRecordedLater(t *testing.T) {
+	pg, env := onPrivatePostgres(t)
+	a := env.Client(t)
+	a.SignUp("Ada", "ada@example.com", "analytical engine")
+	b := env.Client(t)
+	b.SignIn("ada@example.com", "analytical engine")
+	c := env.Client(t)
+	c.SignIn("ada@example.com", "analytical engine")
+	bID, cID := sessionID(t, b), sessionID(t, c)
+	user := mustUser(t, env, "ada@example.com")
+	// The sessions are a few minutes old: the Devices page only judges a
+	// record the user hash does not name once it is a minute old.
+	env.Clock.Advance(3 * time.Minute)
+	pg.Stop()
+
+	if res := a.Post("/account/sessions/"+bID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke with Postgres down: %d", res.StatusCode)
+	}
+	if res := b.Get("/account"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the revoked session still works: %d", res.StatusCode)
+	}
+	if res := c.Post("/signout", nil); res.StatusCode != http.StatusSeeOther || !clearsSession(res) {
+		t.Fatalf("sign-out with Postgres down: %d", res.StatusCode)
+	}
+	if res := c.Get("/account"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the signed-out session still works: %d", res.StatusCode)
+	}
+	if n, err := env.App.Sessions.PendingEnds(); err != nil || n != 2 {
+		t.Fatalf("%d ends queued (%v), want 2", n, err)
+	}
+
+	pg.Start()
+	// The Devices page, opened before the sweep, finds both sessions gone
+	// from Redis and closes them as expired: a guess the sweep corrects.
+	if ids, _ := sessionIDs(t, a); len(ids) != 1 {
+		t.Fatalf("%d active sessions after the outage, want 1", len(ids))
+	}
+	res, err := env.App.Sessions.Sweep(context.Background(), 0)
+	if err != nil || res.Replayed != 2 {
+		t.Fatalf("sweep: %+v, %v; want 2 ends replayed", res, err)
+	}
+	for id, want := range map[string]models.EndReason{bID: models.EndRevokedByUser, cID: models.EndSignedOut} {
+		rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.EndReason != want || rec.EndedBy == nil || *rec.EndedBy != user.ID {
+			t.Errorf("record of %s: ended %v by %v, want %s by the user", id, rec.EndReason, rec.EndedBy, want)
+		}
+	}
+	if n, _ := env.App.Sessions.PendingEnds(); n != 0 {
+		t.Errorf("%d ends still queued after the sweep", n)
+	}
+}

@@ -1,0 +1,63 @@
+package session_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/app"
+	"github.com/gatehouse/gatehouse/internal/apptest"
+)
+
+// BenchmarkHotPath serves GET /account, an authenticated page that needs no
+// Postgres data, through the whole Echo app (every middleware, the session
+// load and commit against the real Redis, the templ render), in process,
+// so allocations show per request (docs/performance.md):
+//
+//	go test -run '^$' -bench HotPath -benchmem ./internal/session/
+//
+// The app logs requests as in production (text to a writer), here to
+// io.Discard.
+func BenchmarkHotPath(b *testing.B) {
+	env := apptest.New(b)
+	c := env.Client(b)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	token := c.SessionToken()
+
+	a, err := app.New(context.Background(), env.Config, slog.New(slog.NewTextHandler(io.Discard, nil)),
+		app.Options{Hasher: apptest.Hasher()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { a.Close() })
+	req := httptest.NewRequest(http.MethodGet, "/account", nil)
+	req.Header.Set("User-Agent", apptest.DefaultUserAgent)
+	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+	b.ReportAllocs()
+	cpu0 := cpuTime()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		a.Handler.ServeHTTP(w, req)
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "ada@example.com") {
+			b.Fatalf("GET /account: %d", w.Code)
+		}
+	}
+	// Wall time per op is mostly waiting for Redis; CPU time per op is what
+	// the request costs this process (and is steadier on a busy machine).
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

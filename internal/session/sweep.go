@@ -1,0 +1,222 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// The sweep brings session records up to date with Redis, in the
+// background, so that the Devices page, the admin views and the history do
+// not depend on someone opening the Devices page (List closes records
+// lazily too):
+//
+//  1. it writes the ends queued while Postgres was down (ReplayEnds);
+//  2. it closes, as expired, the records of sessions whose Redis data is
+//     gone.
+//
+// Step 2 reads candidate records in batches of at most sweepBatch, in id
+// order, each batch in a transaction that locks its rows FOR UPDATE SKIP
+// LOCKED: instances sweeping at the same time take different records, and
+// a record is judged by one of them only.
+//
+// A record is judged only when it could have expired by the clock (its
+// lifetime has passed, or it was last seen longer ago than the idle
+// timeout; last_seen_at only ever lags) and is older than sweepSettle. The
+// second rule closes the race documented in List: a sign-in writes its
+// record before it enters the session in Redis, so a record a few seconds
+// old may be missing from Redis only because it is not there yet. The
+// first keeps the sweep away from sessions in use, such as one renewing
+// its token (for a moment its field names a token whose data is gone).
+// Then Redis decides: the session is gone when its field in the user hash
+// is missing, or names a token without data. A gone session's stale field
+// is removed, if it still names the same token.
+const (
+	sweepBatch  = 500
+	sweepSettle = time.Minute
+)
+
+// forgetScript removes a session's field if it still names the token the
+// sweep found without data. KEYS[1] user hash; ARGV: field, token.
+var forgetScript = redis.NewScript(1, `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`)
+
+// SweepResult is what one sweep did.
+type SweepResult struct {
+	Replayed int // queued ends whose record was written
+	Checked  int // candidate records checked against Redis
+	Expired  int // records closed as expired
+}
+
+// Sweep runs the sweep once: queued ends first, then expired records, in
+// batches of batch records (sweepBatch when batch <= 0), until no
+// candidate is left or ctx ends.
+func (m *Manager) Sweep(ctx context.Context, batch int) (SweepResult, error) {
+	if batch <= 0 {
+		batch = sweepBatch
+	}
+	var res SweepResult
+	var err error
+	res.Replayed, err = m.ReplayEnds(ctx)
+	if err != nil {
+		// Records can still be closed as expired: they are ends of another
+		// kind, and a late replay corrects them (RecordEnd).
+		m.log.WarnContext(ctx, "sweep: queued session ends not yet recorded", "err", err)
+	}
+	var after int64
+	for ctx.Err() == nil {
+		q := models.SweepQuery{After: after, Limit: batch, Now: m.now(), Idle: m.idle, Settle: sweepSettle}
+		last, seen, closed, serr := m.records.SweepBatch(ctx, q, m.gone)
+		res.Checked += seen
+		res.Expired += closed
+		if serr != nil {
+			return res, errors.Join(err, serr)
+		}
+		if seen < batch {
+			break
+		}
+		after = last
+	}
+	return res, errors.Join(err, ctx.Err())
+}
+
+// gone returns the candidates whose session no longer exists in Redis, and
+// removes their stale fields. Three round trips at most, whatever the
+// batch: HGET of every field, EXISTS of every token found, and the
+// removal of stale fields, each pipelined.
+func (m *Manager) gone(cands []models.SweepCandidate) ([]models.SweepCandidate, error) {
+	conn := m.pool.Get()
+	defer conn.Close()
+	tokens := make([]string, len(cands))
+	err := pipeline(conn, len(cands), func(i int) error {
+		return conn.Send("HGET", m.keys.user(cands[i].UserID), sessionField+cands[i].PublicID)
+	}, func(i int, reply any) error {
+		t, err := redis.String(reply, nil)
+		if errors.Is(err, redis.ErrNil) {
+			return nil // no field: revoked, or forgotten by List
+		}
+		tokens[i] = t
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweep: read sessions: %w", err)
+	}
+	var withToken []int
+	for i, t := range tokens {
+		if t != "" {
+			withToken = append(withToken, i)
+		}
+	}
+	exists := make([]bool, len(cands))
+	err = pipeline(conn, len(withToken), func(j int) error {
+		return conn.Send("EXISTS", m.keys.data()+tokens[withToken[j]])
+	}, func(j int, reply any) error {
+		n, err := redis.Int(reply, nil)
+		exists[withToken[j]] = n == 1
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sweep: check session data: %w", err)
+	}
+	var gone []models.SweepCandidate
+	var stale []int
+	for i, c := range cands {
+		if exists[i] {
+			continue
+		}
+		gone = append(gone, c)
+		if tokens[i] != "" {
+			stale = append(stale, i)
+		}
+	}
+	err = pipeline(conn, len(stale), func(j int) error {
+		i := stale[j]
+		return forgetScript.Send(conn, m.keys.user(cands[i].UserID), sessionField+cands[i].PublicID, tokens[i])
+	}, func(int, any) error { return nil })
+	if err != nil {
+		// The records are still right to close: the data is gone.
+		m.log.Warn("sweep: removing stale session fields", "err", err)
+	}
+	return gone, nil
+}
+
+// pipeline sends n commands, then reads their n replies in order. A reply
+// that is an error is handed to read as such (as redis.Error).
+func pipeline(conn redis.Conn, n int, send func(int) error, read func(int, any) error) error {
+	if n == 0 {
+		return nil
+	}
+	for i := range n {
+		if err := send(i); err != nil {
+			return err
+		}
+	}
+	if err := conn.Flush(); err != nil {
+		return err
+	}
+	var first error
+	for i := range n {
+		reply, err := conn.Receive()
+		if err == nil {
+			err = read(i, reply)
+		}
+		var replyErr redis.Error
+		if err != nil && !errors.As(err, &replyErr) {
+			return err // the connection failed: the remaining replies are lost
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// replayCheckEvery is how often the sweeper looks for ends queued during a
+// Postgres outage (one LLEN), so their records are written soon after
+// Postgres returns rather than at the next sweep.
+const replayCheckEvery = 10 * time.Second
+
+// RunSweeper sweeps now and then every interval until ctx ends, logging
+// what each run did, and in between writes queued ends as soon as it
+// can. `web serve` runs it; it returns when ctx is done.
+func (m *Manager) RunSweeper(ctx context.Context, interval time.Duration) {
+	sweep := time.NewTicker(interval)
+	defer sweep.Stop()
+	replay := time.NewTicker(min(replayCheckEvery, interval))
+	defer replay.Stop()
+	for {
+		start := time.Now()
+		res, err := m.Sweep(ctx, 0)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			m.log.WarnContext(ctx, "sweep failed; retried next interval", "err", err,
+				"replayed", res.Replayed, "checked", res.Checked, "expired", res.Expired)
+		case res.Replayed > 0 || res.Expired > 0:
+			m.log.InfoContext(ctx, "sweep", "replayed", res.Replayed, "checked", res.Checked,
+				"expired", res.Expired, "took", time.Since(start))
+		}
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-sweep.C:
+				break wait
+			case <-replay.C:
+				if n, err := m.PendingEnds(); err == nil && n > 0 {
+					if done, err := m.ReplayEnds(ctx); done > 0 || err != nil {
+						m.log.InfoContext(ctx, "queued session ends recorded", "recorded", done, "waiting", n-done, "err", err)
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Gatehouse's load benchmark (docs/performance.md). Not part of `go test`.
+#
+#   ./scripts/bench.sh        (or: bin/task bench)
+#
+# Builds web, floor and loadgen; starts Gatehouse on a fresh database (made
+# from `postgres`, dropped at the end) and its own Redis prefix (deleted at
+# the end), and F1 (cmd/floor) beside it; seeds; runs every target; prints
+# one table. Servers run on CPU 0, load generators on CPU 1 (taskset).
+#
+# Knobs (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_ROUNDS
+# (5: target 1 runs Gatehouse and F1 alternately this many times, medians
+# reported), BENCH_CONNS (16), BENCH_BIG_USERS (100000), BENCH_BIG_SESSIONS
+# (1000000), BENCH_STORM (200 concurrent sign-ins), BENCH_PORT (18080: it
+# and the next two), BENCH_ADMIN_URL (the postgres database to create from),
+# BENCH_REDIS: "private" (the default) runs a redis-server of the benchmark's
+# own, with the default settings, on port BENCH_PORT+9; "shared" uses
+# REDIS_URL (redis://127.0.0.1:6379/0) under a prefix of its own. Private,
+# because a million sessions make every SCAN that others run on a shared
+# Redis (test clean-ups do) a hundred times longer, and those SCANs then
+# show up in these figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DUR=${BENCH_DURATION:-10s}
+WARM=${BENCH_WARMUP:-2s}
+ROUNDS=${BENCH_ROUNDS:-5}
+CONNS=${BENCH_CONNS:-16}
+BIG_USERS=${BENCH_BIG_USERS:-100000}
+BIG_SESSIONS=${BENCH_BIG_SESSIONS:-1000000}
+STORM=${BENCH_STORM:-200}
+PORT=${BENCH_PORT:-18080}
+ADMIN_URL=${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+REDIS_MODE=${BENCH_REDIS:-private}
+
+RUN=bench_$(date +%s)_$$
+DB=gatehouse_$RUN
+PREFIX=$RUN:
+GH=127.0.0.1:$PORT
+F1=127.0.0.1:$((PORT + 1))
+GHLOG=127.0.0.1:$((PORT + 2))
+WORK=$(mktemp -d)
+RES=$WORK/results
+DB_URL=$(echo "$ADMIN_URL" | sed -E "s#/[^/?]+(\?|$)#/$DB\1#")
+REDIS_HOST=$(echo "$REDIS_URL" | sed -E 's#^redis://([^:/]+).*#\1#')
+REDIS_PORT=$(echo "$REDIS_URL" | sed -E 's#^redis://[^:/]+:?([0-9]*).*#\1#')
+REDIS_PORT=${REDIS_PORT:-6379}
+rcli() { redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" "$@"; }
+say() { printf '\n== %s\n' "$*" >&2; }
+
+PIDS=()
+cleanup() {
+	set +e
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1
+	if [ "$REDIS_MODE" = shared ]; then
+		rcli --scan --pattern "$PREFIX*" | xargs -r -n 1000 redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" UNLINK >/dev/null
+	fi
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for port in $PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 9)); do
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "bench: port $port is taken (set BENCH_PORT)" >&2
+		exit 1
+	fi
+done
+
+if [ "$REDIS_MODE" = private ]; then
+	say "starting a private redis-server on port $((PORT + 9))"
+	redis-server --port $((PORT + 9)) --bind 127.0.0.1 --save "" --appendonly no >"$WORK/redis.log" 2>&1 &
+	PIDS+=("$!")
+	REDIS_URL=redis://127.0.0.1:$((PORT + 9))/0 REDIS_HOST=127.0.0.1 REDIS_PORT=$((PORT + 9))
+	for _ in $(seq 50); do rcli PING >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
+say "building"
+go build -o "$WORK/" ./cmd/web ./cmd/floor ./cmd/loadgen
+psql -q "$ADMIN_URL" -c "CREATE DATABASE \"$DB\"" >/dev/null
+
+export DATABASE_URL=$DB_URL REDIS_URL REDIS_PREFIX=$PREFIX MIGRATE_ON_START=true
+say "seeding 1,000 sessions: 10 users with 100 each"
+"$WORK/web" migrate 2>/dev/null
+"$WORK/web" seed -users 10 -sessions 1000 -email-prefix small -tokens "$WORK/small.tokens"
+# Sign-in storm accounts, without sessions (target 6).
+"$WORK/web" seed -users "$STORM" -sessions 0 -email-prefix storm >/dev/null
+
+say "starting Gatehouse on $GH and F1 on $F1 (CPU 0)"
+ADDR=$GH LOG_LEVEL=warn taskset -c 0 "$WORK/web" >"$WORK/web.log" 2>&1 &
+GH_PID=$!
+PIDS+=("$GH_PID")
+# The same, logging every request (LOG_LEVEL=info) to a file: what that costs.
+ADDR=$GHLOG LOG_LEVEL=info MIGRATE_ON_START=false taskset -c 0 "$WORK/web" >"$WORK/web-info.log" 2>&1 &
+GHLOG_PID=$!
+PIDS+=("$GHLOG_PID")
+taskset -c 0 "$WORK/floor" -addr "$F1" -redis "$REDIS_URL" -prefix "${PREFIX}floor:" \
+	-seed 1000 -tokens "$WORK/floor.tokens" >"$WORK/floor.log" 2>&1 &
+F1_PID=$!
+PIDS+=("$F1_PID")
+for _ in $(seq 100); do
+	if curl -sf "http://$GH/healthz" >/dev/null && curl -sf "http://$GHLOG/healthz" >/dev/null &&
+		curl -sf "http://$F1/hello" >/dev/null; then break; fi
+	sleep 0.1
+done
+REDIS_PID=$(rcli INFO server | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')
+
+# load LABEL [loadgen flags...]: one measured run on CPU 1.
+load() {
+	local label=$1
+	shift
+	taskset -c 1 "$WORK/loadgen" -d "$DUR" -warmup "$WARM" -label "$label" -out "$RES" "$@" >&2
+}
+gh_account() { load "$1" -url "http://$GH/account" -tokens "$2" -c "$CONNS" -pids "$GH_PID,$REDIS_PID"; }
+f1_account() { load "$1" -url "http://$F1/account" -tokens "$WORK/floor.tokens" -cookie session -c "$CONNS" -pids "$F1_PID,$REDIS_PID"; }
+devices() { load "$1" -url "http://$GH/account/sessions" -tokens "$WORK/small.tokens" -c 1 -pids "$GH_PID,$REDIS_PID"; }
+
+# Target 1 and its floor, alternately, ROUNDS times; then the Devices page.
+stage() {
+	local stage=$1 tokens=$2
+	for r in $(seq "$ROUNDS"); do
+		say "$stage round $r/$ROUNDS: Gatehouse GET /account, F1 GET /account, F2 GET /hello (1k: and Gatehouse logging requests)"
+		gh_account "gh.$stage.$r" "$tokens"
+		f1_account "f1.$stage.$r"
+		load "hello.$stage.$r" -url "http://$F1/hello" -c "$CONNS" -pids "$F1_PID"
+		if [ "$stage" = 1k ]; then
+			load "ghlog.$stage.$r" -url "http://$GHLOG/account" -tokens "$tokens" -c "$CONNS" -pids "$GHLOG_PID,$REDIS_PID"
+		fi
+	done
+	say "$stage: Devices page with 100 sessions, one request at a time"
+	devices "dev.$stage"
+}
+
+stage 1k "$WORK/small.tokens"
+
+say "F2: redis-benchmark -t get (CPU 1)"
+taskset -c 1 redis-benchmark -h "$REDIS_HOST" -p "$REDIS_PORT" -t get -n 300000 -c "$CONNS" -q 2>/dev/null |
+	tr '\r' '\n' | grep -a 'requests per second' | tail -1 | tee "$WORK/redis-benchmark" >&2
+
+say "seeding up to $BIG_SESSIONS sessions over $BIG_USERS users"
+mem0=$(rcli INFO memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
+big_sessions=$((BIG_SESSIONS - 1000))
+"$WORK/web" seed -users $((BIG_USERS - 10)) -sessions "$big_sessions" -email-prefix big -tokens "$WORK/big.tokens"
+mem1=$(rcli INFO memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
+read -r pg_bytes pg_rows < <(psql -qAt -F ' ' "$DB_URL" -c \
+	"SELECT pg_total_relation_size('sessions'), count(*) FROM sessions")
+
+stage 1m "$WORK/big.tokens"
+touched=$(psql -qAt "$DB_URL" -c "SELECT count(*) FROM sessions WHERE last_seen_at > created_at")
+
+say "target 6: $STORM concurrent sign-ins, and GET /account (4 connections) meanwhile"
+hwm_before=$(awk '/^VmHWM/ { print $2 }' "/proc/$GH_PID/status")
+taskset -c 1 "$WORK/loadgen" -url "http://$GH/signin" -method POST -c "$STORM" -d "$DUR" -warmup "$WARM" \
+	-body 'email=storm{i}%40example.test&password=seed+password' -i "$STORM" \
+	-H 'Sec-Fetch-Site: same-origin' -expect 303 -label storm -out "$RES" -pids "$GH_PID" >&2 &
+STORM_PID=$!
+rss_peak=0
+(sleep 1 && load storm.account -url "http://$GH/account" -tokens "$WORK/big.tokens" -c 4) &
+PROBE_PID=$!
+while kill -0 "$STORM_PID" 2>/dev/null; do
+	rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$GH_PID/status")
+	((rss > rss_peak)) && rss_peak=$rss
+	sleep 0.2
+done
+wait "$STORM_PID" "$PROBE_PID"
+hwm_after=$(awk '/^VmHWM/ { print $2 }' "/proc/$GH_PID/status")
+
+say "target 4: BenchmarkAdminRevokeAll (go test)"
+go test -run '^$' -bench 'AdminRevokeAll$' -benchtime 200x ./internal/handlers/ | tee "$WORK/revoke" >&2
+say "target 2: TestHotPathCost"
+if go test -count=1 -run '^TestHotPathCost$' ./internal/session/ >&2; then cost=pass; else cost=FAIL; fi
+
+# ---- the table ----
+field() { # field LABEL KEY: KEY of the run LABEL
+	awk -v l="label=$1" -v k="$2=" '$1 == l { for (i = 2; i <= NF; i++) if (index($i, k) == 1) v = substr($i, length(k) + 1) } END { print v }' "$RES"
+}
+median() { # median of KEY over runs PREFIX.1..N
+	awk -v l="label=$1." -v k="$2=" 'index($1, l) == 1 { for (i = 2; i <= NF; i++) if (index($i, k) == 1) print substr($i, length(k) + 1) }' "$RES" |
+		sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "?"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+sumbad() { awk -v l="label=$1." 'index($1, l) == 1 { for (i = 2; i <= NF; i++) if ($i ~ /^(bad|errors)=/) { split($i, kv, "="); s += kv[2] } } END { print s + 0 }' "$RES"; }
+calc() { awk "BEGIN { printf \"$1\", $2 }"; }
+verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "**not met**"; fi; }
+
+rps_gh1=$(median gh.1k rps) rps_f11=$(median f1.1k rps) p99_gh1=$(median gh.1k p99) p99_f11=$(median f1.1k p99)
+rps_gh2=$(median gh.1m rps) rps_f12=$(median f1.1m rps) p99_gh2=$(median gh.1m p99) p99_f12=$(median f1.1m p99)
+p50_gh1=$(median gh.1k p50) p50_gh2=$(median gh.1m p50)
+cpu_gh1=$(median gh.1k cpu_us | cut -d, -f1) cpu_f11=$(median f1.1k cpu_us | cut -d, -f1)
+hello1=$(median hello.1k rps) hello2=$(median hello.1m rps)
+bad_gh=$(($(sumbad gh.1k) + $(sumbad gh.1m)))
+dev1=$(field dev.1k p50) dev2=$(field dev.1m p50) dev1_99=$(field dev.1k p99) dev2_99=$(field dev.1m p99)
+dev_bad=$(($(field dev.1k bad) + $(field dev.1k errors) + $(field dev.1m bad) + $(field dev.1m errors)))
+revoke() { awk -v b="BenchmarkAdminRevokeAll/$1" 'index($1, b) == 1 { for (i = 1; i <= NF; i++) if ($(i + 1) == "p50-ms") print $i }' "$WORK/revoke"; }
+revoke_p50=$(revoke store) revoke_pg=$(revoke postgres) revoke_http=$(revoke http)
+redis_get=$(awk '{ print $2 }' "$WORK/redis-benchmark")
+r1=$(calc %.2f "$rps_gh1 / $rps_f11") q1=$(calc %.2f "$p99_gh1 / $p99_f11")
+r2=$(calc %.2f "$rps_gh2 / $rps_f12") q2=$(calc %.2f "$p99_gh2 / $p99_f12")
+flat_rps=$(calc %.2f "$rps_gh2 / $rps_gh1") flat_p50=$(calc %.2f "$p50_gh2 / $p50_gh1") flat_dev=$(calc %.2f "$dev2 / $dev1")
+flat_norm=$(calc %.2f "($rps_gh2 / $rps_f12) / ($rps_gh1 / $rps_f11)")
+redis_per=$(calc %.0f "($mem1 - $mem0) / $big_sessions")
+pg_per=$(calc %.0f "$pg_bytes / $pg_rows")
+storm_ok=$(field storm statuses)
+storm_p99=$(field storm.account p99) storm_bad=$(($(field storm.account bad) + $(field storm.account errors)))
+
+cat <<EOF
+
+### Results ($(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -m), $REDIS_MODE Redis; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))
+
+Each load run: ${DUR} after ${WARM} warm-up, closed loop; target 1 with $CONNS connections, medians of $ROUNDS alternating rounds.
+
+| # | target | Gatehouse | floor | ratio / figure | goal | |
+| --- | --- | --- | --- | --- | --- | --- |
+| 1 | GET /account, 1k sessions: req/s | $rps_gh1 | F1 $rps_f11 | $r1 | ≥ 0.8 | $(verdict "$r1 >= 0.8") |
+| 1 | GET /account, 1k sessions: p99 ms | $p99_gh1 | F1 $p99_f11 | $q1 | ≤ 1.5 | $(verdict "$q1 <= 1.5") |
+| 1 | GET /account, 1M sessions: req/s | $rps_gh2 | F1 $rps_f12 | $r2 | ≥ 0.8 | $(verdict "$r2 >= 0.8") |
+| 1 | GET /account, 1M sessions: p99 ms | $p99_gh2 | F1 $p99_f12 | $q2 | ≤ 1.5 | $(verdict "$q2 <= 1.5") |
+| 1 | non-2xx or failed, all /account runs | $bad_gh | | | 0 | $(verdict "$bad_gh == 0") |
+| 1 | server CPU µs per request, 1k | $cpu_gh1 | F1 $cpu_f11 | $(calc %.2f "$cpu_gh1 / $cpu_f11") | | |
+| 1 | … with every request logged (LOG_LEVEL=info, to a file): req/s, p99 ms | $(median ghlog.1k rps), $(median ghlog.1k p99) | F1 $rps_f11, $p99_f11 | $(calc %.2f "$(median ghlog.1k rps) / $rps_f11") | | |
+| F2 | hello world req/s (1k, 1M stage) / Redis GET req/s | $hello1, $hello2 | $redis_get | | | |
+| 2 | Redis round trips / SQL per /account (TestHotPathCost) | ≤ 2 / 0 | | $cost | ≤ 2 / 0 | $(verdict "\"$cost\" == \"pass\"") |
+| 3 | /account/sessions, 100 sessions, 1k: p50 (p99) ms | $dev1 ($dev1_99) | | | < 5 | $(verdict "$dev1 < 5") |
+| 3 | /account/sessions, 100 sessions, 1M: p50 (p99) ms | $dev2 ($dev2_99) | | | < 5 | $(verdict "$dev2 < 5 && $dev_bad == 0") |
+| 4 | revoke-all of 1,000 sessions (Redis + Postgres): p50 ms | $revoke_p50 | | | < 10 | $(verdict "$revoke_p50 < 10") |
+| 4 | … its Postgres UPDATE alone / the whole admin POST: p50 ms | $revoke_pg / $revoke_http | | | | |
+| 5 | 1M/1k: /account req/s (÷ F1's own 1M/1k) | | | $flat_rps ($flat_norm) | within 10% | $(verdict "$flat_rps >= 0.9 && $flat_rps <= 1.1") |
+| 5 | 1M/1k: /account p50 | $p50_gh1 → $p50_gh2 ms | | $flat_p50 | within 10% | $(verdict "$flat_p50 >= 0.9 && $flat_p50 <= 1.1") |
+| 5 | 1M/1k: /account/sessions p50 | $dev1 → $dev2 ms | | $flat_dev | within 10% | $(verdict "$flat_dev >= 0.9 && $flat_dev <= 1.1") |
+| 5 | last-seen rows written by then (1M stage: each request a session's first in over a minute) | $touched | | | | |
+| 5 | Redis bytes per session (used_memory delta / $big_sessions) | $redis_per | | | record | |
+| 5 | Postgres bytes per session record ($pg_rows rows) | $pg_per | | | record | |
+| 6 | $STORM concurrent sign-ins: statuses; sign-ins/s | $storm_ok; $(field storm rps) | | | | |
+| 6 | peak RSS during the storm (VmHWM before → after) MiB | $(calc %.0f "$rss_peak / 1024") ($(calc %.0f "$hwm_before / 1024") → $(calc %.0f "$hwm_after / 1024")) | | | < 256 | $(verdict "$hwm_after < 262144") |
+| 6 | GET /account meanwhile: p99 ms (failures) | $storm_p99 ($storm_bad) | | | < 50 | $(verdict "$storm_p99 < 50 && $storm_bad == 0") |
+EOF
