@@ -113,9 +113,9 @@ load() {
 	shift
 	taskset -c 1 "$WORK/loadgen" -d "$DUR" -warmup "$WARM" -label "$label" -out "$RES" "$@" >&2
 }
-gh_account() { load "$1" -url "http://$GH/account" -tokens "$2" -c "$CONNS" -pids "$GH_PID,$REDIS_PID"; }
-f1_account() { load "$1" -url "http://$F1/account" -tokens "$WORK/floor.tokens" -cookie session -c "$CONNS" -pids "$F1_PID,$REDIS_PID"; }
-devices() { load "$1" -url "http://$GH/account/sessions" -tokens "$WORK/small.tokens" -c 1 -pids "$GH_PID,$REDIS_PID"; }
+gh_account() { load "$1" -url "http://$GH/account" -tokens "$2" -c "$CONNS" -pids "$GH_PID,$REDIS_PID,all"; }
+f1_account() { load "$1" -url "http://$F1/account" -tokens "$WORK/floor.tokens" -cookie session -c "$CONNS" -pids "$F1_PID,$REDIS_PID,all"; }
+devices() { load "$1" -url "http://$GH/account/sessions" -tokens "$WORK/small.tokens" -c 1 -pids "$GH_PID,$REDIS_PID,all"; }
 
 # Target 1 and its floor, alternately, ROUNDS times; then the Devices page.
 stage() {
@@ -187,7 +187,13 @@ verdict() { if awk "BEGIN { exit !($1) }"; then echo met; else echo "**not met**
 rps_gh1=$(median gh.1k rps) rps_f11=$(median f1.1k rps) p99_gh1=$(median gh.1k p99) p99_f11=$(median f1.1k p99)
 rps_gh2=$(median gh.1m rps) rps_f12=$(median f1.1m rps) p99_gh2=$(median gh.1m p99) p99_f12=$(median f1.1m p99)
 p50_gh1=$(median gh.1k p50) p50_gh2=$(median gh.1m p50)
-cpu_gh1=$(median gh.1k cpu_us | cut -d, -f1) cpu_f11=$(median f1.1k cpu_us | cut -d, -f1)
+cpu() { # cpu LABEL N: median over rounds of the Nth -pids figure (1 server, 2 Redis, 3 machine)
+	awk -v l="label=$1." -v n="$2" 'index($1, l) == 1 { for (i = 2; i <= NF; i++) if ($i ~ /^cpu_us=/) { split(substr($i, 8), c, ","); print c[n] } }' "$RES" |
+		sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print "?"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+cpu_gh1=$(cpu gh.1k 1) cpu_f11=$(cpu f1.1k 1) cpu_gh2=$(cpu gh.1m 1) cpu_f12=$(cpu f1.1m 1)
+all_gh1=$(cpu gh.1k 3) all_f11=$(cpu f1.1k 3) all_gh2=$(cpu gh.1m 3) all_f12=$(cpu f1.1m 3)
+red_gh1=$(cpu gh.1k 2) red_f11=$(cpu f1.1k 2) red_gh2=$(cpu gh.1m 2)
 hello1=$(median hello.1k rps) hello2=$(median hello.1m rps)
 bad_gh=$(($(sumbad gh.1k) + $(sumbad gh.1m)))
 dev1=$(field dev.1k p50) dev2=$(field dev.1m p50) dev1_99=$(field dev.1k p99) dev2_99=$(field dev.1m p99)
@@ -217,7 +223,8 @@ Each load run: ${DUR} after ${WARM} warm-up, closed loop; target 1 with $CONNS c
 | 1 | GET /account, 1M sessions: req/s | $rps_gh2 | F1 $rps_f12 | $r2 | ≥ 0.8 | $(verdict "$r2 >= 0.8") |
 | 1 | GET /account, 1M sessions: p99 ms | $p99_gh2 | F1 $p99_f12 | $q2 | ≤ 1.5 | $(verdict "$q2 <= 1.5") |
 | 1 | non-2xx or failed, all /account runs | $bad_gh | | | 0 | $(verdict "$bad_gh == 0") |
-| 1 | server CPU µs per request, 1k | $cpu_gh1 | F1 $cpu_f11 | $(calc %.2f "$cpu_gh1 / $cpu_f11") | | |
+| 1 | CPU µs per request, 1k: server / Redis / whole machine | $cpu_gh1 / $red_gh1 / $all_gh1 | F1 $cpu_f11 / $red_f11 / $all_f11 | $(calc %.2f "$all_gh1 / $all_f11") (machine) | | |
+| 1 | CPU µs per request, 1M: server / Redis / whole machine | $cpu_gh2 / $red_gh2 / $all_gh2 | F1 $cpu_f12 / – / $all_f12 | $(calc %.2f "$all_gh2 / $all_f12") (machine) | | |
 | 1 | … with every request logged (LOG_LEVEL=info, to a file): req/s, p99 ms | $(median ghlog.1k rps), $(median ghlog.1k p99) | F1 $rps_f11, $p99_f11 | $(calc %.2f "$(median ghlog.1k rps) / $rps_f11") | | |
 | F2 | hello world req/s (1k, 1M stage) / Redis GET req/s | $hello1, $hello2 | $redis_get | | | |
 | 2 | Redis round trips / SQL per /account (TestHotPathCost) | ≤ 2 / 0 | | $cost | ≤ 2 / 0 | $(verdict "\"$cost\" == \"pass\"") |

@@ -79,7 +79,7 @@ func main() {
 	label := flag.String("label", "", "name of this run in -out")
 	out := flag.String("out", "", "append a one-line key=value summary to this file")
 	keep := flag.Bool("keep-cookies", true, "send back the cookies each connection was given, other than the session cookie (a browser's CSRF cookie, say)")
-	pids := flag.String("pids", "", "comma-separated process ids (the server, Redis...): report each one's CPU time per request")
+	pids := flag.String("pids", "", `comma-separated process ids (the server, Redis...): report each one's CPU time per request; "all" is the whole machine`)
 	var hs headers
 	flag.Var(&hs, "H", "extra request header 'Name: value' (repeatable)")
 	flag.Parse()
@@ -185,6 +185,10 @@ func main() {
 func cpuTimes(pids []string) []time.Duration {
 	out := make([]time.Duration, len(pids))
 	for i, pid := range pids {
+		if pid == "all" {
+			out[i] = machineCPU()
+			continue
+		}
 		b, err := os.ReadFile("/proc/" + pid + "/stat")
 		if err != nil {
 			continue
@@ -202,6 +206,29 @@ func cpuTimes(pids []string) []time.Duration {
 		out[i] = time.Duration(ut+st) * 10 * time.Millisecond
 	}
 	return out
+}
+
+// machineCPU is the CPU time every CPU has spent busy (not idle or waiting
+// for I/O), from /proc/stat, in clock ticks of 10 ms.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		if i >= 8 { // guest time is counted in user already
+			break
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * 10 * time.Millisecond
 }
 
 func parseExpect(s string) (lo, hi int, err error) {

@@ -20,14 +20,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
-	"github.com/gatehouse/gatehouse/internal/password"
 )
 
 func main() {
@@ -75,11 +73,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	// A P more than the CPUs, which password hashing may all take: pages
-	// stay responsive during a burst of sign-ins (password.NewHasher).
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(password.Procs())
-	}
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -43,16 +44,8 @@ type Hasher struct {
 }
 
 // NewHasher returns a Hasher that runs at most one hash per CPU at a time.
-//
-// A hash is tens of milliseconds of CPU that Go's scheduler preempts only
-// every 10 ms. If hashes held every P (GOMAXPROCS), a request waking up
-// during a burst of sign-ins would wait a slice for each of its steps, tens
-// of milliseconds in all; so a server should run one P more than it has
-// CPUs (Procs), keeping a P free for everything else whatever the burst,
-// and leaving the sharing of CPUs to the kernel, which does it in far
-// shorter slices (docs/performance.md, target 6).
 func NewHasher() *Hasher {
-	h := &Hasher{slots: make(chan struct{}, runtime.NumCPU())}
+	h := &Hasher{slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	dummy, err := h.Hash(context.Background(), "gatehouse dummy password")
 	if err != nil {
 		panic(fmt.Sprintf("password: hashing the dummy password: %v", err)) // crypto/rand failed: nothing can work
@@ -61,10 +54,40 @@ func NewHasher() *Hasher {
 	return h
 }
 
-// Procs is the GOMAXPROCS for a process that hashes passwords: one more
-// than the CPUs it may run on, which is how many hashes NewHasher allows at
-// once.
-func Procs() int { return runtime.NumCPU() + 1 }
+// spare gives the process one P (GOMAXPROCS) more while any hash runs, and
+// takes it back when none does. A hash is tens of milliseconds of CPU that
+// Go's scheduler preempts only every 10 ms: with hashes on every P, a
+// request waking up during a burst of sign-ins would wait a slice at each
+// of its steps, tens of milliseconds in all. The spare P keeps one free for
+// everything else, and the kernel shares the CPUs between the threads in
+// far shorter slices. It is not kept for good: an extra P on busy CPUs
+// makes the tail of ordinary requests longer (docs/performance.md, target
+// 6). Changing GOMAXPROCS stops the world for some microseconds, once when
+// hashing starts and once when it ends, not per hash in a burst.
+var spare struct {
+	sync.Mutex
+	hashing int // hashes running, in every Hasher
+	procs   int // GOMAXPROCS before the first of them
+}
+
+func hashing() {
+	spare.Lock()
+	defer spare.Unlock()
+	if spare.hashing == 0 {
+		spare.procs = runtime.GOMAXPROCS(0)
+		runtime.GOMAXPROCS(spare.procs + 1)
+	}
+	spare.hashing++
+}
+
+func hashed() {
+	spare.Lock()
+	defer spare.Unlock()
+	spare.hashing--
+	if spare.hashing == 0 {
+		runtime.GOMAXPROCS(spare.procs)
+	}
+}
 
 // CheckLength says what is wrong with pw's length, or "" when it is fine.
 func CheckLength(pw string) string {
@@ -80,13 +103,17 @@ func CheckLength(pw string) string {
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
+		hashing()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting to hash: %w", ctx.Err())
 	}
 }
 
-func (h *Hasher) release() { <-h.slots }
+func (h *Hasher) release() {
+	hashed()
+	<-h.slots
+}
 
 // Hash returns pw's argon2id hash in the PHC string format.
 func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {

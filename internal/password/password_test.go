@@ -52,14 +52,36 @@ func TestCheckLength(t *testing.T) {
 	}
 }
 
-// TestHashingLeavesAProcessorFree: hashes run at most one per CPU, and a
-// process run with Procs has a P more than that, so a burst of sign-ins
-// never holds every P (the web command sets GOMAXPROCS to Procs).
+// TestHashingLeavesAProcessorFree: hashes run at most one per P, and while
+// any runs the process has a P more, so a burst of sign-ins never holds
+// every P; once hashing stops, GOMAXPROCS is what it was.
 func TestHashingLeavesAProcessorFree(t *testing.T) {
 	h := NewHasher()
-	if cap(h.slots) != runtime.NumCPU() || Procs() <= cap(h.slots) {
-		t.Fatalf("%d hashing slots, Procs %d: want one slot per CPU (%d) and a P more", cap(h.slots), Procs(), runtime.NumCPU())
+	procs := runtime.GOMAXPROCS(0)
+	if cap(h.slots) != procs {
+		t.Fatalf("%d hashing slots, want one per P (%d)", cap(h.slots), procs)
 	}
+	done := make(chan error)
+	go func() {
+		_, err := h.Hash(context.Background(), "correct horse battery")
+		done <- err
+	}()
+	raised := false
+	for !raised {
+		select {
+		case err := <-done:
+			t.Fatalf("hash finished (%v) and GOMAXPROCS never went above %d", err, procs)
+		case <-time.After(time.Millisecond):
+			raised = runtime.GOMAXPROCS(0) == procs+1
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Fatalf("GOMAXPROCS %d after hashing, want %d again", got, procs)
+	}
+
 	// Every slot busy: the next hash waits for one, and gives up with its
 	// context.
 	for range cap(h.slots) {
