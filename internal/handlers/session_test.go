@@ -317,57 +317,16 @@ func TestRevocationIsFinal(t *testing.T) {
 	token := b.SessionToken()
 	_, bID := sessionIDs(t, b)
 
-	var revoked atomic.Bool
-	var wrong, before, after atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// A raw client with a fixed cookie: a browser's jar would drop
-			// the cookie once told to, and hide any resurrection.
-			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				startedAfterRevoke := revoked.Load()
-				req, _ := http.NewRequest(http.MethodGet, env.Server.URL+"/account", nil)
-				req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
-				res, err := client.Do(req)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				res.Body.Close()
-				switch {
-				case startedAfterRevoke && res.StatusCode == http.StatusOK:
-					wrong.Add(1)
-				case startedAfterRevoke:
-					after.Add(1)
-				default:
-					before.Add(1)
-				}
-			}
-		}()
+	before, after, wrong := hammerDuringRevoke(t, env.Server.URL, token, 8, func() {
+		if res := a.Post("/account/sessions/"+bID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("revoke: %d", res.StatusCode)
+		}
+	})
+	if before == 0 || after == 0 {
+		t.Fatalf("the hammer did not overlap the revoke: %d requests before, %d after", before, after)
 	}
-	time.Sleep(150 * time.Millisecond)
-	if res := a.Post("/account/sessions/"+bID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("revoke: %d", res.StatusCode)
-	}
-	revoked.Store(true)
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-
-	if before.Load() == 0 || after.Load() == 0 {
-		t.Fatalf("the hammer did not overlap the revoke: %d requests before, %d after", before.Load(), after.Load())
-	}
-	if wrong.Load() > 0 {
-		t.Fatalf("%d requests started after the revoke were authenticated", wrong.Load())
+	if wrong > 0 {
+		t.Fatalf("%d requests started after the revoke were authenticated", wrong)
 	}
 	// Once the dust settles the cookie is still dead.
 	late := env.Client(t)
@@ -375,7 +334,7 @@ func TestRevocationIsFinal(t *testing.T) {
 	if late.Get("/account").StatusCode != http.StatusSeeOther {
 		t.Fatal("the revoked cookie works again")
 	}
-	t.Logf("%d requests before the revoke, %d after, none authenticated after", before.Load(), after.Load())
+	t.Logf("%d requests before the revoke, %d after, none authenticated after", before, after)
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -473,4 +432,56 @@ func TestExpiredSessionsShowAsEnded(t *testing.T) {
 	if got != "Expired after inactivity" {
 		t.Errorf("expired session reads %q", got)
 	}
+}
+
+// hammerDuringRevoke sends GET /account to serverURL with a fixed session
+// cookie from several goroutines while revoke runs, and counts requests
+// that started before the revoke returned, after it, and those after it
+// that were still authenticated (which must be none). A raw client with a
+// fixed cookie is used: a browser's jar would drop the cookie once told to,
+// and hide any resurrection.
+func hammerDuringRevoke(t *testing.T, serverURL, token string, workers int, revoke func()) (before, after, wrong int64) {
+	t.Helper()
+	var revoked atomic.Bool
+	var nBefore, nAfter, nWrong atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				startedAfter := revoked.Load()
+				req, _ := http.NewRequest(http.MethodGet, serverURL+"/account", nil)
+				req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+				res, err := client.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				res.Body.Close()
+				switch {
+				case startedAfter && res.StatusCode == http.StatusOK:
+					nWrong.Add(1)
+				case startedAfter:
+					nAfter.Add(1)
+				default:
+					nBefore.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond)
+	revoke()
+	revoked.Store(true)
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	return nBefore.Load(), nAfter.Load(), nWrong.Load()
 }
