@@ -53,10 +53,7 @@ type lastSeenWriter struct {
 	pending map[string]sighting // by public id
 	closed  bool
 
-	wake  chan struct{}      // capacity 1: "there is work"
-	flush chan chan struct{} // Flush asks the goroutine to report when idle
-	stop  chan struct{}      // closed by close
-	done  chan struct{}      // closed when the goroutine has returned
+	loop *loop // runs writeBatch
 
 	written, failed, dropped atomic.Int64
 	lastDropLog              atomic.Int64 // Unix nanoseconds
@@ -66,12 +63,8 @@ func newLastSeenWriter(records toucher, log *slog.Logger, maxPending int, timeou
 	w := &lastSeenWriter{
 		records: records, log: log, maxPending: maxPending, timeout: timeout,
 		pending: map[string]sighting{},
-		wake:    make(chan struct{}, 1),
-		flush:   make(chan chan struct{}),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
 	}
-	go w.run()
+	w.loop = startLoop(func() { w.writeBatch(context.Background()) })
 	return w
 }
 
@@ -90,10 +83,7 @@ func (w *lastSeenWriter) offer(publicID, ip string, at time.Time) bool {
 	}
 	w.pending[publicID] = sighting{ip: ip, at: at}
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default: // already woken
-	}
+	w.loop.kick()
 	return true
 }
 
@@ -106,21 +96,6 @@ func (w *lastSeenWriter) refused() {
 	if now-last >= int64(dropLogEvery) && w.lastDropLog.CompareAndSwap(last, now) {
 		w.log.Warn("last-seen writer full: writes refused, each retried on the session's next request",
 			"refused_total", n, "pending", w.maxPending)
-	}
-}
-
-func (w *lastSeenWriter) run() {
-	defer close(w.done)
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-w.wake:
-			w.writeBatch(context.Background())
-		case reply := <-w.flush:
-			w.writeBatch(context.Background())
-			close(reply)
-		}
 	}
 }
 
@@ -168,39 +143,21 @@ func (w *lastSeenWriter) writeBatch(ctx context.Context) {
 
 // wait returns once every write offered before the call has been tried,
 // or ctx ends.
-func (w *lastSeenWriter) wait(ctx context.Context) error {
-	reply := make(chan struct{})
-	select {
-	case w.flush <- reply:
-	case <-w.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-reply:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (w *lastSeenWriter) wait(ctx context.Context) error { return w.loop.wait(ctx) }
 
 // close refuses further offers, stops the goroutine, and writes what is
 // still queued, giving up (and counting the rest as dropped) when ctx ends.
 // Only the first call does anything.
 func (w *lastSeenWriter) close(ctx context.Context) {
 	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		<-w.done
-		return
-	}
+	first := !w.closed
 	w.closed = true
 	w.mu.Unlock()
-	close(w.stop)
-	<-w.done
-	// The goroutine has returned: this is now the only writer.
-	w.writeBatch(ctx)
+	w.loop.halt()
+	if first {
+		// The goroutine has returned: this is now the only writer.
+		w.writeBatch(ctx)
+	}
 }
 
 // LastSeenStats are the counters of the last-seen writer.
