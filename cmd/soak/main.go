@@ -212,7 +212,7 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 		return false, err
 	}
 	conn := pool.Get()
-	pending, _ := redis.Int(conn.Do("LLEN", prefix+"ends"))
+	pending, _ := redis.Int(conn.Do("SCARD", prefix+"ending")) // users with ends not yet recorded
 	conn.Close()
 
 	// Graceful stop of both instances.
@@ -959,7 +959,7 @@ func (s *soak) report(out io.Writer, d reportData) bool {
 		s.revokedWorked.Load(), d.deadWorking, len(s.dead), check(s.revokedWorked.Load() == 0 && d.deadWorking == 0))
 	fmt.Fprintf(out, "| live sessions that stopped working | %d of %d | %s |\n", d.liveBroken, len(s.pool), check(d.liveBroken == 0))
 	fmt.Fprintf(out, "| live sessions not listed as active on their Devices page | %d | %s |\n", d.liveUnlisted, check(d.liveUnlisted == 0))
-	fmt.Fprintf(out, "| ends waiting for their record | %d | %s |\n", d.pendingEnds, check(d.pendingEnds == 0))
+	fmt.Fprintf(out, "| users with ends waiting for their record | %d | %s |\n", d.pendingEnds, check(d.pendingEnds == 0))
 	fmt.Fprintf(out, "| no 5xx, no transport errors | %d | %s |\n", s.serverErrors(), check(s.serverErrors() == 0))
 	fmt.Fprintf(out, "\nRecords by end: %s. Abandoned sessions: %d; sessions left idle until their timeout (retired by the soak, not used again): %d.\n",
 		formatCounts(d.byReason), len(s.abandoned), s.expired.Load())

@@ -282,17 +282,22 @@ func (h *Handlers) adminSessions(c echo.Context) error {
 		Before: queryID(c, "before"), Limit: adminPageSize,
 	}
 	f.Email, f.IP = truncate(f.Email, models.MaxEmailLength), truncate(f.IP, 64)
-	list, more, err := h.sessions.Records().ActiveAll(c.Request().Context(), f)
+	ctx := c.Request().Context()
+	list, more, err := h.sessions.Records().ActiveAll(ctx, f)
 	if err != nil {
 		return err
 	}
 	page := views.AdminSessionsPage{
-		Email: f.Email, IP: f.IP, Sessions: list, Now: h.now(),
+		Email: f.Email, IP: f.IP, Now: h.now(),
 		Return: pageURL("/admin/sessions", "email", f.Email, "ip", f.IP),
 	}
 	if more {
 		page.Older = pageURL("/admin/sessions", "email", f.Email, "ip", f.IP,
 			"before", strconv.FormatInt(list[len(list)-1].ID, 10))
+	}
+	// A session revoked a moment ago may still read active in Postgres.
+	if page.Sessions, err = h.sessions.DropEnded(ctx, list); err != nil {
+		return err
 	}
 	return h.render(c, http.StatusOK, views.AdminSessionsView(page))
 }

@@ -316,6 +316,9 @@ func TestDisableClosesTheSignInRace(t *testing.T) {
 	if res.StatusCode == http.StatusSeeOther || c.Get("/account").StatusCode != http.StatusSeeOther {
 		t.Fatal("a sign-in racing a disable got a working session")
 	}
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	active, err := env.App.Sessions.Records().Active(context.Background(), user.ID)
 	if err != nil {
 		t.Fatal(err)

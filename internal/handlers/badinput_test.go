@@ -546,6 +546,9 @@ func TestRevokeRejectsBadAndForeignSessionIDs(t *testing.T) {
 			}
 		})
 	}
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var ended int64
 	if err := env.App.DB.Table("sessions").Where("public_id = ? AND ended_at IS NOT NULL", bobID).Count(&ended).Error; err != nil {
 		t.Fatal(err)

@@ -65,6 +65,9 @@ func TestRevokeOnOneInstanceIsFinalOnAnother(t *testing.T) {
 	if wrong > 0 {
 		t.Fatalf("%d requests to instance two, started after instance one revoked, were authenticated", wrong)
 	}
+	if err := one.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	rec, err := two.App.Sessions.Records().ByPublicID(context.Background(), bID)
 	if err != nil {
 		t.Fatal(err)

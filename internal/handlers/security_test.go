@@ -154,6 +154,9 @@ func TestConcurrentSessionLimit(t *testing.T) {
 	if got != "Ended: too many devices signed in" {
 		t.Errorf("ended session reads %q", got)
 	}
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	var reasons []models.EndReason
 	env.App.DB.Model(&models.SessionRecord{}).Where("ended_at IS NOT NULL").Pluck("end_reason", &reasons)
 	if len(reasons) != 1 || reasons[0] != models.EndSessionLimit {

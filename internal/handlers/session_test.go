@@ -219,6 +219,9 @@ func TestRevokeFromDevicesPage(t *testing.T) {
 	if got := signin.Doc(t).Find(`[data-testid="flash"]`).Text(); !strings.Contains(got, "signed out from another device") {
 		t.Errorf("sign-in page explains %q", got)
 	}
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), bID)
 	if err != nil {
 		t.Fatal(err)

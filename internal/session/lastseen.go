@@ -177,6 +177,14 @@ func (m *Manager) LastSeenStats() LastSeenStats {
 func (m *Manager) WaitLastSeen(ctx context.Context) error { return m.seen.wait(ctx) }
 
 // Close stops the manager's background work: last-seen writes still queued
-// are written until ctx ends, the rest dropped. Requests served after Close
-// no longer write last_seen_at (and do not advance it in the session).
-func (m *Manager) Close(ctx context.Context) { m.seen.close(ctx) }
+// are written until ctx ends, the rest dropped; ends not yet recorded are
+// recorded until ctx ends, the rest left marked in Redis for another
+// instance or the next start. Requests served after Close no longer write
+// last_seen_at (and do not advance it in the session).
+func (m *Manager) Close(ctx context.Context) {
+	m.seen.close(ctx)
+	m.endsLoop.halt()
+	if _, err := m.RecordEnds(ctx); err != nil {
+		m.log.Warn("session ends left to record later", "err", err)
+	}
+}

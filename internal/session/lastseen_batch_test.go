@@ -46,6 +46,9 @@ func TestLastSeenIsWrittenInBatches(t *testing.T) {
 	if _, err := env.App.Sessions.RevokeAll(ctx, user.ID, []string{active[0].PublicID}, models.EndRevokedByUser, nil); err != nil {
 		t.Fatal(err)
 	}
+	if err := env.App.Sessions.WaitEnds(ctx); err != nil {
+		t.Fatal(err)
+	}
 	later := env.Clock.Now().Add(time.Hour).Truncate(time.Microsecond)
 	queries := countQueries(t, env, func() {
 		err = store.TouchMany(ctx, []models.Sighting{

@@ -15,7 +15,10 @@ import (
 //	P o:<token>        "<user id>:<public id>": whose session the token is,
 //	                   so Find can check it in the same round trip (store.go)
 //	P u:{<user id>}    hash: "s:<public id>" -> token for each live session,
-//	                   plus the user's name, email and role for page chrome
+//	                   plus the user's name, email and role for page chrome,
+//	                   and "e:<public id>" -> end mark for each ended
+//	                   session whose record is not yet written (ends.go)
+//	P ending           set: the users with end marks
 //
 // The user hash is the kill switch: a request is authenticated only while its
 // session's field there names its token. Revoking is removing fields from
@@ -66,60 +69,67 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 return 1`)
 
-// revoke ends sessions and returns the public ids it ended. With ARGV[1] =
-// "only" it ends the public ids in ARGV[2..]; with "except" it ends every
-// session but those. KEYS[1] user hash.
-var revokeScript = redis.NewScript(1, `
+// revoke ends sessions, marks them for the end recorder (ends.go), and
+// returns the public ids it ended. With ARGV[3] = "only" it ends the public
+// ids in ARGV[4..]; with "except" it ends every session but those.
+// KEYS[1] user hash, KEYS[2] ending set; ARGV[1] end mark, ARGV[2] user id.
+var revokeScript = redis.NewScript(2, `
 local ended = {}
-if ARGV[1] == 'only' then
-  for i = 2, #ARGV do
+if ARGV[3] == 'only' then
+  for i = 4, #ARGV do
     if redis.call('HDEL', KEYS[1], 's:' .. ARGV[i]) == 1 then table.insert(ended, ARGV[i]) end
   end
 else
   local keep = {}
-  for i = 2, #ARGV do keep['s:' .. ARGV[i]] = true end
+  for i = 4, #ARGV do keep['s:' .. ARGV[i]] = true end
   for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(field, 1, 2) == 's:' and not keep[field] then
       redis.call('HDEL', KEYS[1], field)
       table.insert(ended, string.sub(field, 3))
     end
   end
-end
-return ended`)
+end`+markEndedLua)
 
 // disable marks the user disabled (so register refuses new sessions until
-// enable clears it) and ends every session, returning their public ids.
-// KEYS[1] user hash; ARGV[1] ttl seconds for the mark.
-var disableScript = redis.NewScript(1, `
+// enable clears it) and ends every session, marking them for the end
+// recorder, and returns their public ids. KEYS[1] user hash, KEYS[2]
+// ending set; ARGV[1] end mark, ARGV[2] user id, ARGV[3] ttl seconds for
+// the disabled mark.
+var disableScript = redis.NewScript(2, `
 redis.call('HSET', KEYS[1], 'disabled', '1')
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 local ended = {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, 2) == 's:' then
     redis.call('HDEL', KEYS[1], field)
     table.insert(ended, string.sub(field, 3))
   end
-end
-return ended`)
+end`+markEndedLua)
 
-// live returns two lists: the public ids of the user's sessions whose data
-// still exists, and of those whose data expired, whose fields it forgets.
-// KEYS[1] user hash; ARGV[1] data key prefix. (It reads data keys by name,
-// so on Redis Cluster it would have to become a pipeline of EXISTS.)
+// live returns three lists: the public ids of the user's sessions whose
+// data still exists; of those whose data expired, whose fields it forgets;
+// and the ended sessions whose record is not yet written, with their end
+// marks (id, mark, id, mark...). KEYS[1] user hash; ARGV[1] data key
+// prefix. (It reads data keys by name, so on Redis Cluster it would have
+// to become a pipeline of EXISTS.)
 var liveScript = redis.NewScript(1, `
-local live, gone = {}, {}
+local live, gone, ending = {}, {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) == 's:' then
+  local kind = string.sub(all[i], 1, 2)
+  if kind == 's:' then
     if redis.call('EXISTS', ARGV[1] .. all[i + 1]) == 1 then
       table.insert(live, string.sub(all[i], 3))
     else
       redis.call('HDEL', KEYS[1], all[i])
       table.insert(gone, string.sub(all[i], 3))
     end
+  elseif kind == 'e:' then
+    table.insert(ending, string.sub(all[i], 3))
+    table.insert(ending, all[i + 1])
   end
 end
-return {live, gone}`)
+return {live, gone, ending}`)
 
 // setProfile refreshes the chrome fields of a user hash that exists (a user
 // with no live session has none, and must not get one without a TTL).
@@ -129,7 +139,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{findScript, registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript}
+var scripts = []*redis.Script{findScript, registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
 
 // register enters a session in the user hash and returns the user's number
 // of sessions, or ErrAccountDisabled.
@@ -158,13 +168,13 @@ func (m *Manager) replaceToken(userID int64, publicID, oldToken, token string) (
 	return ok == 1, nil
 }
 
-// revoke ends the named sessions (mode "only") or all but them ("except").
-// One round trip, however many sessions.
-func (m *Manager) revoke(userID int64, mode string, publicIDs []string) ([]string, error) {
+// revoke ends the named sessions (mode "only") or all but them ("except"),
+// marked with mark. One round trip, however many sessions.
+func (m *Manager) revoke(userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	args := make([]any, 0, 2+len(publicIDs))
-	args = append(args, m.keys.user(userID), mode)
+	args := make([]any, 0, 5+len(publicIDs))
+	args = append(args, m.keys.user(userID), m.keys.ending(), mark.String(), userID, mode)
 	for _, id := range publicIDs {
 		args = append(args, id)
 	}
@@ -175,10 +185,10 @@ func (m *Manager) revoke(userID int64, mode string, publicIDs []string) ([]strin
 	return ended, nil
 }
 
-func (m *Manager) disable(userID int64) ([]string, error) {
+func (m *Manager) disable(userID int64, mark endMark) ([]string, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
-	ended, err := redis.Strings(disableScript.Do(conn, m.keys.user(userID), m.userKeyTTL()))
+	ended, err := redis.Strings(disableScript.Do(conn, m.keys.user(userID), m.keys.ending(), mark.String(), userID, m.userKeyTTL()))
 	if err != nil {
 		return nil, fmt.Errorf("disable sessions: %w", err)
 	}
@@ -194,25 +204,42 @@ func (m *Manager) enable(userID int64) error {
 	return nil
 }
 
-// live returns the user's sessions whose data exists, and those whose
-// field named data that is gone (the script forgets those fields).
-func (m *Manager) live(userID int64) (live, gone []string, err error) {
+// liveness is what Redis says about a user's sessions.
+type liveness struct {
+	live   []string           // public ids of sessions whose data exists
+	gone   []string           // whose data is gone (their fields are now forgotten)
+	ending map[string]endMark // ended, by public id, not yet recorded
+}
+
+// live reads the user's sessions in Redis (liveScript).
+func (m *Manager) live(userID int64) (liveness, error) {
 	conn := m.pool.Get()
 	defer conn.Close()
+	var l liveness
 	lists, err := redis.Values(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))
-	if err == nil && len(lists) != 2 {
+	if err == nil && len(lists) != 3 {
 		err = fmt.Errorf("unexpected reply %v", lists)
 	}
 	if err == nil {
-		live, err = redis.Strings(lists[0], nil)
+		l.live, err = redis.Strings(lists[0], nil)
 	}
 	if err == nil {
-		gone, err = redis.Strings(lists[1], nil)
+		l.gone, err = redis.Strings(lists[1], nil)
+	}
+	var marks map[string]string
+	if err == nil {
+		marks, err = redis.StringMap(lists[2], nil)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("live sessions: %w", err)
+		return liveness{}, fmt.Errorf("live sessions: %w", err)
 	}
-	return live, gone, nil
+	l.ending = make(map[string]endMark, len(marks))
+	for id, s := range marks {
+		if e, err := parseEndMark(s); err == nil {
+			l.ending[id] = e
+		}
+	}
+	return l, nil
 }
 
 // SetProfile refreshes the name, email and role that every live session of

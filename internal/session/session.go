@@ -9,6 +9,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -78,6 +79,8 @@ type Manager struct {
 	now         func() time.Time
 	// seen writes last_seen_at in the background (lastseen.go).
 	seen *lastSeenWriter
+	// endsLoop records ended sessions in Postgres in the background (ends.go).
+	endsLoop *loop
 }
 
 // New returns a Manager.
@@ -109,11 +112,13 @@ func New(o Options) *Manager {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Manager{
+	m := &Manager{
 		scs: sm, pool: o.Pool, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
 		seen: newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
 	}
+	m.endsLoop = startLoop(m.recordEndsInBackground)
+	return m
 }
 
 // Records is the store of session records the manager keeps.
@@ -140,8 +145,9 @@ func (p *Principal) IsAdmin() bool { return p.Role == models.RoleAdmin }
 type requestState struct {
 	principal *Principal
 	// endedID names the session the request's cookie belonged to, when that
-	// session has been revoked.
-	endedID string
+	// session has been revoked; endMark is its end mark while the record of
+	// the end is not yet written.
+	endedID, endMark string
 	// stale is set when the request carried a session cookie that names no
 	// live session (expired, revoked, or forged).
 	stale bool
@@ -167,6 +173,9 @@ func (m *Manager) Ended(ctx context.Context) (rec *models.SessionRecord, stale b
 	if st.endedID != "" {
 		r, err := m.records.ByPublicID(ctx, st.endedID)
 		if err == nil {
+			if e, err := parseEndMark(st.endMark); r.Active() && err == nil {
+				e.apply(r) // ended, not yet recorded (ends.go)
+			}
 			return r, true
 		}
 		m.log.WarnContext(ctx, "reading ended session", "err", err)
@@ -198,7 +207,7 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		switch uid := m.scs.GetInt64(ctx, keyUserID); {
 		case lk.revoked:
 			// The store found the session's field gone and deleted its data.
-			st.endedID = lk.publicID
+			st.endedID, st.endMark = lk.publicID, lk.endMark
 		case uid != 0 && lk.live && lk.userID == uid && lk.publicID == m.scs.GetString(ctx, keyPublicID):
 			st.principal = &Principal{
 				UserID: uid, SessionID: lk.publicID, Name: lk.name, Email: lk.email, Role: lk.role,
@@ -342,7 +351,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n int) {
 	ids, err := m.records.Idlest(ctx, userID, keep, n)
 	if err == nil {
-		_, err = m.end(ctx, userID, "only", ids, models.EndSessionLimit, nil)
+		_, err = m.end(userID, "only", ids, models.EndSessionLimit, nil)
 	}
 	if err != nil {
 		m.log.ErrorContext(ctx, "enforcing the session limit", "user", userID, "err", err)
@@ -384,7 +393,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
+	if _, err := m.end(p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
 		return err
 	}
 	if err := m.scs.Destroy(ctx); err != nil {
@@ -397,7 +406,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 // live session. When Revoke returns, no request with that session's cookie
 // is authenticated again, on any instance.
 func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason models.EndReason, actor *int64) error {
-	ended, err := m.end(ctx, userID, "only", []string{publicID}, reason, actor)
+	ended, err := m.end(userID, "only", []string{publicID}, reason, actor)
 	if err == nil && len(ended) == 0 {
 		return ErrNotFound
 	}
@@ -407,7 +416,7 @@ func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, rea
 // RevokeAll ends every session of userID except those in keep, and returns
 // how many it ended.
 func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, reason models.EndReason, actor *int64) (int, error) {
-	ended, err := m.end(ctx, userID, "except", keep, reason, actor)
+	ended, err := m.end(userID, "except", keep, reason, actor)
 	return len(ended), err
 }
 
@@ -415,35 +424,30 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // closing the race with a sign-in that checked the account just before it
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
-	ended, err := m.disable(userID)
-	if err != nil {
-		return 0, err
-	}
-	if err := m.recordEnd(ctx, userID, ended, models.EndAccountDisabled, actor); err != nil {
-		return len(ended), err
-	}
-	return len(ended), nil
+	ended, err := m.disable(userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
+	m.recordLater(ended)
+	return len(ended), err
 }
 
 // Enable lets userID sign in again.
 func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 
-// end kills sessions in Redis, then records why in Postgres: one round trip
-// to each, however many sessions. Redis goes first because it is what makes
-// the revocation real; the user hash is per user, so another user's session
-// ids match nothing. Should Postgres fail in between, the sessions are dead
-// all the same, and the end is queued in Redis until the sweep can record
-// it (pending.go); only if that fails too is the error returned.
-func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
-	ended, err := m.revoke(userID, mode, ids)
-	if err != nil {
-		return nil, err
+// end kills sessions in Redis and marks them for the end recorder, in one
+// round trip however many sessions: when it returns they are dead on every
+// instance, and why is noted; the record in Postgres follows in the
+// background (ends.go). The user hash is per user, so another user's
+// session ids match nothing.
+func (m *Manager) end(userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
+	ended, err := m.revoke(userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
+	m.recordLater(ended)
+	return ended, err
+}
+
+// recordLater wakes the end recorder when sessions ended.
+func (m *Manager) recordLater(ended []string) {
+	if len(ended) > 0 {
+		m.endsLoop.kick()
 	}
-	if err := m.recordEnd(ctx, userID, ended, reason, actor); err != nil {
-		m.log.ErrorContext(ctx, "sessions ended but not recorded", "user", userID, "sessions", ended, "reason", reason, "err", err)
-		return ended, err
-	}
-	return ended, nil
 }
 
 // Listing is a user's sessions as the Devices page shows them.
@@ -461,20 +465,25 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	// sign-in writes its record before it enters the session in Redis, so
 	// a record whose session Redis does not name at all is judged only
 	// once it is older than sweepSettle; one whose data Redis found gone
-	// has really ended.
+	// has really ended, and one Redis marked ended shows its end before
+	// the recorder has written it.
 	active, err := m.records.Active(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
-	live, gone, err := m.live(userID)
+	l, err := m.live(userID)
 	if err != nil {
 		return Listing{}, err
 	}
 	var expired []string
+	var justEnded []models.SessionRecord
 	stillActive := active[:0:0]
 	now := m.now()
 	for _, r := range active {
-		if slices.Contains(live, r.PublicID) || !slices.Contains(gone, r.PublicID) && now.Sub(r.CreatedAt) < sweepSettle {
+		if e, ok := l.ending[r.PublicID]; ok {
+			e.apply(&r)
+			justEnded = append(justEnded, r)
+		} else if slices.Contains(l.live, r.PublicID) || !slices.Contains(l.gone, r.PublicID) && now.Sub(r.CreatedAt) < sweepSettle {
 			stillActive = append(stillActive, r)
 		} else {
 			expired = append(expired, r.PublicID)
@@ -489,7 +498,29 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	if err != nil {
 		return Listing{}, err
 	}
-	return Listing{Active: stillActive, Ended: ended}, nil
+	return Listing{Active: stillActive, Ended: latestEnded(justEnded, ended, endedLimit)}, nil
+}
+
+// latestEnded merges ends not yet recorded into the recorded ones (the
+// recorder may have written some of them since: each session shows once),
+// latest first, at most limit.
+func latestEnded(pending, recorded []models.SessionRecord, limit int) []models.SessionRecord {
+	if len(pending) == 0 {
+		return recorded
+	}
+	all := pending
+	for _, r := range recorded {
+		if !slices.ContainsFunc(pending, func(p models.SessionRecord) bool { return p.PublicID == r.PublicID }) {
+			all = append(all, r)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b models.SessionRecord) int {
+		if c := b.EndedAt.Compare(*a.EndedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	return all[:min(len(all), limit)]
 }
 
 // Check pings Redis: a probe key written and deleted.

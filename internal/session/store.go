@@ -28,7 +28,8 @@ type store struct {
 // findScript returns {} when there is no data; {data} for data without an
 // owner; {data, uid, sid, live, name, email, role} otherwise, with live 1
 // when the user hash still names this token. A session found revoked has
-// its data deleted here, and data comes back empty.
+// its data deleted here: {"", uid, sid, "0", end mark}, the mark empty
+// once the end is recorded (ends.go).
 // KEYS[1] data key, KEYS[2] owner key; ARGV[1] user-hash key prefix, ARGV[2] token.
 var findScript = redis.NewScript(2, `
 local data = redis.call('GET', KEYS[1])
@@ -36,10 +37,10 @@ if not data then return {} end
 local owner = redis.call('GET', KEYS[2])
 if not owner then return {data} end
 local uid, sid = string.match(owner, '^(%d+):(.+)$')
-local v = redis.call('HMGET', ARGV[1] .. uid .. '}', 's:' .. sid, 'name', 'email', 'role')
+local v = redis.call('HMGET', ARGV[1] .. uid .. '}', 's:' .. sid, 'name', 'email', 'role', 'e:' .. sid)
 if v[1] ~= ARGV[2] then
   redis.call('DEL', KEYS[1])
-  return {'', uid, sid, '0'}
+  return {'', uid, sid, '0', v[5] or ''}
 end
 return {data, uid, sid, '1', v[2] or '', v[3] or '', v[4] or ''}`)
 
@@ -51,6 +52,7 @@ type lookup struct {
 	live              bool
 	name, email, role string
 	revoked, hasOwner bool
+	endMark           string // of a revoked session whose end is not yet recorded
 }
 
 type lookupKey struct{}
@@ -97,6 +99,9 @@ func (s *store) FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 	lk.publicID = strs[1]
 	if strs[2] != "1" {
 		lk.revoked = true
+		if len(strs) > 3 {
+			lk.endMark = strs[3]
+		}
 		return nil, false, nil
 	}
 	lk.live = true

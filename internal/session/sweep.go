@@ -16,7 +16,8 @@ import (
 // not depend on someone opening the Devices page (List closes records
 // lazily too):
 //
-//  1. it writes the ends queued while Postgres was down (ReplayEnds);
+//  1. it writes the records of ended sessions still waiting (RecordEnds:
+//     the end recorder missed them, most likely while Postgres was down);
 //  2. it closes, as expired, the records of sessions whose Redis data is
 //     gone.
 //
@@ -49,12 +50,12 @@ return 0`)
 
 // SweepResult is what one sweep did.
 type SweepResult struct {
-	Replayed int // queued ends whose record was written
+	Recorded int // ended sessions whose record was written (ends.go)
 	Checked  int // candidate records checked against Redis
 	Expired  int // records closed as expired
 }
 
-// Sweep runs the sweep once: queued ends first, then expired records, in
+// Sweep runs the sweep once: waiting ends first, then expired records, in
 // batches of batch records (sweepBatch when batch <= 0), until no
 // candidate is left or ctx ends.
 func (m *Manager) Sweep(ctx context.Context, batch int) (SweepResult, error) {
@@ -63,11 +64,11 @@ func (m *Manager) Sweep(ctx context.Context, batch int) (SweepResult, error) {
 	}
 	var res SweepResult
 	var err error
-	res.Replayed, err = m.ReplayEnds(ctx)
+	res.Recorded, err = m.RecordEnds(ctx)
 	if err != nil {
 		// Records can still be closed as expired: they are ends of another
 		// kind, and a late replay corrects them (RecordEnd).
-		m.log.WarnContext(ctx, "sweep: queued session ends not yet recorded", "err", err)
+		m.log.WarnContext(ctx, "sweep: session ends not yet recorded", "err", err)
 	}
 	var after int64
 	for ctx.Err() == nil {
@@ -177,19 +178,19 @@ func pipeline(conn redis.Conn, n int, send func(int) error, read func(int, any) 
 	return first
 }
 
-// replayCheckEvery is how often the sweeper looks for ends queued during a
-// Postgres outage (one LLEN), so their records are written soon after
-// Postgres returns rather than at the next sweep.
-const replayCheckEvery = 10 * time.Second
+// endsRetryEvery is how often the sweeper wakes the end recorder, so that
+// ends marked while Postgres was down are recorded soon after it returns
+// rather than at the next end or sweep.
+const endsRetryEvery = 10 * time.Second
 
 // RunSweeper sweeps now and then every interval until ctx ends, logging
-// what each run did, and in between writes queued ends as soon as it
-// can. `web serve` runs it; it returns when ctx is done.
+// what each run did, and in between retries ends waiting for their record.
+// `web serve` runs it; it returns when ctx is done.
 func (m *Manager) RunSweeper(ctx context.Context, interval time.Duration) {
 	sweep := time.NewTicker(interval)
 	defer sweep.Stop()
-	replay := time.NewTicker(min(replayCheckEvery, interval))
-	defer replay.Stop()
+	retry := time.NewTicker(min(endsRetryEvery, interval))
+	defer retry.Stop()
 	for {
 		start := time.Now()
 		res, err := m.Sweep(ctx, 0)
@@ -198,9 +199,9 @@ func (m *Manager) RunSweeper(ctx context.Context, interval time.Duration) {
 			return
 		case err != nil:
 			m.log.WarnContext(ctx, "sweep failed; retried next interval", "err", err,
-				"replayed", res.Replayed, "checked", res.Checked, "expired", res.Expired)
-		case res.Replayed > 0 || res.Expired > 0:
-			m.log.InfoContext(ctx, "sweep", "replayed", res.Replayed, "checked", res.Checked,
+				"recorded", res.Recorded, "checked", res.Checked, "expired", res.Expired)
+		case res.Recorded > 0 || res.Expired > 0:
+			m.log.InfoContext(ctx, "sweep", "recorded", res.Recorded, "checked", res.Checked,
 				"expired", res.Expired, "took", time.Since(start))
 		}
 	wait:
@@ -210,12 +211,8 @@ func (m *Manager) RunSweeper(ctx context.Context, interval time.Duration) {
 				return
 			case <-sweep.C:
 				break wait
-			case <-replay.C:
-				if n, err := m.PendingEnds(); err == nil && n > 0 {
-					if done, err := m.ReplayEnds(ctx); done > 0 || err != nil {
-						m.log.InfoContext(ctx, "queued session ends recorded", "recorded", done, "waiting", n-done, "err", err)
-					}
-				}
+			case <-retry.C:
+				m.endsLoop.kick()
 			}
 		}
 	}
