@@ -132,8 +132,8 @@ func (m *Manager) recordEndsInBackground() {
 
 // RecordEnds writes the records of every marked end and returns how many
 // sessions' records it wrote. It stops at the first failure that Postgres
-// may get over (the marks wait for the next try); a mark Postgres refuses
-// outright is logged and dropped.
+// may get over (the marks wait for the next try); a mark that cannot be
+// read, or that Postgres refuses outright, is logged and dropped.
 func (m *Manager) RecordEnds(ctx context.Context) (int, error) {
 	conn, err := m.pool.GetContext(ctx)
 	if err != nil {
@@ -175,10 +175,10 @@ func (m *Manager) recordUserEnds(ctx context.Context, conn redis.Conn, userID in
 		e, err := parseEndMark(mark)
 		if err == nil {
 			err = m.records.RecordEnd(ctx, userID, ids, e.reason, e.actor, e.at)
-		}
-		if err != nil && !refused(err) {
-			failure = fmt.Errorf("record session ends: %w", err)
-			break
+			if err != nil && !refused(err) {
+				failure = fmt.Errorf("record session ends: %w", err)
+				break
+			}
 		}
 		if err != nil {
 			m.log.ErrorContext(ctx, "dropping a session end that cannot be recorded",

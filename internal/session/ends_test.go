@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -137,5 +138,50 @@ func TestRevokeAllAnswersBeforeItsRecordIsWritten(t *testing.T) {
 	// And the listing, now from the records alone, says the same.
 	if l, err := env.App.Sessions.List(ctx, user.ID, 10); err != nil || len(l.Active) != 0 || len(l.Ended) != 6 {
 		t.Errorf("listing after recording: %+v, %v", l, err)
+	}
+}
+
+// TestUnreadableEndMarksAreDropped: a mark that cannot be read, or that
+// Postgres refuses, is logged and dropped, and does not block the user's
+// later ends.
+func TestUnreadableEndMarksAreDropped(t *testing.T) {
+	env := apptest.New(t)
+	ctx := context.Background()
+	user, _ := signInMany(t, env, 2)
+	l, err := env.App.Sessions.List(ctx, user.ID, 0)
+	if err != nil || len(l.Active) != 2 {
+		t.Fatalf("listing: %+v, %v", l, err)
+	}
+	conn := env.App.Redis.Get()
+	defer conn.Close()
+	hash := env.Config.RedisPrefix + "u:{" + strconv.FormatInt(user.ID, 10) + "}"
+	// One garbled mark, one with a reason the schema refuses; the user's
+	// sessions are revoked properly afterwards.
+	if _, err := conn.Do("HSET", hash, "e:garbled", "not a mark", "e:"+l.Active[0].PublicID, "1700000000000|no_such_reason|"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Do("SADD", env.Config.RedisPrefix+"ending", user.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.App.Sessions.RecordEnds(ctx); err != nil {
+		t.Fatalf("unreadable marks stopped the recorder: %v", err)
+	}
+	if n, err := env.App.Sessions.PendingEnds(); err != nil || n != 0 {
+		t.Fatalf("%d ends still waiting (%v), want the bad marks dropped", n, err)
+	}
+	if got := record(t, env, l.Active[0].PublicID); !got.Active() {
+		t.Errorf("a refused mark ended the record: %q", got.EndReason)
+	}
+
+	if n, err := env.App.Sessions.RevokeAll(ctx, user.ID, nil, models.EndRevokedByUser, &user.ID); err != nil || n != 2 {
+		t.Fatalf("revoke-all: %d, %v", n, err)
+	}
+	if err := env.App.Sessions.WaitEnds(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range l.Active {
+		if got := record(t, env, r.PublicID); got.EndReason != models.EndRevokedByUser {
+			t.Errorf("record of %s after revoke-all: %q", r.PublicID, got.EndReason)
+		}
 	}
 }
