@@ -100,7 +100,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 }
 
 // Close stops the session manager's background work (last-seen writes
-// still queued get a few seconds) and releases the connections. Close it
+// still queued and ends not yet recorded get a few seconds) and releases
+// the connections. Close it
 // after the HTTP server has stopped.
 func (a *App) Close() error {
 	if a.Sessions != nil {

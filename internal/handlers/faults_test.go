@@ -284,7 +284,7 @@ func TestEndsDuringPostgresOutageAreRecordedLater(t *testing.T) {
 		t.Fatalf("the signed-out session still works: %d", res.StatusCode)
 	}
 	if n, err := env.App.Sessions.PendingEnds(); err != nil || n != 2 {
-		t.Fatalf("%d ends queued (%v), want 2", n, err)
+		t.Fatalf("%d ends waiting for their record (%v), want 2", n, err)
 	}
 
 	pg.Start()
@@ -307,6 +307,6 @@ func TestEndsDuringPostgresOutageAreRecordedLater(t *testing.T) {
 		}
 	}
 	if n, _ := env.App.Sessions.PendingEnds(); n != 0 {
-		t.Errorf("%d ends still queued after the sweep", n)
+		t.Errorf("%d ends still waiting after the sweep", n)
 	}
 }
