@@ -141,11 +141,14 @@ func TestRevokeAllIsOneRoundTripPerStore(t *testing.T) {
 		t.Fatalf("revoked %d sessions, want 40", ended)
 	}
 	// The revoke is one script; then the end recorder reads the users
-	// waiting, reads this user's end marks, writes, and clears them; the
-	// wait's own pass finds nobody waiting.
-	want := []string{"EVALSHA", "SMEMBERS", "EVALSHA", "EVALSHA", "SMEMBERS"}
-	if !slices.Equal(cmds, want) {
-		t.Errorf("Redis commands for revoke-all of 40 sessions and its record: %v, want %v", cmds, want)
+	// waiting, reads this user's end marks, writes, and clears them. The
+	// recorder's other pass (the kick and the wait may run as two) finds
+	// nobody waiting: SMEMBERS alone, before or after.
+	want := []string{"EVALSHA", "SMEMBERS", "EVALSHA", "EVALSHA"}
+	got := slices.DeleteFunc(slices.Clone(cmds[min(1, len(cmds)):]), func(c string) bool { return c == "SMEMBERS" })
+	if len(cmds) == 0 || cmds[0] != "EVALSHA" || !slices.Equal(got, want[2:]) ||
+		!slices.Contains(cmds, "SMEMBERS") || len(cmds)-len(got) > 3 {
+		t.Errorf("Redis commands for revoke-all of 40 sessions and its record: %v, want %v and SMEMBERS of idle passes", cmds, want)
 	}
 	if queries != 1 {
 		t.Errorf("Postgres statements to record revoke-all of 40 sessions: %d, want 1", queries)

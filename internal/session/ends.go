@@ -213,7 +213,7 @@ func (m *Manager) endMarks(conn redis.Conn, userID int64) (map[string]string, er
 // (unreachable, timeouts, deadlocks, a shutdown) is worth another try.
 func refused(err error) bool {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
 		return false
 	}
 	class := pgErr.Code[:2]
