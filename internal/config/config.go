@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -39,9 +40,11 @@ type Config struct {
 	MaxSessions int // MAX_SESSIONS_PER_USER
 
 	MigrateOnStart bool // MIGRATE_ON_START
-	// TrustProxy makes the client IP come from X-Forwarded-For. Only turn it
-	// on behind a proxy that sets that header, or clients can forge their IP.
-	TrustProxy bool // TRUST_PROXY
+	// TrustedProxies are the addresses of the reverse proxies in front of
+	// Gatehouse. With any, the client IP is the right-most X-Forwarded-For
+	// hop that is not one of them; every hop further left was written by the
+	// client and is ignored. None: X-Forwarded-For is ignored.
+	TrustedProxies []*net.IPNet // TRUST_PROXY
 	// ShutdownTimeout bounds how long requests in flight may take to finish.
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	// LogLevel is the least severe level logged; requests are logged at info.
@@ -76,7 +79,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ReauthWindow:    p.duration("REAUTH_WINDOW", 10*time.Minute),
 		MaxSessions:     p.positiveInt("MAX_SESSIONS_PER_USER", 20),
 		MigrateOnStart:  p.boolean("MIGRATE_ON_START", true),
-		TrustProxy:      p.boolean("TRUST_PROXY", false),
+		TrustedProxies:  p.proxies("TRUST_PROXY"),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
 		LogLevel:        p.logLevel("LOG_LEVEL", slog.LevelInfo),
 		StartupTimeout:  p.duration("STARTUP_TIMEOUT", 30*time.Second),
@@ -147,6 +150,42 @@ func (p *parser) boolean(name string, def bool) bool {
 		return def
 	}
 	return b
+}
+
+// loopback is what TRUST_PROXY=true trusts: a proxy on the same machine.
+var loopback = []string{"127.0.0.0/8", "::1/128"}
+
+// proxies reads TRUST_PROXY: false (or empty) for none, true for a proxy on
+// the same machine (loopback), or a comma-separated list of IP addresses
+// and CIDR ranges.
+func (p *parser) proxies(name string) []*net.IPNet {
+	v := p.str(name, "")
+	items := strings.Split(v, ",")
+	switch on, err := strconv.ParseBool(v); {
+	case v == "" || err == nil && !on:
+		return nil
+	case err == nil:
+		items = loopback
+	}
+	var out []*net.IPNet
+	for _, item := range items {
+		item = strings.TrimSpace(item)
+		if !strings.Contains(item, "/") {
+			if ip := net.ParseIP(item); ip.To4() != nil {
+				item += "/32"
+			} else if ip != nil {
+				item += "/128"
+			}
+		}
+		_, ipNet, err := net.ParseCIDR(item)
+		if err != nil {
+			p.fail(name, v, "want false, true (a proxy on this machine) or a comma-separated list of proxy addresses "+
+				"and ranges such as 10.0.0.5,192.168.1.0/24")
+			return nil
+		}
+		out = append(out, ipNet)
+	}
+	return out
 }
 
 func (p *parser) url(name, def string, schemes ...string) *url.URL {

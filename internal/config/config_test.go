@@ -16,7 +16,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Addr != "localhost:8080" || cfg.IdleTimeout != 30*time.Minute || cfg.Lifetime != 12*time.Hour ||
-		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustProxy ||
+		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustedProxies != nil ||
 		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
@@ -65,5 +65,36 @@ func TestEveryBadValueIsReportedAtOnce(t *testing.T) {
 	_, err := Load(env(map[string]string{"ADDR": "", "SESSION_LIFETIME": "x", "TRUST_PROXY": "x"}))
 	if err == nil || !strings.Contains(err.Error(), "SESSION_LIFETIME") || !strings.Contains(err.Error(), "TRUST_PROXY") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestTrustProxy(t *testing.T) {
+	for value, want := range map[string]string{
+		"":                           "",
+		"false":                      "",
+		"0":                          "",
+		"true":                       "127.0.0.0/8 ::1/128",
+		"10.0.0.5":                   "10.0.0.5/32",
+		" 10.0.0.0/8, 2001:db8::1 ":  "10.0.0.0/8 2001:db8::1/128",
+		"192.168.1.7/24,172.16.0.10": "192.168.1.0/24 172.16.0.10/32",
+	} {
+		cfg, err := Load(env(map[string]string{"TRUST_PROXY": value}))
+		if err != nil {
+			t.Errorf("TRUST_PROXY=%q: %v", value, err)
+			continue
+		}
+		var got []string
+		for _, r := range cfg.TrustedProxies {
+			got = append(got, r.String())
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("TRUST_PROXY=%q trusts %v, want %q", value, got, want)
+		}
+	}
+	for _, value := range []string{"yes", "10.0.0.300", "10.0.0.0/33", "10.0.0.1,,10.0.0.2", "proxy.internal"} {
+		_, err := Load(env(map[string]string{"TRUST_PROXY": value}))
+		if err == nil || !strings.Contains(err.Error(), "TRUST_PROXY=") || !strings.Contains(err.Error(), "comma-separated") {
+			t.Errorf("TRUST_PROXY=%q: error %v, want one naming the variable and the list form", value, err)
+		}
 	}
 }

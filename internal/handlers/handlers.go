@@ -5,6 +5,7 @@ package handlers
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -27,10 +28,12 @@ type Deps struct {
 	DB            Pinger
 	Logger        *slog.Logger
 	SecureCookies bool // https: Secure cookies with the __Host- prefix
-	TrustProxy    bool // take the client IP from X-Forwarded-For
-	Now           func() time.Time
-	Throttle      *throttle.Limiter // brute-force throttling of sign-in
-	ReauthWindow  time.Duration     // how fresh a password proof sensitive actions need
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For hops
+	// are believed; none: the header is ignored.
+	TrustedProxies []*net.IPNet
+	Now            func() time.Time
+	Throttle       *throttle.Limiter // brute-force throttling of sign-in
+	ReauthWindow   time.Duration     // how fresh a password proof sensitive actions need
 }
 
 // Handlers holds the dependencies every handler uses.

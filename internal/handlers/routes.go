@@ -20,8 +20,15 @@ func New(d Deps) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = h.handleError
 	e.IPExtractor = echo.ExtractIPDirect()
-	if d.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	if len(d.TrustedProxies) > 0 {
+		// Only the configured proxies: Echo would otherwise also trust
+		// every private, loopback and link-local hop, which lets a client
+		// on such a network (or a forged hop) pose as any address.
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, r := range d.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(r))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
