@@ -18,24 +18,30 @@ import (
 const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// hsts asks browsers to use only https for two years.
+const hsts = "max-age=63072000; includeSubDomains"
+
+// securityHeaders sets the headers every answer carries. HSTS goes out
+// whenever the public URL is https, however the request reached us: behind
+// a TLS-terminating proxy it arrives as plain http, and Echo's Secure
+// middleware (which looks at the request) would leave HSTS out.
 func securityHeaders(https bool) echo.MiddlewareFunc {
-	hsts := 0
-	if https {
-		hsts = 63072000 // two years
-	}
 	secure := middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection:         "0", // the legacy auditor caused more harm than good; CSP replaces it
 		ContentTypeNosniff:    "nosniff",
 		XFrameOptions:         "DENY",
-		HSTSMaxAge:            hsts,
 		ContentSecurityPolicy: contentSecurityPolicy,
 		ReferrerPolicy:        "same-origin",
 	})
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		inner := secure(next)
 		return func(c echo.Context) error {
-			c.Response().Header().Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-			c.Response().Header().Set("Cross-Origin-Opener-Policy", "same-origin")
+			h := c.Response().Header()
+			h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+			h.Set("Cross-Origin-Opener-Policy", "same-origin")
+			if https {
+				h.Set(echo.HeaderStrictTransportSecurity, hsts)
+			}
 			return inner(c)
 		}
 	}

@@ -181,12 +181,35 @@ func TestSessionTokenOnlyFromTheCookie(t *testing.T) {
 	}
 }
 
+// TestHSTSBehindHTTPS: HSTS follows BASE_URL, not the request. Behind a
+// TLS-terminating proxy the request is plain http (the test server's is),
+// with or without X-Forwarded-Proto; a plain-http deployment never sends it,
+// whatever a client claims.
 func TestHSTSBehindHTTPS(t *testing.T) {
-	env := apptest.New(t, apptest.With("BASE_URL", "https://id.example.com"))
-	c := env.Client(t)
-	c.Header.Set("X-Forwarded-Proto", "https")
-	if got := c.Get("/signin").Header.Get("Strict-Transport-Security"); !strings.Contains(got, "max-age=63072000") {
-		t.Errorf("HSTS = %q", got)
+	t.Parallel()
+	for _, tc := range []struct {
+		base, proto string
+		want        bool
+	}{
+		{"https://id.example.com", "", true},
+		{"https://id.example.com", "https", true},
+		{"http://localhost:8080", "https", false},
+		{"http://localhost:8080", "", false},
+	} {
+		t.Run(tc.base+" "+tc.proto, func(t *testing.T) {
+			t.Parallel()
+			env := apptest.New(t, apptest.With("BASE_URL", tc.base))
+			c := env.Client(t)
+			if tc.proto != "" {
+				c.Header.Set("X-Forwarded-Proto", tc.proto)
+			}
+			for _, path := range []string{"/signin", "/healthz", "/nowhere"} {
+				got := c.Get(path).Header.Get("Strict-Transport-Security")
+				if sent := strings.Contains(got, "max-age=63072000"); sent != tc.want {
+					t.Errorf("X-Forwarded-Proto %q, %s: HSTS %q, want sent=%v", tc.proto, path, got, tc.want)
+				}
+			}
+		})
 	}
 }
 
