@@ -58,6 +58,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	h.rotateCSRF(c)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignUp, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	return h.redirect(c, "/account", flashWelcome)
 }
@@ -141,6 +142,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	h.rotateCSRF(c)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	h.clearSignInFailures(ctx, f.Email)
 	next := f.Next
@@ -168,5 +170,6 @@ func (h *Handlers) signOut(c echo.Context) error {
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}
+	h.rotateCSRF(c)
 	return h.redirect(c, "/signin", flashSignedOut)
 }

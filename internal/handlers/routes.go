@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -115,13 +117,9 @@ func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 // Sec-Fetch-Site are checked on it; other clients must echo the token from
 // the CSRF cookie in the _csrf form field (or X-CSRF-Token header).
 func (h *Handlers) csrf() echo.MiddlewareFunc {
-	name := "gatehouse_csrf"
-	if h.secure {
-		name = "__Host-gatehouse_csrf"
-	}
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
-		CookieName:     name,
+		CookieName:     h.csrfCookieName(),
 		CookiePath:     "/",
 		CookieHTTPOnly: true,
 		CookieSecure:   h.secure,
@@ -142,5 +140,37 @@ func (h *Handlers) csrf() echo.MiddlewareFunc {
 				cause:   err,
 			}
 		},
+	})
+}
+
+// csrfCookieName is the cookie the CSRF token lives in.
+func (h *Handlers) csrfCookieName() string {
+	if h.secure {
+		return "__Host-gatehouse_csrf"
+	}
+	return "gatehouse_csrf"
+}
+
+// rotateCSRF ends the CSRF token when who is signed in changes (sign-in,
+// sign-up, sign-out), so a token captured before is worthless after; the
+// next page the browser loads gets a new one. The CSRF middleware has
+// already re-sent the old token in this answer: that line is dropped, and
+// the cookie cleared instead.
+func (h *Handlers) rotateCSRF(c echo.Context) {
+	name := h.csrfCookieName()
+	hdr := c.Response().Header()
+	var kept []string
+	for _, line := range hdr.Values(echo.HeaderSetCookie) {
+		if !strings.HasPrefix(line, name+"=") {
+			kept = append(kept, line)
+		}
+	}
+	hdr.Del(echo.HeaderSetCookie)
+	for _, line := range kept {
+		hdr.Add(echo.HeaderSetCookie, line)
+	}
+	c.SetCookie(&http.Cookie{
+		Name: name, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
 }
