@@ -165,6 +165,9 @@ func (h *Handlers) adminRevokeSession(c echo.Context) error {
 		return notFound()
 	}
 	me := session.Current(ctx)
+	if sid == me.SessionID {
+		return errOwnSession
+	}
 	err = h.sessions.Revoke(ctx, u.ID, sid, models.EndRevokedByAdmin, &me.UserID)
 	if errors.Is(err, session.ErrNotFound) {
 		if isHTMX(c) {
@@ -187,6 +190,12 @@ func (h *Handlers) adminRevokeSession(c echo.Context) error {
 	}
 	return h.redirect(c, adminBack(c, u.ID), flashSessionRevoked)
 }
+
+// errOwnSession refuses an administrator's revoke of the session they are
+// using: the admin pages never offer it, and ending it is signing out, which
+// has its own button (and its own audit event).
+var errOwnSession = &publicError{status: http.StatusConflict, title: "That is your own session",
+	message: "This is the session you are using now. To end it, sign out."}
 
 func (h *Handlers) adminRevokeAll(c echo.Context) error {
 	ctx := c.Request().Context()
@@ -288,7 +297,7 @@ func (h *Handlers) adminSessions(c echo.Context) error {
 		return err
 	}
 	page := views.AdminSessionsPage{
-		Email: f.Email, IP: f.IP, Now: h.now(),
+		Email: f.Email, IP: f.IP, Now: h.now(), CurrentID: session.Current(ctx).SessionID,
 		Return: pageURL("/admin/sessions", "email", f.Email, "ip", f.IP),
 	}
 	if more {
