@@ -1089,7 +1089,7 @@ func AdminSessionsView(p AdminSessionsPage) templ.Component {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var44 string
-					templ_7745c5c3_Var44, templ_7745c5c3_Err = templ.JoinStringErrs(deviceName(s.SessionRecord))
+					templ_7745c5c3_Var44, templ_7745c5c3_Err = templ.JoinStringErrs(DeviceName(s.SessionRecord))
 					if templ_7745c5c3_Err != nil {
 						return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/admin.templ`, Line: 300, Col: 44}
 					}
@@ -1229,7 +1229,7 @@ func AdminSessionsView(p AdminSessionsPage) templ.Component {
 							return templ_7745c5c3_Err
 						}
 						var templ_7745c5c3_Var54 string
-						templ_7745c5c3_Var54, templ_7745c5c3_Err = templ.JoinStringErrs("End this session of " + s.UserEmail + " (" + deviceName(s.SessionRecord) + ", " + s.IP + ")? They will have to sign in again on that device.")
+						templ_7745c5c3_Var54, templ_7745c5c3_Err = templ.JoinStringErrs("End this session of " + s.UserEmail + " (" + DeviceName(s.SessionRecord) + ", " + s.IP + ")? They will have to sign in again on that device.")
 						if templ_7745c5c3_Err != nil {
 							return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/admin.templ`, Line: 316, Col: 165}
 						}

@@ -77,8 +77,8 @@ func (t EndedTable) actor(s models.SessionRecord) string {
 	return "(deleted user)"
 }
 
-// deviceName reads like "Firefox on Linux".
-func deviceName(s models.SessionRecord) string { return s.Browser + " on " + s.OS }
+// DeviceName reads like "Firefox on Linux".
+func DeviceName(s models.SessionRecord) string { return s.Browser + " on " + s.OS }
 
 // deviceKind names the kind of device in words.
 func deviceKind(kind string) string {
@@ -98,7 +98,7 @@ func deviceKind(kind string) string {
 // revokeQuestion is what the browser asks before revoking, with
 // JavaScript on.
 func revokeQuestion(s models.SessionRecord) string {
-	return "Sign out " + deviceName(s) + " (" + s.IP + ")? It will have to sign in again."
+	return "Sign out " + DeviceName(s) + " (" + s.IP + ")? It will have to sign in again."
 }
 
 // endLabel says how a session ended.
@@ -287,7 +287,7 @@ func activeSessions(t SessionTable) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var5 string
-			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(deviceName(s))
+			templ_7745c5c3_Var5, templ_7745c5c3_Err = templ.JoinStringErrs(DeviceName(s))
 			if templ_7745c5c3_Err != nil {
 				return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/sessions.templ`, Line: 174, Col: 43}
 			}
@@ -613,7 +613,7 @@ func activeSessions(t SessionTable) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var26 string
-				templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs("Revoke " + deviceName(s) + ", " + s.IP)
+				templ_7745c5c3_Var26, templ_7745c5c3_Err = templ.JoinStringErrs("Revoke " + DeviceName(s) + ", " + s.IP)
 				if templ_7745c5c3_Err != nil {
 					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/sessions.templ`, Line: 211, Col: 103}
 				}
@@ -692,7 +692,7 @@ func endedSessions(t EndedTable) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var28 string
-				templ_7745c5c3_Var28, templ_7745c5c3_Err = templ.JoinStringErrs(deviceName(s))
+				templ_7745c5c3_Var28, templ_7745c5c3_Err = templ.JoinStringErrs(DeviceName(s))
 				if templ_7745c5c3_Err != nil {
 					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/sessions.templ`, Line: 236, Col: 44}
 				}

@@ -17,10 +17,17 @@ import (
 // fresh in Redis by SetProfile), so it costs no Postgres query.
 func (h *Handlers) account(c echo.Context) error {
 	p := session.Current(c.Request().Context())
-	return h.render(c, http.StatusOK, views.AccountView(views.AccountPage{
+	page := views.AccountPage{
 		Profile:  views.ProfileForm{Name: p.Name, Email: p.Email},
 		Password: views.PasswordForm{RevokeOthers: true},
-	}))
+	}
+	// An email change that waited for the password comes back re-filled,
+	// for the user to check and save (pending.go).
+	if name, email, ok := pendingProfile(c.QueryParams()); ok {
+		page.Profile = views.ProfileForm{Name: name, Email: email}
+		page.EmailChange = true
+	}
+	return h.render(c, http.StatusOK, views.AccountView(page))
 }
 
 func (h *Handlers) saveProfile(c echo.Context) error {

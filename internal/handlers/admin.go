@@ -23,17 +23,26 @@ const adminPageSize = 50
 // session.
 func (h *Handlers) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		p := session.Current(c.Request().Context())
-		u, err := h.users.ByID(c.Request().Context(), p.UserID)
-		if err != nil && !errors.Is(err, models.ErrNotFound) {
+		if err := h.checkAdmin(c); err != nil {
 			return err
-		}
-		if err != nil || !u.IsAdmin() || u.Disabled() {
-			return &publicError{status: http.StatusForbidden, title: "Administrators only",
-				message: "This page is for administrators."}
 		}
 		return next(c)
 	}
+}
+
+// checkAdmin answers 403 unless the request's user is an active
+// administrator.
+func (h *Handlers) checkAdmin(c echo.Context) error {
+	p := session.Current(c.Request().Context())
+	u, err := h.users.ByID(c.Request().Context(), p.UserID)
+	if err != nil && !errors.Is(err, models.ErrNotFound) {
+		return err
+	}
+	if err != nil || !u.IsAdmin() || u.Disabled() {
+		return &publicError{status: http.StatusForbidden, title: "Administrators only",
+			message: "This page is for administrators."}
+	}
+	return nil
 }
 
 // queryID reads a positive id from the query string; 0 when absent or bad.
@@ -87,7 +96,12 @@ func (h *Handlers) adminUsers(c echo.Context) error {
 
 // targetUser loads the user named by the :id path parameter; 404 if none.
 func (h *Handlers) targetUser(c echo.Context) (*models.User, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	return h.userByParam(c, c.Param("id"))
+}
+
+// userByParam loads the user a URL names by id; 404 if none.
+func (h *Handlers) userByParam(c echo.Context, param string) (*models.User, error) {
+	id, err := strconv.ParseInt(param, 10, 64)
 	if err != nil || id <= 0 {
 		return nil, notFound()
 	}
@@ -148,7 +162,13 @@ func currentIfSelf(me *session.Principal, userID int64) string {
 // adminBack is where an admin action returns: a same-site /admin page the
 // form names, or the user's page.
 func adminBack(c echo.Context, userID int64) string {
-	if to := safeNext(c.FormValue("return_to")); strings.HasPrefix(to, "/admin/") {
+	return adminBackTo(c.FormValue("return_to"), userID)
+}
+
+// adminBackTo is returnTo when it is a same-site /admin page, else the
+// user's page.
+func adminBackTo(returnTo string, userID int64) string {
+	if to := safeNext(returnTo); strings.HasPrefix(to, "/admin/") {
 		return to
 	}
 	return "/admin/users/" + strconv.FormatInt(userID, 10)

@@ -40,8 +40,13 @@ func (h *Handlers) revokeSession(c echo.Context) error {
 		return notFound()
 	}
 	if id == p.SessionID {
-		// Revoking the session in hand is signing out.
+		// Revoking the session in hand is signing out: no password needed.
 		return h.signOut(c)
+	}
+	// Ending another session is as sensitive as ending them all (ASVS
+	// 3.3.4, 5.0 7.5.2): both need a recent password.
+	if !h.recentlyAuthenticated(c) {
+		return h.askToConfirm(c)
 	}
 	err := h.sessions.Revoke(ctx, p.UserID, id, models.EndRevokedByUser, &p.UserID)
 	if errors.Is(err, session.ErrNotFound) {

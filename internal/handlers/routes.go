@@ -65,6 +65,10 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account/sessions", h.devices, signedIn...)
 	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, append(slices.Clip(signedIn), h.requireRecentAuth)...)
 	e.POST("/account/sessions/:id/revoke", h.revokeSession, signedIn...)
+	// Confirmation pages of sensitive actions, where re-authentication
+	// leads (pending.go); the email change's is /account itself.
+	e.GET("/account/sessions/revoke-others", h.pendingActionPage, signedIn...)
+	e.GET("/account/sessions/:id/revoke", h.pendingActionPage, signedIn...)
 	e.GET("/account/activity", h.activity, signedIn...)
 	e.GET("/account/confirm", h.confirmForm, signedIn...)
 	e.POST("/account/confirm", h.confirm, signedIn...)
@@ -83,6 +87,9 @@ func New(d Deps) *echo.Echo {
 	admin.POST("/users/:id/enable", h.adminEnable, h.requireRecentAuth)
 	admin.POST("/users/:id/promote", h.adminPromote, h.requireRecentAuth)
 	admin.POST("/users/:id/demote", h.adminDemote, h.requireRecentAuth)
+	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote"} {
+		admin.GET("/users/:id"+action, h.pendingActionPage)
+	}
 	admin.GET("/sessions", h.adminSessions)
 	admin.GET("/audit", h.adminAudit)
 	return e

@@ -31,7 +31,7 @@ func TestReauthenticationBeforeSensitiveActions(t *testing.T) {
 
 	// Signing out everywhere else asks for the password and does nothing.
 	res := postFrom(me, "/account/sessions", "/account/sessions/revoke-others", nil)
-	if res.StatusCode != http.StatusSeeOther || res.Location() != "/account/confirm?next=%2Faccount%2Fsessions" {
+	if res.StatusCode != http.StatusSeeOther || res.Location() != "/account/confirm?next=%2Faccount%2Fsessions%2Frevoke-others" {
 		t.Fatalf("stale revoke-others: %d to %q", res.StatusCode, res.Location())
 	}
 	if other.Get("/account").StatusCode != http.StatusOK {
@@ -50,19 +50,19 @@ func TestReauthenticationBeforeSensitiveActions(t *testing.T) {
 	}
 
 	// The confirm page: a wrong password is refused, the right one renews
-	// the token and returns to the page the action was on, never replaying
+	// the token and goes to the action's confirmation page, never replaying
 	// the POST.
-	page := me.Get("/account/confirm?next=%2Faccount%2Fsessions")
-	if next, _ := page.Doc(t).Find(`input[name="next"]`).Attr("value"); next != "/account/sessions" {
+	page := me.Get("/account/confirm?next=%2Faccount%2Fsessions%2Frevoke-others")
+	if next, _ := page.Doc(t).Find(`input[name="next"]`).Attr("value"); next != "/account/sessions/revoke-others" {
 		t.Fatalf("confirm form next = %q", next)
 	}
-	wrong := me.Post("/account/confirm", url.Values{"password": {"not it"}, "next": {"/account/sessions"}})
+	wrong := me.Post("/account/confirm", url.Values{"password": {"not it"}, "next": {"/account/sessions/revoke-others"}})
 	if wrong.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("wrong password: %d", wrong.StatusCode)
 	}
 	before := me.SessionToken()
-	ok := me.Post("/account/confirm", url.Values{"password": {"analytical engine"}, "next": {"/account/sessions"}})
-	if ok.StatusCode != http.StatusSeeOther || ok.Location() != "/account/sessions" {
+	ok := me.Post("/account/confirm", url.Values{"password": {"analytical engine"}, "next": {"/account/sessions/revoke-others"}})
+	if ok.StatusCode != http.StatusSeeOther || ok.Location() != "/account/sessions/revoke-others" {
 		t.Fatalf("confirm: %d to %q", ok.StatusCode, ok.Location())
 	}
 	if me.SessionToken() == before {

@@ -17,8 +17,9 @@ import (
 
 // Re-authentication ("sudo mode"): sensitive actions need a password proved
 // within the last reauthWindow. Without one, the action is not performed:
-// the user is sent to confirm their password and then back to the page the
-// action was on, to do it again with a fresh form. A POST is never replayed.
+// the user is sent to confirm their password, on a page that names the
+// action, and then to the action's confirmation page, its form ready, to
+// submit it themselves (pending.go). A POST is never replayed.
 
 // recentlyAuthenticated reports whether the request's user proved their
 // password recently enough for a sensitive action.
@@ -37,14 +38,10 @@ func (h *Handlers) requireRecentAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// askToConfirm sends the user to the confirm-password page, remembering the
-// page they came from (same site only) so they return there afterwards.
+// askToConfirm sends the user to the confirm-password page, and from there
+// to the confirmation page of the action refused (pendingURL).
 func (h *Handlers) askToConfirm(c echo.Context) error {
-	back := sameSiteReferer(c)
-	if back == "" {
-		back = "/account"
-	}
-	to := "/account/confirm?next=" + url.QueryEscape(back)
+	to := "/account/confirm?next=" + url.QueryEscape(pendingURL(c))
 	if isHTMX(c) {
 		// htmx would follow a 303 in the background; tell it to navigate.
 		c.Response().Header().Set("HX-Redirect", to)
@@ -64,14 +61,22 @@ func sameSiteReferer(c echo.Context) string {
 }
 
 func (h *Handlers) confirmForm(c echo.Context) error {
-	next := safeNext(c.QueryParam("next"))
-	return h.render(c, http.StatusOK, views.ConfirmView(views.ConfirmForm{Next: next}))
+	f := views.ConfirmForm{Next: safeNext(c.QueryParam("next"))}
+	var err error
+	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, views.ConfirmView(f))
 }
 
 func (h *Handlers) confirm(c echo.Context) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
 	f := views.ConfirmForm{Next: safeNext(c.FormValue("next"))}
+	var err error
+	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
+		return err
+	}
 	keys := []string{throttle.AccountKey(p.Email), throttle.IPKey(c.RealIP())}
 	if wait, err := h.throttle.Check(ctx, keys...); err != nil {
 		return err
