@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"crypto/rand"
 	"errors"
 	"net/http"
 	"slices"
@@ -128,6 +129,7 @@ func (h *Handlers) csrf() echo.MiddlewareFunc {
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     h.csrfCookieName(),
 		CookiePath:     "/",
+		CookieMaxAge:   int(csrfLifetime / time.Second),
 		CookieHTTPOnly: true,
 		CookieSecure:   h.secure,
 		CookieSameSite: http.SameSiteLaxMode,
@@ -158,12 +160,16 @@ func (h *Handlers) csrfCookieName() string {
 	return "gatehouse_csrf"
 }
 
-// rotateCSRF ends the CSRF token when who is signed in changes (sign-in,
-// sign-up, sign-out), so a token captured before is worthless after; the
-// next page the browser loads gets a new one. The CSRF middleware has
-// already re-sent the old token in this answer: that line is dropped, and
-// the cookie cleared instead.
+// csrfLifetime is how long a CSRF cookie lasts (Echo's default).
+const csrfLifetime = 24 * time.Hour
+
+// rotateCSRF replaces the CSRF token when who is signed in changes
+// (sign-in, sign-up, sign-out), so a token captured before is worthless
+// after. The CSRF middleware has already re-sent the old token in this
+// answer: that line is replaced by one with a new token, written as the
+// middleware writes its cookie.
 func (h *Handlers) rotateCSRF(c echo.Context) {
+	token := rand.Text() // 128 random bits
 	name := h.csrfCookieName()
 	hdr := c.Response().Header()
 	var kept []string
@@ -177,7 +183,8 @@ func (h *Handlers) rotateCSRF(c echo.Context) {
 		hdr.Add(echo.HeaderSetCookie, line)
 	}
 	c.SetCookie(&http.Cookie{
-		Name: name, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
+		Name: name, Value: token, Path: "/", Expires: time.Now().Add(csrfLifetime),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
+	c.Set(middleware.DefaultCSRFConfig.ContextKey, token) // for a page rendered in this answer
 }
