@@ -242,6 +242,19 @@ func TestPendingAdminActions(t *testing.T) {
 	if res := victim2.Get("/account"); res.StatusCode != http.StatusSeeOther {
 		t.Error("the revoked session survived")
 	}
+
+	// Every admin action has its confirmation page.
+	for action, heading := range map[string]string{
+		"/sessions/revoke-all": "End all sessions of second@example.com?",
+		"/enable":              "Enable the account of second@example.com?",
+		"/promote":             "Make second@example.com an administrator?",
+		"/demote":              "Remove the administrator role from second@example.com?",
+	} {
+		res := admin.Get(userPath(second) + action)
+		if got := res.Doc(t).Find(`[data-testid="pending-heading"]`).Text(); res.StatusCode != http.StatusOK || got != heading {
+			t.Errorf("GET %s: %d %q, want %q", action, res.StatusCode, got, heading)
+		}
+	}
 }
 
 // TestPendingActionsCannotBeForged: next= names only allow-listed routes,
