@@ -35,8 +35,8 @@ func TestBrowserSignOutAllOtherDevicesAfterReauthentication(t *testing.T) {
 				t.Fatalf("A: Devices ended on %s", path)
 			}
 			path := a.submit(`form[action="/account/sessions/revoke-others"] button`)
-			if path != "/account/confirm?next=%2Faccount%2Fsessions%2Frevoke-others" {
-				t.Fatalf("A: Sign out all other devices ended on %s, want the confirm page", path)
+			if want := "/account/confirm?next=%2Faccount%2Fsessions%2Frevoke-others"; path != want {
+				t.Fatalf("A: Sign out all other devices ended on %s, want %s", path, want)
 			}
 			if got, want := a.text(`[data-testid="confirm-heading"]`), "Confirm your password to sign out all other devices"; got != want {
 				t.Errorf("A: confirm page heading %q, want %q", got, want)
