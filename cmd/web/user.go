@@ -32,8 +32,8 @@ func userCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		return err
 	}
 	*email, *name = strings.TrimSpace(*email), strings.TrimSpace(*name)
-	if msg := models.CheckEmail(*email); msg != "" {
-		return fmt.Errorf("-email: %s", msg)
+	if _, err := models.NormalizeEmail(*email); err != nil {
+		return fmt.Errorf("-email: %w", err)
 	}
 	if msg := models.CheckName(*name); msg != "" {
 		return fmt.Errorf("-name: %s", msg)

@@ -27,14 +27,18 @@ func formBool(c echo.Context, name string) bool {
 	return false
 }
 
-// checkProfile validates a name and email pair into errs.
-func checkProfile(errs views.FieldErrors, name, email string) {
+// checkProfile validates a name and email pair into errs, and returns the
+// email's canonical form (models.NormalizeEmail), the one to compare and
+// store.
+func checkProfile(errs views.FieldErrors, name, email string) (canonicalEmail string) {
 	if msg := models.CheckName(name); msg != "" {
 		errs["name"] = msg
 	}
-	if msg := models.CheckEmail(email); msg != "" {
-		errs["email"] = msg
+	canonicalEmail, err := models.NormalizeEmail(email)
+	if err != nil {
+		errs["email"] = err.Error()
 	}
+	return canonicalEmail
 }
 
 // checkNewPassword validates a password being set into errs under field.
