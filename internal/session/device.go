@@ -1,6 +1,34 @@
 package session
 
-import "github.com/mileusna/useragent"
+import (
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/mileusna/useragent"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// maxUserAgent bounds the User-Agent kept in a session record or an audit
+// event, in bytes.
+const maxUserAgent = 512
+
+// UserAgent is r's User-Agent header as Gatehouse keeps it: at most
+// maxUserAgent bytes, valid UTF-8 (a header may carry any bytes, Latin-1
+// say, and Postgres refuses invalid text: each run of bad bytes becomes
+// U+FFFD) and without control characters
+// (Postgres refuses NUL too). Session records and audit events store this,
+// never the raw header.
+func UserAgent(r *http.Request) string {
+	ua := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(r.UserAgent(), "\uFFFD"))
+	return models.Truncate(ua, maxUserAgent)
+}
 
 // DeviceInfo is what a user agent string says about a browser, in words a
 // person recognises ("Firefox", "Linux", "desktop").
