@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -42,7 +43,7 @@ func userCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 	if err != nil {
 		return err
 	}
-	if msg := password.CheckLength(pw); msg != "" {
+	if msg := cmp.Or(password.CheckLength(pw), password.CheckCommon(pw)); msg != "" {
 		return fmt.Errorf("password: %s", msg)
 	}
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"net/url"
 	"strings"
 	"unicode"
@@ -41,9 +42,10 @@ func checkProfile(errs views.FieldErrors, name, email string) (canonicalEmail st
 	return canonicalEmail
 }
 
-// checkNewPassword validates a password being set into errs under field.
+// checkNewPassword validates a password being set into errs under field:
+// its length, and that it is not one of the most common passwords.
 func checkNewPassword(errs views.FieldErrors, field, pw string) {
-	if msg := password.CheckLength(pw); msg != "" {
+	if msg := cmp.Or(password.CheckLength(pw), password.CheckCommon(pw)); msg != "" {
 		errs[field] = msg
 	}
 }
