@@ -1,7 +1,9 @@
 package handlers_test
 
 import (
+	"bytes"
 	"context"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -28,6 +30,27 @@ func checkNotText(t *testing.T, what string, res *apptest.Response) {
 	}
 }
 
+// postMultipart submits fields to path as multipart/form-data.
+func postMultipart(t *testing.T, c *apptest.Client, path string, fields map[string]string) *apptest.Response {
+	t.Helper()
+	var body bytes.Buffer
+	w := multipart.NewWriter(&body)
+	for name, value := range fields {
+		if err := w.WriteField(name, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, c.Base+path, &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", w.FormDataContentType())
+	return c.Do(req)
+}
+
 // TestFormsRefuseBytesThatAreNotText sends NUL and invalid UTF-8 bytes in
 // the forms that reach Postgres: each is refused with 400 before any
 // handler runs, and nothing is created, signed in or changed.
@@ -50,6 +73,15 @@ func TestFormsRefuseBytesThatAreNotText(t *testing.T) {
 			checkNotText(t, "sign-up email", res)
 			res = c.PostRaw("/signup?next=x"+bad, "name=Eve&email=eve%40example.com&password=eves+password"+csrf)
 			checkNotText(t, "sign-up query", res)
+			// Forms are URL-encoded; a multipart body, which would escape
+			// the check, is refused whole.
+			raw, _ := url.QueryUnescape(bad)
+			res = postMultipart(t, c, "/signup", map[string]string{
+				"name": "Eve", "email": "eve" + raw + "@example.com", "password": "eves password", "_csrf": c.CSRFToken(),
+			})
+			if res.StatusCode != http.StatusUnsupportedMediaType {
+				t.Errorf("multipart sign-up: status %d, want 415", res.StatusCode)
+			}
 			if c.SessionToken() != "" || userCount(t, env) != before {
 				t.Fatal("a refused request signed in or created an account")
 			}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"errors"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -92,14 +93,20 @@ var errUnreadableText = &publicError{status: http.StatusBadRequest, title: "Bad 
 
 // readForm parses a POST's form before anything reads single fields, so a
 // body over the limit is answered 413 (not mistaken by the CSRF check for a
-// missing token) and a malformed one 400. It answers 400 to any request
-// whose form fields or query parameters are not valid UTF-8 or hold a NUL:
-// no browser sends those, and no handler or database should see them.
+// missing token), a malformed one 400 and a multipart one 415. It answers
+// 400 to any request whose form fields or query parameters are not valid
+// UTF-8 or hold a NUL: no browser sends those, and no handler or database
+// should see them.
 func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		values := r.URL.Query()
 		if r.Method == http.MethodPost {
+			// Gatehouse's forms are URL-encoded. A multipart body would be
+			// parsed later by Echo's FormValue, past the checks below.
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); mt == echo.MIMEMultipartForm {
+				return echo.ErrUnsupportedMediaType
+			}
 			if err := r.ParseForm(); err != nil {
 				var he *echo.HTTPError
 				if errors.As(err, &he) {
