@@ -14,18 +14,17 @@ import (
 // event, in bytes.
 const maxUserAgent = 512
 
-// UserAgent is r's User-Agent header as Gatehouse keeps it: at most
-// maxUserAgent bytes, valid UTF-8 (a header may carry any bytes, Latin-1
-// say, and Postgres refuses invalid text: each run of bad bytes becomes
-// U+FFFD) and without control characters
-// (Postgres refuses NUL too). Session records and audit events store this,
-// never the raw header.
+// UserAgent is r's User-Agent header as Gatehouse keeps it: valid UTF-8 (a
+// header may carry any bytes, Latin-1 say, which Postgres refuses: each run
+// of bad bytes becomes U+FFFD), without control characters (Postgres
+// refuses NUL too), at most maxUserAgent bytes. Session records and audit
+// events store this, never the raw header.
 func UserAgent(r *http.Request) string {
-	ua := strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
+	ua := strings.Map(func(ch rune) rune {
+		if unicode.IsControl(ch) {
 			return -1
 		}
-		return r
+		return ch
 	}, strings.ToValidUTF8(r.UserAgent(), "\uFFFD"))
 	return models.Truncate(ua, maxUserAgent)
 }

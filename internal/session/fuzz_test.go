@@ -9,7 +9,8 @@ import (
 )
 
 // FuzzDescribe: any user agent yields printable, non-empty labels and no
-// panic, and is kept as valid UTF-8 without controls, within its bound. The seed corpus runs in the normal test suite.
+// panic, and is kept (UserAgent) as valid UTF-8 without controls, within
+// its bound. The seed corpus runs in the normal test suite.
 func FuzzDescribe(f *testing.F) {
 	for _, ua := range []string{
 		"",
