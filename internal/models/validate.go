@@ -82,6 +82,23 @@ func invalidEmail(format string, args ...any) error {
 // domain label that mixes scripts (Cyrillic "а" among Latin letters), and
 // anything whose canonical form would change when normalised again.
 func NormalizeEmail(email string) (string, error) {
+	canonical, err := normalizeEmail(email)
+	if err != nil {
+		return "", err
+	}
+	// Normalising must be idempotent, or the stored form would not be the
+	// form a later sign-in computes: the few strings whose canonical form
+	// normalises differently again (lower case that is not NFKC-stable, a
+	// punycode label that decodes to nothing) are refused rather than
+	// stored in two forms.
+	if again, err := normalizeEmail(canonical); err != nil || again != canonical {
+		return "", invalidEmail("Enter an email address like name@example.com.")
+	}
+	return canonical, nil
+}
+
+// normalizeEmail is one pass of NormalizeEmail.
+func normalizeEmail(email string) (string, error) {
 	if email == "" {
 		return "", invalidEmail("Enter your email address.")
 	}
@@ -109,15 +126,7 @@ func NormalizeEmail(email string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	canonical = local + "@" + domain
-	// Normalising must be idempotent, or the stored form would not be the
-	// form a later sign-in computes; the few strings whose lower case is not
-	// NFKC-stable are refused rather than stored in two forms.
-	if norm.NFKC.String(canonical) != canonical || strings.ToLower(canonical) != canonical ||
-		strings.IndexFunc(canonical, invisibleInEmail) >= 0 || len(canonical) > MaxEmailLength {
-		return "", invalidEmail("Enter an email address like name@example.com.")
-	}
-	return canonical, nil
+	return local + "@" + domain, nil
 }
 
 // invisibleInEmail reports whether r must not appear in an email address:

@@ -113,3 +113,29 @@ func TestTruncateNeverSplitsACharacter(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNormalizeEmail: whatever comes in, an address accepted is valid
+// UTF-8, visible characters only, within the length limit, and its own
+// canonical form (so the stored form is the form sign-in computes).
+// `go test -fuzz FuzzNormalizeEmail -run '^$' ./internal/models/` explores.
+func FuzzNormalizeEmail(f *testing.F) {
+	for _, seed := range []string{
+		"sam@example.com", "\u017fam@example.com", "\u212aate@example.com", "ab@xn--bcher-kva.de",
+		"ｓａｍ＠ｅｘａｍｐｌｅ.ｃｏｍ", "\u0430dmin@example.com", "sa\u200bm@example.com", "a@b", "\xff@x.com",
+		"\ufdfa@example.com", "\u0130stanbul@example.com", "ẞ@example.de", "\"a b\"@example.com",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, email string) {
+		canonical, err := NormalizeEmail(email)
+		if err != nil {
+			return
+		}
+		if !utf8.ValidString(canonical) || strings.IndexFunc(canonical, invisibleInEmail) >= 0 || len(canonical) > MaxEmailLength {
+			t.Fatalf("NormalizeEmail(%q) = %q", email, canonical)
+		}
+		if again, err := NormalizeEmail(canonical); err != nil || again != canonical {
+			t.Fatalf("NormalizeEmail(%q) = %q, but NormalizeEmail(%q) = %q, %v", email, canonical, canonical, again, err)
+		}
+	})
+}
