@@ -16,6 +16,7 @@ import (
 var commonPasswords = []string{"password", "12345678", "qwertyuiop", "iloveyou1", "Password1"}
 
 func TestSignUpRefusesCommonPasswords(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	hint := env.Client(t).Get("/signup").Doc(t).Find("#password-hint").Text()
 	if !strings.Contains(hint, "most common passwords") {
@@ -44,6 +45,7 @@ func TestSignUpRefusesCommonPasswords(t *testing.T) {
 }
 
 func TestPasswordChangeRefusesCommonPasswords(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c := env.Client(t)
 	c.SignUp("Sam", "sam@example.com", "sams password")

@@ -36,6 +36,7 @@ func storedEmail(t *testing.T, env *apptest.Env, id int64) string {
 // only case-folding equates (Greek final sigma) is a real change and asks
 // for the password.
 func TestLookAlikeEmailChangeChangesNothing(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	for _, tt := range []struct{ owner, lookAlike string }{
 		{"sam@example.com", "\u017fam@example.com"},   // ſ LATIN SMALL LETTER LONG S
@@ -80,6 +81,7 @@ func TestLookAlikeEmailChangeChangesNothing(t *testing.T) {
 // existing address is that address, so signing up with it is refused and
 // creates nothing.
 func TestSignUpOfALookAlikeIsRefusedAsTaken(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Sam", "sam@example.com", "sams password")
 	env.Client(t).SignUp("Kate", "kate@example.com", "kates password")
@@ -115,6 +117,7 @@ func TestSignUpOfALookAlikeIsRefusedAsTaken(t *testing.T) {
 // TestSignInWorksWithAnyFormOfTheAddress: the address is stored in its
 // canonical form, and any case or compatibility spelling of it signs in.
 func TestSignInWorksWithAnyFormOfTheAddress(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c := env.Client(t)
 	c.SignUp("Sam", "Sam@Example.COM", "sams password")
@@ -149,6 +152,7 @@ func TestSignInWorksWithAnyFormOfTheAddress(t *testing.T) {
 // are refused on sign-up and on the profile, with a message on the field,
 // and nothing is created or changed.
 func TestLookAlikeAndInvisibleAddressesAreRefused(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	me, u := signedInUser(t, env, "ada@example.com")
 	for _, tt := range []struct{ name, email, message string }{
@@ -197,6 +201,7 @@ func TestLookAlikeAndInvisibleAddressesAreRefused(t *testing.T) {
 // an invisible or a control character is refused with a message on the
 // field; the joiners Persian and Indic names need are accepted.
 func TestNamesRefuseControlAndFormatCharacters(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	me, u := signedInUser(t, env, "ada@example.com")
 	for _, name := range []string{"Ada \u202enimda", "Ada\u2066 admin", "Ad\u200ba", "Ada\u2028Admin"} {

@@ -55,6 +55,7 @@ func postMultipart(t *testing.T, c *apptest.Client, path string, fields map[stri
 // the forms that reach Postgres: each is refused with 400 before any
 // handler runs, and nothing is created, signed in or changed.
 func TestFormsRefuseBytesThatAreNotText(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Sam", "sam@example.com", "sams password")
 	for _, bad := range []string{"%00", "%FF", "%C3", "%ED%A0%80" /* a UTF-16 surrogate */} {
@@ -102,6 +103,7 @@ func TestFormsRefuseBytesThatAreNotText(t *testing.T) {
 // TestAdminFiltersRefuseBytesThatAreNotText: query parameters get the same
 // check as forms.
 func TestAdminFiltersRefuseBytesThatAreNotText(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	admin, _ := signedInAdmin(t, env)
 	for _, path := range []string{
@@ -118,6 +120,7 @@ func TestAdminFiltersRefuseBytesThatAreNotText(t *testing.T) {
 // limit is cut there, never inside a character (which made it invalid
 // UTF-8, and Postgres answered with an error, and the page with 500).
 func TestAdminFiltersCutWithinACharacterStillWork(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	admin, _ := signedInAdmin(t, env)
 	long := strings.Repeat("a", models.MaxEmailLength-1) + "é" // é's two bytes straddle the limit
@@ -140,6 +143,7 @@ func TestAdminFiltersCutWithinACharacterStillWork(t *testing.T) {
 // User-Agent carries a Latin-1 byte: both work, and the session record and
 // audit events keep the header as valid UTF-8 (the bad byte as U+FFFD).
 func TestUserAgentThatIsNotUTF8(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	const ua, stored = "Mozilla/5.0 (X11; Linux x86_64; caf\xe9) Firefox/128.0", "Mozilla/5.0 (X11; Linux x86_64; caf\uFFFD) Firefox/128.0"
 	c := env.Client(t)
