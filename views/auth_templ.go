@@ -139,7 +139,7 @@ func SignUpPage(f SignUpForm) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "><p class=\"hint\" id=\"password-hint\">At least 8 characters. A passphrase of a few words is easy to remember.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 9, "><p class=\"hint\" id=\"password-hint\">At least 8 characters. A passphrase of a few words is easy to remember; the most common passwords, which attackers try first, are refused.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

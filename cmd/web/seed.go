@@ -58,6 +58,11 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 	if msg := password.CheckLength(*pw); msg != "" {
 		return fmt.Errorf("-password: %s", msg)
 	}
+	// Users are copied in bulk, past UserStore.Create: their addresses must
+	// already be in the canonical form sign-in looks up.
+	if err := mustBeCanonical(seedEmail(*emailPrefix, 1)); err != nil {
+		return fmt.Errorf("-email-prefix: %w", err)
+	}
 
 	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
@@ -191,6 +196,18 @@ func seedUsers(ctx context.Context, pg *pgx.Conn, n int, prefix, hash string) ([
 		return nil, fmt.Errorf("copy users (emails %s taken already? use another -email-prefix): %w", seedEmail(prefix, 1), err)
 	}
 	return ids, nil
+}
+
+// mustBeCanonical fails unless email is its own canonical form.
+func mustBeCanonical(email string) error {
+	canonical, err := models.NormalizeEmail(email)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: %w", email, err)
+	case canonical != email:
+		return fmt.Errorf("%q is not canonical: use %q", email, canonical)
+	}
+	return nil
 }
 
 func seedEmail(prefix string, i int) string { return prefix + strconv.Itoa(i) + "@example.test" }

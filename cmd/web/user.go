@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -32,8 +33,8 @@ func userCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		return err
 	}
 	*email, *name = strings.TrimSpace(*email), strings.TrimSpace(*name)
-	if msg := models.CheckEmail(*email); msg != "" {
-		return fmt.Errorf("-email: %s", msg)
+	if _, err := models.NormalizeEmail(*email); err != nil {
+		return fmt.Errorf("-email: %w", err)
 	}
 	if msg := models.CheckName(*name); msg != "" {
 		return fmt.Errorf("-name: %s", msg)
@@ -42,7 +43,7 @@ func userCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 	if err != nil {
 		return err
 	}
-	if msg := password.CheckLength(pw); msg != "" {
+	if msg := cmp.Or(password.CheckLength(pw), password.CheckCommon(pw)); msg != "" {
 		return fmt.Errorf("password: %s", msg)
 	}
 

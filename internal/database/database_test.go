@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -20,16 +21,22 @@ import (
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func TestMigrationVersionsAreContiguous(t *testing.T) {
-	names, err := fs.Glob(migrations.FS, "*.sql")
+// migrationFiles names every migration, SQL or Go, in version order.
+func migrationFiles(t *testing.T) []string {
+	t.Helper()
+	names, err := fs.Glob(migrations.FS, "[0-9]*")
 	if err != nil || len(names) == 0 {
 		t.Fatalf("no migrations: %v", err)
 	}
-	re := regexp.MustCompile(`^(\d{5})_[a-z0-9_]+\.sql$`)
-	for i, name := range names {
+	return names
+}
+
+func TestMigrationVersionsAreContiguous(t *testing.T) {
+	re := regexp.MustCompile(`^(\d{5})_[a-z0-9_]+\.(sql|go)$`)
+	for i, name := range migrationFiles(t) {
 		m := re.FindStringSubmatch(name)
 		if m == nil {
-			t.Fatalf("%s: want NNNNN_what.sql", name)
+			t.Fatalf("%s: want NNNNN_what.sql or NNNNN_what.go", name)
 		}
 		if v, _ := strconv.Atoi(m[1]); v != i+1 {
 			t.Fatalf("%s: version %d, want %d", name, v, i+1)
@@ -47,7 +54,8 @@ func unmigratedDatabase(t *testing.T) (string, *sql.DB, *goose.Provider) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true))
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(migrations.Go...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +116,83 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	if err := db.QueryRow(`SELECT count(*) FROM goose_db_version WHERE version_id > 0 AND is_applied`).Scan(&applied); err != nil {
 		t.Fatal(err)
 	}
-	names, _ := fs.Glob(migrations.FS, "*.sql")
-	if applied != len(names) {
+	if names := migrationFiles(t); applied != len(names) {
 		t.Fatalf("%d migrations recorded as applied, want %d (each exactly once)", applied, len(names))
+	}
+}
+
+// TestMigrationMakesEmailsCanonical runs migration 4 over addresses stored
+// before it: they become canonical (models.NormalizeEmail) and unique as
+// such; an address without a canonical form, or two accounts sharing one,
+// stop the migration with the accounts named and nothing changed.
+func TestMigrationMakesEmailsCanonical(t *testing.T) {
+	ctx := context.Background()
+	migrateWith := func(t *testing.T, emails ...string) (*sql.DB, []int64, error) {
+		t.Helper()
+		_, db, p := unmigratedDatabase(t)
+		if _, err := p.UpTo(ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]int64, len(emails))
+		for i, e := range emails {
+			err := db.QueryRow(`INSERT INTO users (email, name, password_hash) VALUES ($1, 'x', 'x') RETURNING id`, e).Scan(&ids[i])
+			if err != nil {
+				t.Fatalf("insert %q: %v", e, err)
+			}
+		}
+		return db, ids, database.Migrate(ctx, db, quiet)
+	}
+	emailOf := func(t *testing.T, db *sql.DB, id int64) string {
+		t.Helper()
+		var e string
+		if err := db.QueryRow(`SELECT email FROM users WHERE id = $1`, id).Scan(&e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+
+	t.Run("canonical", func(t *testing.T) {
+		db, ids, err := migrateWith(t, "Sam@Example.COM", "ÉLODIE@example.fr", "ab@xn--bcher-kva.de", "kate@example.com")
+		if err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		for i, want := range []string{"sam@example.com", "élodie@example.fr", "ab@bücher.de", "kate@example.com"} {
+			if got := emailOf(t, db, ids[i]); got != want {
+				t.Errorf("user %d: %q, want %q", ids[i], got, want)
+			}
+		}
+		_, err = db.Exec(`INSERT INTO users (email, name, password_hash) VALUES ('sam@example.com', 'y', 'y')`)
+		if err == nil || !strings.Contains(err.Error(), "users_email_key") {
+			t.Errorf("a second sam@example.com: %v, want a users_email_key violation", err)
+		}
+	})
+
+	for name, emails := range map[string][]string{
+		"look-alikes":   {"sam@example.com", "\u017fam@example.com", "kate@example.com"},
+		"invisible":     {"sa\u200bm@example.com", "kate@example.com"},
+		"mixed scripts": {"\u0430dmin@example.com", "kate@example.com"},
+		"bidi override": {"\u202emoc.elpmaxe@mas", "kate@example.com"},
+		"ligature":      {"file@example.com", "\ufb01le@example.com", "kate@example.com"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			db, ids, err := migrateWith(t, emails...)
+			if err == nil {
+				t.Fatal("the migration went through")
+			}
+			for _, id := range ids[:len(ids)-1] {
+				if !strings.Contains(err.Error(), strconv.FormatInt(id, 10)) {
+					t.Errorf("the error does not name user %d: %v", id, err)
+				}
+			}
+			for i, id := range ids {
+				if got := emailOf(t, db, id); got != emails[i] {
+					t.Errorf("user %d is now %q, want %q unchanged", id, got, emails[i])
+				}
+			}
+			var version int64
+			if err := db.QueryRow(`SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&version); err != nil || version != 3 {
+				t.Errorf("schema version %d (%v), want 3", version, err)
+			}
+		})
 	}
 }

@@ -3,7 +3,6 @@ package handlers
 import (
 	"errors"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -35,26 +34,29 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 	p := session.Current(ctx)
 	f := views.ProfileForm{Name: formValue(c, "name"), Email: formValue(c, "email"), Errors: views.FieldErrors{}}
 	page := views.AccountPage{Profile: f, Password: views.PasswordForm{RevokeOthers: true}}
-	checkProfile(f.Errors, f.Name, f.Email)
+	email := checkProfile(f.Errors, f.Name, f.Email)
 	if len(f.Errors) > 0 {
 		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
 	}
-	// Changing the email changes who can sign in: a sensitive action.
-	if !strings.EqualFold(f.Email, p.Email) && !h.recentlyAuthenticated(c) {
+	// Changing the email changes who can sign in: a sensitive action. Any
+	// change of the stored (canonical) address counts, compared byte for
+	// byte: a case-insensitive comparison would fold letters ("ſ" to "s")
+	// that make another address.
+	if email != p.Email && !h.recentlyAuthenticated(c) {
 		return h.askToConfirm(c)
 	}
-	if err := h.users.UpdateProfile(ctx, p.UserID, f.Name, f.Email); errors.Is(err, models.ErrConflict) {
+	if err := h.users.UpdateProfile(ctx, p.UserID, f.Name, email); errors.Is(err, models.ErrConflict) {
 		f.Errors["email"] = "Another account already uses this email."
 		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
 	} else if err != nil {
 		return err
 	}
-	if err := h.sessions.SetProfile(p.UserID, f.Name, f.Email, p.Role); err != nil {
+	if err := h.sessions.SetProfile(p.UserID, f.Name, email, p.Role); err != nil {
 		return err
 	}
-	if f.Email != p.Email {
+	if email != p.Email {
 		h.record(c, models.AuditEvent{Kind: models.AuditEmailChanged, UserID: &p.UserID, SessionID: p.SessionID,
-			Detail: p.Email + " → " + f.Email})
+			Detail: p.Email + " → " + email})
 	}
 	return h.redirect(c, "/account", flashProfileSaved)
 }

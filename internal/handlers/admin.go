@@ -73,9 +73,7 @@ func (h *Handlers) adminUsers(c echo.Context) error {
 		Query: strings.TrimSpace(c.QueryParam("q")), Before: queryID(c, "before"), After: queryID(c, "after"),
 		Limit: adminPageSize,
 	}
-	if len(f.Query) > models.MaxEmailLength {
-		f.Query = f.Query[:models.MaxEmailLength]
-	}
+	f.Query = models.Truncate(f.Query, models.MaxEmailLength)
 	users, more, err := h.users.Search(c.Request().Context(), f)
 	if err != nil {
 		return err
@@ -310,7 +308,7 @@ func (h *Handlers) adminSessions(c echo.Context) error {
 		Email: strings.TrimSpace(c.QueryParam("email")), IP: strings.TrimSpace(c.QueryParam("ip")),
 		Before: queryID(c, "before"), Limit: adminPageSize,
 	}
-	f.Email, f.IP = truncate(f.Email, models.MaxEmailLength), truncate(f.IP, 64)
+	f.Email, f.IP = models.Truncate(f.Email, models.MaxEmailLength), models.Truncate(f.IP, 64)
 	ctx := c.Request().Context()
 	list, more, err := h.sessions.Records().ActiveAll(ctx, f)
 	if err != nil {

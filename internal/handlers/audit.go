@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -21,7 +20,7 @@ func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 	ctx := c.Request().Context()
 	e.At = h.now()
 	e.IP = c.RealIP()
-	e.UserAgent = strings.ToValidUTF8(truncate(c.Request().UserAgent(), 512), "")
+	e.UserAgent = session.UserAgent(c.Request())
 	if e.ActorID == nil {
 		if p := session.Current(ctx); p != nil {
 			e.ActorID = &p.UserID
@@ -30,13 +29,6 @@ func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 	if err := h.audits.Record(ctx, &e); err != nil {
 		h.log.ErrorContext(ctx, "audit event not recorded", "kind", e.Kind, "err", err)
 	}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 func ptr(id int64) *int64 { return &id }

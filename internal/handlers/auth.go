@@ -35,7 +35,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 	ctx := c.Request().Context()
 	f := views.SignUpForm{Name: formValue(c, "name"), Email: formValue(c, "email"), Errors: views.FieldErrors{}}
 	pw := c.FormValue("password")
-	checkProfile(f.Errors, f.Name, f.Email)
+	email := checkProfile(f.Errors, f.Name, f.Email)
 	checkNewPassword(f.Errors, "password", pw)
 	if len(f.Errors) > 0 {
 		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
@@ -44,7 +44,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	u := &models.User{Name: f.Name, Email: f.Email, PasswordHash: hash}
+	u := &models.User{Name: f.Name, Email: email, PasswordHash: hash}
 	if err := h.users.Create(ctx, u); errors.Is(err, models.ErrConflict) {
 		f.Errors["email"] = "An account with this email already exists. Sign in instead?"
 		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
@@ -90,9 +90,16 @@ func (h *Handlers) signIn(c echo.Context) error {
 		f.Error = msg
 		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
 	}
+	// Accounts are found, and throttled, by the canonical form of their
+	// address, whatever case or compatibility form was typed. An address
+	// without one names no account, and fails as an unknown one does.
+	email, err := models.NormalizeEmail(f.Email)
+	if err != nil {
+		email = f.Email
+	}
 	// Brute-force throttling: a throttled attempt is refused before any
 	// lookup or password check, the same way whether the account exists.
-	keys := signInKeys(c, f.Email)
+	keys := signInKeys(c, email)
 	if wait, err := h.throttle.Check(ctx, keys...); err != nil {
 		return err
 	} else if wait > 0 {
@@ -108,7 +115,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 		return fail(msgBadCredentials)
 	}
 
-	u, err := h.users.ByEmail(ctx, f.Email)
+	u, err := h.users.ByEmail(ctx, email)
 	switch {
 	case errors.Is(err, models.ErrNotFound):
 		// Spend the time a real check takes, so timing reveals nothing.
@@ -144,7 +151,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	}
 	h.rotateCSRF(c)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
-	h.clearSignInFailures(ctx, f.Email)
+	h.clearSignInFailures(ctx, email)
 	next := f.Next
 	if next == "" {
 		next = "/account"

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"cmp"
 	"net/url"
 	"strings"
 	"unicode"
@@ -27,19 +28,24 @@ func formBool(c echo.Context, name string) bool {
 	return false
 }
 
-// checkProfile validates a name and email pair into errs.
-func checkProfile(errs views.FieldErrors, name, email string) {
+// checkProfile validates a name and email pair into errs, and returns the
+// email's canonical form (models.NormalizeEmail), the one to compare and
+// store.
+func checkProfile(errs views.FieldErrors, name, email string) (canonicalEmail string) {
 	if msg := models.CheckName(name); msg != "" {
 		errs["name"] = msg
 	}
-	if msg := models.CheckEmail(email); msg != "" {
-		errs["email"] = msg
+	canonicalEmail, err := models.NormalizeEmail(email)
+	if err != nil {
+		errs["email"] = err.Error()
 	}
+	return canonicalEmail
 }
 
-// checkNewPassword validates a password being set into errs under field.
+// checkNewPassword validates a password being set into errs under field:
+// its length, and that it is not one of the most common passwords.
 func checkNewPassword(errs views.FieldErrors, field, pw string) {
-	if msg := password.CheckLength(pw); msg != "" {
+	if msg := cmp.Or(password.CheckLength(pw), password.CheckCommon(pw)); msg != "" {
 		errs[field] = msg
 	}
 }

@@ -3,10 +3,13 @@ package handlers
 import (
 	"crypto/rand"
 	"errors"
+	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -101,24 +104,57 @@ var errCrossSite = &publicError{
 	message: "This form was sent from another site, so it was refused. Use the form on this site instead.",
 }
 
+var errUnreadableText = &publicError{status: http.StatusBadRequest, title: "Bad request",
+	message: "The request contains bytes that are not text. Reload the page and try again."}
+
 // readForm parses a POST's form before anything reads single fields, so a
 // body over the limit is answered 413 (not mistaken by the CSRF check for a
-// missing token) and a malformed one 400.
+// missing token), a malformed one 400 and a multipart one 415. It answers
+// 400 to any request whose form fields or query parameters are not valid
+// UTF-8 or hold a NUL: no browser sends those, and no handler or database
+// should see them.
 func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if c.Request().Method != http.MethodPost {
-			return next(c)
-		}
-		if err := c.Request().ParseForm(); err != nil {
-			var he *echo.HTTPError
-			if errors.As(err, &he) {
-				return he
+		r := c.Request()
+		values := r.URL.Query()
+		if r.Method == http.MethodPost {
+			// Gatehouse's forms are URL-encoded. A multipart body would be
+			// parsed later by Echo's FormValue, past the checks below.
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType)); mt == echo.MIMEMultipartForm {
+				return echo.ErrUnsupportedMediaType
 			}
-			return &publicError{status: http.StatusBadRequest, title: "Bad request",
-				message: "The form could not be read. Reload the page and try again.", cause: err}
+			if err := r.ParseForm(); err != nil {
+				var he *echo.HTTPError
+				if errors.As(err, &he) {
+					return he
+				}
+				return &publicError{status: http.StatusBadRequest, title: "Bad request",
+					message: "The form could not be read. Reload the page and try again.", cause: err}
+			}
+			values = r.Form // the body's fields and the query's
+		}
+		if !validText(values) {
+			return errUnreadableText
 		}
 		return next(c)
 	}
+}
+
+// validText reports whether every name and value in values is valid UTF-8
+// without NUL bytes.
+func validText(values url.Values) bool {
+	valid := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
+	for name, vs := range values {
+		if !valid(name) {
+			return false
+		}
+		for _, v := range vs {
+			if !valid(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // csrf protects every state-changing request: browsers that send

@@ -41,11 +41,18 @@ type UserStore struct{ db *gorm.DB }
 // NewUserStore returns a UserStore on db.
 func NewUserStore(db *gorm.DB) *UserStore { return &UserStore{db: db} }
 
-// Create inserts u; ErrConflict if its email is taken (whatever its case).
+// Create inserts u with its email in canonical form (NormalizeEmail);
+// ErrConflict if another account has that address, an *InvalidEmailError if
+// it has no canonical form.
 func (s *UserStore) Create(ctx context.Context, u *User) error {
 	if u.Role == "" {
 		u.Role = RoleUser
 	}
+	email, err := NormalizeEmail(u.Email)
+	if err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	u.Email = email
 	if err := s.db.WithContext(ctx).Create(u).Error; err != nil {
 		return fmt.Errorf("create user: %w", translate(err))
 	}
@@ -61,18 +68,28 @@ func (s *UserStore) ByID(ctx context.Context, id int64) (*User, error) {
 	return &u, nil
 }
 
-// ByEmail returns the user whose email matches, ignoring case, or ErrNotFound.
+// ByEmail returns the user whose email has the canonical form of email
+// (NormalizeEmail), or ErrNotFound; an address without one names nobody.
 func (s *UserStore) ByEmail(ctx context.Context, email string) (*User, error) {
+	canonical, err := NormalizeEmail(email)
+	if err != nil {
+		return nil, fmt.Errorf("user by email: %w", errors.Join(ErrNotFound, err))
+	}
 	var u User
-	if err := s.db.WithContext(ctx).Where("lower(email) = lower(?)", email).Take(&u).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("email = ?", canonical).Take(&u).Error; err != nil {
 		return nil, fmt.Errorf("user by email: %w", translate(err))
 	}
 	return &u, nil
 }
 
-// UpdateProfile sets the user's name and email; ErrConflict if the email is
-// taken by someone else.
+// UpdateProfile sets the user's name and email, the email in canonical form
+// (NormalizeEmail); ErrConflict if another account has that address, an
+// *InvalidEmailError if it has no canonical form.
 func (s *UserStore) UpdateProfile(ctx context.Context, id int64, name, email string) error {
+	email, err := NormalizeEmail(email)
+	if err != nil {
+		return fmt.Errorf("update profile: %w", err)
+	}
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
 		Updates(map[string]any{"name": name, "email": email, "updated_at": gorm.Expr("now()")})
 	if res.Error != nil {

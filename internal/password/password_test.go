@@ -93,3 +93,16 @@ func TestHashingLeavesAProcessorFree(t *testing.T) {
 		t.Fatalf("hash with every slot busy: %v", err)
 	}
 }
+
+func TestCheckCommon(t *testing.T) {
+	for _, pw := range []string{"password", "12345678", "qwertyuiop", "iloveyou1", "Password1", "TRUSTNO1", "baseball"} {
+		if got := CheckCommon(pw); got != MsgTooCommon {
+			t.Errorf("CheckCommon(%q) = %q, want it refused", pw, got)
+		}
+	}
+	for _, pw := range []string{"analytical engine", "correct horse battery", "user password", "cobol forever", "admin password"} {
+		if got := CheckCommon(pw); got != "" {
+			t.Errorf("CheckCommon(%q) = %q, want it accepted", pw, got)
+		}
+	}
+}

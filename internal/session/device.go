@@ -1,6 +1,33 @@
 package session
 
-import "github.com/mileusna/useragent"
+import (
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/mileusna/useragent"
+
+	"github.com/gatehouse/gatehouse/internal/models"
+)
+
+// maxUserAgent bounds the User-Agent kept in a session record or an audit
+// event, in bytes.
+const maxUserAgent = 512
+
+// UserAgent is r's User-Agent header as Gatehouse keeps it: valid UTF-8 (a
+// header may carry any bytes, Latin-1 say, which Postgres refuses: each run
+// of bad bytes becomes U+FFFD), without control characters (Postgres
+// refuses NUL too), at most maxUserAgent bytes. Session records and audit
+// events store this, never the raw header.
+func UserAgent(r *http.Request) string {
+	ua := strings.Map(func(ch rune) rune {
+		if unicode.IsControl(ch) {
+			return -1
+		}
+		return ch
+	}, strings.ToValidUTF8(r.UserAgent(), "\uFFFD"))
+	return models.Truncate(ua, maxUserAgent)
+}
 
 // DeviceInfo is what a user agent string says about a browser, in words a
 // person recognises ("Firefox", "Linux", "desktop").

@@ -1,12 +1,16 @@
 package session
 
 import (
+	"net/http"
+	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 )
 
 // FuzzDescribe: any user agent yields printable, non-empty labels and no
-// panic. The seed corpus runs in the normal test suite.
+// panic, and is kept (UserAgent) as valid UTF-8 without controls, within
+// its bound. The seed corpus runs in the normal test suite.
 func FuzzDescribe(f *testing.F) {
 	for _, ua := range []string{
 		"",
@@ -17,6 +21,8 @@ func FuzzDescribe(f *testing.F) {
 		"curl/8.5.0",
 		"<img src=x onerror=alert(1)>",
 		"\x00\xff\xfe",
+		strings.Repeat("\xffa", 400),
+		strings.Repeat("é", 300),
 	} {
 		f.Add(ua)
 	}
@@ -30,8 +36,10 @@ func FuzzDescribe(f *testing.F) {
 		default:
 			t.Fatalf("Describe(%q).Type = %q", ua, d.Type)
 		}
-		if got := truncate(ua, 512); len(got) > 512 || (utf8.ValidString(ua) && !utf8.ValidString(got)) {
-			t.Fatalf("truncate(%q) = %q", ua, got)
+		r := &http.Request{Header: http.Header{"User-Agent": {ua}}}
+		if got := UserAgent(r); len(got) > maxUserAgent || !utf8.ValidString(got) ||
+			strings.IndexFunc(got, unicode.IsControl) >= 0 {
+			t.Fatalf("UserAgent(%q) = %q", ua, got)
 		}
 	})
 }

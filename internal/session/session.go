@@ -303,10 +303,10 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publi
 	m.scs.Put(ctx, keySeenAt, now.Unix())
 	m.scs.RememberMe(ctx, remember)
 
-	ua := c.Request().UserAgent()
+	ua := UserAgent(c.Request())
 	dev := Describe(ua)
 	rec := &models.SessionRecord{
-		PublicID: publicID, UserID: user.ID, UserAgent: truncate(ua, 512),
+		PublicID: publicID, UserID: user.ID, UserAgent: ua,
 		Browser: dev.Browser, OS: dev.OS, DeviceType: dev.Type, IP: c.RealIP(),
 		Remember: remember, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(m.lifetime),
 	}
@@ -573,12 +573,4 @@ func ValidPublicID(s string) bool {
 		return false
 	}
 	return strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '2' && r <= '7') }) < 0
-}
-
-// truncate cuts s to at most n bytes without splitting a character.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return strings.ToValidUTF8(s[:n], "")
 }
