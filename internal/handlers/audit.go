@@ -39,8 +39,6 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func ptr(id int64) *int64 { return &id }
-
 // activity shows the user their own recent security events.
 func (h *Handlers) activity(c echo.Context) error {
 	ctx := c.Request().Context()
