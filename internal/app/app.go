@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/handlers"
+	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -50,6 +51,9 @@ type Options struct {
 // cfg.StartupTimeout, logging what start-up waits for; then New fails with
 // the last attempt's error, which names the service.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	// An outage makes every request fail the same way: one ERROR line per
+	// message a second is enough.
+	log = slog.New(logging.LimitErrors(log.Handler(), time.Second))
 	deadline := time.Now().Add(cfg.StartupTimeout)
 	var db *gorm.DB
 	var sqlDB *sql.DB

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +310,61 @@ func TestEndsDuringPostgresOutageAreRecordedLater(t *testing.T) {
 	}
 	if n, _ := env.App.Sessions.PendingEnds(); n != 0 {
 		t.Errorf("%d ends still waiting after the sweep", n)
+	}
+}
+
+// TestRequestLogHasTheStatusTheClientGot checks the request log against
+// what clients were answered: a 403 refused by the CSRF check and the 503s
+// of a Redis outage (both were logged as 200). During the outage every
+// request fails the same way, and its ERROR line is written once a second,
+// not once a request; a WARN line counts the lines left out.
+func TestRequestLogHasTheStatusTheClientGot(t *testing.T) {
+	rd := apptest.StartRedis(t)
+	env := apptest.New(t, apptest.With("REDIS_URL", rd.URL()))
+
+	if res := env.Client(t).PostRaw("/signin", "email=ada%40example.com"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a sign-in without a CSRF token: %d, want 403", res.StatusCode)
+	}
+	if n := strings.Count(env.Logs.String(), "msg=request method=POST path=/signin status=403 "); n != 1 {
+		t.Errorf("%d request lines with the 403, want 1:\n%s", n, env.Logs.String())
+	}
+
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	rd.Stop()
+	const requests = 100
+	start := time.Now()
+	for range requests {
+		if res := c.Get("/account"); res.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("/account with Redis down: %d, want 503", res.StatusCode)
+		}
+	}
+	elapsed := time.Since(start)
+	logs := env.Logs.String()
+	if n := strings.Count(logs, "msg=request method=GET path=/account status=503 "); n != requests {
+		t.Errorf("%d request lines with the 503, want %d", n, requests)
+	}
+	// One line per message per second: the burst took elapsed, so at most
+	// one line for each second it touched.
+	errorLines := strings.Count(logs, `msg="request failed"`)
+	if max := int(elapsed/time.Second) + 2; errorLines < 1 || errorLines > max {
+		t.Errorf("%d ERROR lines for %d failed requests in %v, want 1 to %d", errorLines, requests, elapsed, max)
+	}
+	// The rest are counted once their second is over.
+	suppressed := regexp.MustCompile(`msg="repeated error lines suppressed" msg_suppressed="request failed" count=(\d+)`)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		total := 0
+		for _, m := range suppressed.FindAllStringSubmatch(env.Logs.String(), -1) {
+			n, _ := strconv.Atoi(m[1])
+			total += n
+		}
+		if total+strings.Count(env.Logs.String(), `msg="request failed"`) == requests {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failed requests logged or counted as suppressed, want %d:\n%s", total+errorLines, requests, env.Logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
