@@ -58,7 +58,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	var db *gorm.DB
 	var sqlDB *sql.DB
 	err := retryUntil(ctx, log, "postgres", deadline, func(ctx context.Context) (err error) {
-		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL)
+		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL,
+			database.Limits{Timeout: cfg.DBTimeout, MaxConns: cfg.DBMaxConns})
 		return err
 	})
 	if err != nil {

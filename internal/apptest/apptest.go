@@ -258,7 +258,7 @@ func ensureTemplate() (string, error) {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %q`, building)); err != nil {
 		return "", err
 	}
-	_, db, err := database.Open(ctx, withDatabase(adminURL(), building))
+	_, db, err := database.Open(ctx, withDatabase(adminURL(), building), database.Limits{})
 	if err != nil {
 		return "", err
 	}

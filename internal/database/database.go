@@ -21,15 +21,38 @@ import (
 	"github.com/gatehouse/gatehouse/migrations"
 )
 
+// Limits bound what one process asks of Postgres.
+type Limits struct {
+	// Timeout bounds each statement and each transaction run through GORM
+	// whose context has no deadline of its own (a request's, say): waiting
+	// for a connection, connecting, and the round trips. When it passes,
+	// pgx abandons the connection (database/sql replaces it) and the
+	// caller gets an error wrapping context.DeadlineExceeded, which the
+	// handlers answer with 503. Zero means no bound, for commands such as
+	// seeding that may run long statements.
+	Timeout time.Duration
+	// MaxConns caps open connections; callers wait for one (within
+	// Timeout). Zero means DefaultMaxConns.
+	MaxConns int
+}
+
+// DefaultMaxConns is the connection cap when Limits gives none.
+const DefaultMaxConns = 20
+
 // Open connects to the Postgres at url and checks it answers. The returned
-// *sql.DB is the pool GORM uses; close it to release connections.
-func Open(ctx context.Context, url string) (*gorm.DB, *sql.DB, error) {
+// *sql.DB is the pool GORM uses; close it to release connections. The
+// migrations run on the *sql.DB directly, without lim.Timeout.
+func Open(ctx context.Context, url string, lim Limits) (*gorm.DB, *sql.DB, error) {
 	sqlDB, err := sql.Open("pgx", url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: %w", err)
 	}
-	sqlDB.SetMaxOpenConns(20)
-	sqlDB.SetMaxIdleConns(10)
+	maxConns := lim.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(min(maxConns, 10))
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -43,6 +66,9 @@ func Open(ctx context.Context, url string) (*gorm.DB, *sql.DB, error) {
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true, // single statements need no transaction of their own
 		TranslateError:         true, // unique violations become gorm.ErrDuplicatedKey
+		// GORM applies these only to contexts without a deadline.
+		DefaultContextTimeout:     lim.Timeout,
+		DefaultTransactionTimeout: lim.Timeout,
 	})
 	if err != nil {
 		sqlDB.Close()

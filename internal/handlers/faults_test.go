@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -366,5 +367,74 @@ func TestRequestLogHasTheStatusTheClientGot(t *testing.T) {
 			t.Fatalf("%d failed requests logged or counted as suppressed, want %d:\n%s", total+errorLines, requests, env.Logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestHungPostgresAnswers503WithinTheDeadline freezes Postgres while a
+// burst of requests needs it. Each answers 503 once DATABASE_TIMEOUT has
+// passed (before, they hung as long as Postgres did), the pool stays within
+// DATABASE_MAX_CONNECTIONS, and nothing piles up: once the burst has been
+// answered, the goroutines are back to what they were.
+func TestHungPostgresAnswers503WithinTheDeadline(t *testing.T) {
+	pg, env := onPrivatePostgres(t, apptest.With("DATABASE_TIMEOUT", "1s"), apptest.With("DATABASE_MAX_CONNECTIONS", "4"))
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	// A client of its own: no keep-alive connections (their server
+	// goroutines would count), and a timeout so the test fails, not hangs.
+	hc := *c.HTTP
+	hc.Transport = &http.Transport{DisableKeepAlives: true}
+	hc.Timeout = 30 * time.Second
+	get := func() (int, error) {
+		res, err := hc.Get(c.Base + "/account/sessions")
+		if err != nil {
+			return 0, err
+		}
+		res.Body.Close()
+		return res.StatusCode, nil
+	}
+	if status, err := get(); status != http.StatusOK {
+		t.Fatalf("/account/sessions before the pause: %d %v", status, err)
+	}
+	before := runtime.NumGoroutine()
+
+	pg.Pause()
+	const burst = 40
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			start := time.Now()
+			status, err := get()
+			switch {
+			case err != nil:
+				errs <- err
+			case status != http.StatusServiceUnavailable:
+				errs <- fmt.Errorf("status %d, want 503", status)
+			case time.Since(start) > 10*time.Second: // 1s deadline; generous for a loaded machine
+				errs <- fmt.Errorf("answered after %v", time.Since(start))
+			default:
+				errs <- nil
+			}
+		}()
+	}
+	for range burst {
+		if err := <-errs; err != nil {
+			t.Errorf("/account/sessions with Postgres hung: %v", err)
+		}
+	}
+	if open := env.App.SQL.Stats().OpenConnections; open > 4 {
+		t.Errorf("%d connections to Postgres open, want at most DATABASE_MAX_CONNECTIONS=4", open)
+	}
+	// The server's goroutines for the burst end once it is answered.
+	deadline := time.Now().Add(10 * time.Second)
+	for n := runtime.NumGoroutine(); n > before+5; n = runtime.NumGoroutine() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after the burst, %d before it", n, before)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	pg.Resume()
+	if status, err := get(); status != http.StatusOK {
+		t.Errorf("/account/sessions after Postgres resumed: %d %v", status, err)
 	}
 }
