@@ -34,6 +34,7 @@ type App struct {
 	Redis    *redis.Pool
 	Users    *models.UserStore
 	Audit    *models.AuditStore
+	Auditing *session.AuditQueue // writes Audit's events in the background
 	Sessions *session.Manager
 	Hasher   *password.Hasher
 }
@@ -77,6 +78,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Users = models.NewUserStore(db)
 	a.Audit = models.NewAuditStore(db)
+	a.Auditing = session.NewAuditQueue(pool, cfg.RedisPrefix, a.Audit, log)
+	a.Audit.UseQueue(a.Auditing)
 	a.Sessions = session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
@@ -104,15 +107,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	return a, nil
 }
 
-// Close stops the session manager's background work (last-seen writes
-// still queued and ends not yet recorded get a few seconds) and releases
-// the connections. Close it
-// after the HTTP server has stopped.
+// Close stops the background work (audit events and last-seen writes
+// still queued and ends not yet recorded get five seconds in all; what is
+// left waits in Redis) and releases the connections. Close it after the
+// HTTP server has stopped.
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if a.Auditing != nil {
+		a.Auditing.Close(ctx)
+	}
 	if a.Sessions != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		a.Sessions.Close(ctx)
-		cancel()
 	}
 	return errors.Join(a.Redis.Close(), a.SQL.Close())
 }

@@ -438,3 +438,213 @@ func TestHungPostgresAnswers503WithinTheDeadline(t *testing.T) {
 		t.Errorf("/account/sessions after Postgres resumed: %d %v", status, err)
 	}
 }
+
+// auditEvent returns the user's event of kind about session id (any
+// session if id is empty), reading through Audit.List, which writes the
+// queued events first; nil if there is none.
+func auditEvent(t *testing.T, env *apptest.Env, userID int64, kind models.AuditKind, id string) *models.AuditEventView {
+	t.Helper()
+	events, err := env.App.Audit.List(context.Background(), models.AuditFilter{UserID: userID, Kind: kind, Limit: 100})
+	if err != nil {
+		t.Fatalf("audit log: %v", err)
+	}
+	for _, e := range events {
+		if id == "" || e.SessionID == id {
+			return &e
+		}
+	}
+	return nil
+}
+
+// waitWritten waits until env's audit queue writes without error: after
+// an outage the first tries may meet connections the outage broke, which
+// are then replaced.
+func waitWritten(t *testing.T, env *apptest.Env) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := env.App.Auditing.Flush(context.Background())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit events still not written: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// discardBrokenRedisConns takes every idle connection of env's Redis pool
+// at once and pings it, so that those a Redis restart broke are dropped
+// rather than met by the next request.
+func discardBrokenRedisConns(env *apptest.Env) {
+	var conns []redis.Conn
+	for range env.App.Redis.IdleCount() + 1 {
+		c := env.App.Redis.Get()
+		c.Do("PING")
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// checkEnded checks that the session's record and its audit event say it
+// ended for reason, by the user.
+func checkEnded(t *testing.T, env *apptest.Env, user *models.User, id string, reason models.EndReason, kind models.AuditKind) {
+	t.Helper()
+	rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.EndReason != reason || rec.EndedBy == nil || *rec.EndedBy != user.ID {
+		t.Errorf("record of %s: ended %q by %v, want %q by the user", id, rec.EndReason, rec.EndedBy, reason)
+	}
+	e := auditEvent(t, env, user.ID, kind, id)
+	if e == nil {
+		t.Errorf("no %s event for %s in the audit log", kind, id)
+	} else if e.ActorID == nil || *e.ActorID != user.ID {
+		t.Errorf("%s event for %s: actor %v, want the user", kind, id, e.ActorID)
+	}
+}
+
+// TestSessionEndsDoNotWaitForAHungPostgres freezes Postgres with a long
+// DATABASE_TIMEOUT: revoking and signing out end the session in Redis and
+// queue their audit event, so they answer at once (they used to wait for
+// the audit INSERT); once Postgres is back, records and events are there.
+func TestSessionEndsDoNotWaitForAHungPostgres(t *testing.T) {
+	pg, env := onPrivatePostgres(t, apptest.With("DATABASE_TIMEOUT", "60s"))
+	a := env.Client(t)
+	a.SignUp("Ada", "ada@example.com", "analytical engine")
+	b, c := env.Client(t), env.Client(t)
+	b.SignIn("ada@example.com", "analytical engine")
+	c.SignIn("ada@example.com", "analytical engine")
+	bID, cID := sessionID(t, b), sessionID(t, c)
+	user := mustUser(t, env, "ada@example.com")
+	a.CSRFToken()
+	c.CSRFToken()
+	// Far less than DATABASE_TIMEOUT: a request waiting on Postgres fails.
+	a.HTTP.Timeout, c.HTTP.Timeout = 10*time.Second, 10*time.Second
+
+	pg.Pause()
+	if res := a.Post("/account/sessions/"+bID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke with Postgres hung: %d", res.StatusCode)
+	}
+	if res := c.Post("/signout", nil); res.StatusCode != http.StatusSeeOther || !clearsSession(res) {
+		t.Fatalf("sign-out with Postgres hung: %d", res.StatusCode)
+	}
+	if res := b.Get("/account"); res.StatusCode != http.StatusSeeOther {
+		t.Errorf("the revoked session still works: %d", res.StatusCode)
+	}
+	pg.Resume()
+
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkEnded(t, env, user, bID, models.EndRevokedByUser, models.AuditSessionRevoked)
+	checkEnded(t, env, user, cID, models.EndSignedOut, models.AuditSignOut)
+}
+
+// TestEndsAndAuditEventsSurviveARedisRestartWhilePostgresIsDown revokes
+// and signs out while Postgres is down, then restarts Redis (which keeps
+// nothing on disk here), then brings Postgres back: every end is recorded
+// with its reason and actor, and every audit event is written, from what
+// the instance kept in memory. (They used to be lost, and the ends
+// recorded as idle_timeout with no actor.)
+func TestEndsAndAuditEventsSurviveARedisRestartWhilePostgresIsDown(t *testing.T) {
+	rd := apptest.StartRedis(t)
+	pg, env := onPrivatePostgres(t, apptest.With("REDIS_URL", rd.URL()))
+	a := env.Client(t)
+	a.SignUp("Ada", "ada@example.com", "analytical engine")
+	b, c := env.Client(t), env.Client(t)
+	b.SignIn("ada@example.com", "analytical engine")
+	c.SignIn("ada@example.com", "analytical engine")
+	bID, cID := sessionID(t, b), sessionID(t, c)
+	user := mustUser(t, env, "ada@example.com")
+	env.Clock.Advance(3 * time.Minute) // old enough for the Devices page to judge
+
+	pg.Stop()
+	if res := a.Post("/account/sessions/"+bID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke with Postgres down: %d", res.StatusCode)
+	}
+	if res := c.Post("/signout", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out with Postgres down: %d", res.StatusCode)
+	}
+	// The end recorder has read the marks (and failed to record them).
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rd.Stop()
+	rd.Start()
+	pg.Start()
+	discardBrokenRedisConns(env)
+	waitWritten(t, env)
+
+	// Every session is gone with Redis; the Devices page, once signed in
+	// again, closes records whose data is gone (as expired, unless their
+	// end is recorded first).
+	a.SignIn("ada@example.com", "analytical engine")
+	sessionIDs(t, a)
+	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkEnded(t, env, user, bID, models.EndRevokedByUser, models.AuditSessionRevoked)
+	checkEnded(t, env, user, cID, models.EndSignedOut, models.AuditSignOut)
+}
+
+// TestInstancesDrainTheAuditQueueOnce records events on two instances at
+// once, each draining the same queue as it goes, and stops one while
+// Postgres is down with events still queued: every event is written
+// exactly once, the stopped instance's by the other.
+func TestInstancesDrainTheAuditQueueOnce(t *testing.T) {
+	pg, one := onPrivatePostgres(t)
+	two := apptest.Start(t, one.Config)
+	one.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	user := mustUser(t, one, "ada@example.com")
+	count := func() (rows, ids int) {
+		t.Helper()
+		err := one.App.DB.Raw(`SELECT count(*), count(DISTINCT event_id) FROM audit_events WHERE detail LIKE 'test %'`).
+			Row().Scan(&rows, &ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows, ids
+	}
+
+	const perInstance = 300
+	errs := make(chan error, 2*perInstance)
+	for _, env := range []*apptest.Env{one, two} {
+		for i := range perInstance {
+			go func() {
+				errs <- env.App.Audit.Record(context.Background(), &models.AuditEvent{
+					Kind: models.AuditSignIn, UserID: &user.ID, Detail: fmt.Sprintf("test %p %d", env, i)})
+			}()
+		}
+	}
+	for range 2 * perInstance {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, env := range []*apptest.Env{one, two} {
+		if err := env.App.Auditing.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rows, ids := count(); rows != 2*perInstance || ids != 2*perInstance {
+		t.Errorf("%d rows, %d distinct events; want %d of each", rows, ids, 2*perInstance)
+	}
+
+	// An instance that stops with Postgres down leaves its events queued.
+	pg.Stop()
+	if err := two.App.Audit.Record(context.Background(), &models.AuditEvent{
+		Kind: models.AuditSignOut, UserID: &user.ID, Detail: "test left by the stopped instance"}); err != nil {
+		t.Fatal(err)
+	}
+	two.Stop()
+	pg.Start()
+	waitWritten(t, one)
+	if rows, ids := count(); rows != 2*perInstance+1 || ids != rows {
+		t.Errorf("after the stopped instance: %d rows, %d distinct events; want %d of each", rows, ids, 2*perInstance+1)
+	}
+}
