@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Users = models.NewUserStore(db)
 	a.Audit = models.NewAuditStore(db)
-	a.Auditing = session.NewAuditQueue(pool, cfg.RedisPrefix, a.Audit, log)
+	a.Auditing = session.NewAuditQueue(pool, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
 	a.Audit.UseQueue(a.Auditing)
 	a.Sessions = session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,

@@ -39,6 +39,7 @@ type AuditQueue struct {
 	key     string
 	store   *models.AuditStore
 	log     *slog.Logger
+	timeout time.Duration // of a pass, and of Flush
 	loop    *loop
 	stopped chan struct{} // closed by Close: stops the retry ticker
 
@@ -62,14 +63,15 @@ const (
 	// auditRetry is how often the writer tries again while something
 	// waits (Postgres down), and looks for other instances' leftovers.
 	auditRetry = 5 * time.Second
-	// auditWriteTimeout bounds one pass of the writer.
-	auditWriteTimeout = 10 * time.Second
 )
 
-// NewAuditQueue starts the writer of the queue under prefix. Close stops it.
-func NewAuditQueue(pool *redis.Pool, prefix string, store *models.AuditStore, log *slog.Logger) *AuditQueue {
+// NewAuditQueue starts the writer of the queue under prefix. A pass of the
+// writer, and a Flush, take at most timeout (DATABASE_TIMEOUT: a reader
+// that flushes answers 503 past it, like any database work). Close stops
+// the writer.
+func NewAuditQueue(pool *redis.Pool, prefix string, store *models.AuditStore, log *slog.Logger, timeout time.Duration) *AuditQueue {
 	q := &AuditQueue{
-		pool: pool, key: prefix + "audit", store: store, log: log,
+		pool: pool, key: prefix + "audit", store: store, log: log, timeout: timeout,
 		stopped: make(chan struct{}), held: map[string]*heldEvent{},
 	}
 	q.loop = startLoop(q.writeInBackground)
@@ -129,6 +131,8 @@ func (q *AuditQueue) push(ctx context.Context, items ...any) error {
 // which drains the list (every instance's events) and writes what this
 // instance holds, and returns that pass's error.
 func (q *AuditQueue) Flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, q.timeout)
+	defer cancel()
 	if err := q.loop.wait(ctx); err != nil {
 		return err
 	}
@@ -157,7 +161,7 @@ func (q *AuditQueue) Held() int {
 // writeInBackground is the writer's pass: after each event, every
 // auditRetry, and for Flush.
 func (q *AuditQueue) writeInBackground() {
-	ctx, cancel := context.WithTimeout(context.Background(), auditWriteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
 	defer cancel()
 	err := q.Write(ctx)
 	q.mu.Lock()
