@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"gorm.io/driver/postgres"
@@ -25,7 +25,8 @@ import (
 type Limits struct {
 	// Timeout bounds each statement and each transaction run through GORM
 	// whose context has no deadline of its own (a request's, say): waiting
-	// for a connection, connecting, and the round trips. When it passes,
+	// for a connection, connecting, and the round trips. It is also the
+	// connect timeout, unless url sets connect_timeout. When it passes,
 	// pgx abandons the connection (database/sql replaces it) and the
 	// caller gets an error wrapping context.DeadlineExceeded, which the
 	// handlers answer with 503. Zero means no bound, for commands such as
@@ -43,10 +44,17 @@ const DefaultMaxConns = 20
 // *sql.DB is the pool GORM uses; close it to release connections. The
 // migrations run on the *sql.DB directly, without lim.Timeout.
 func Open(ctx context.Context, url string, lim Limits) (*gorm.DB, *sql.DB, error) {
-	sqlDB, err := sql.Open("pgx", url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: %w", err)
 	}
+	if cfg.ConnectTimeout == 0 {
+		// database/sql also connects in the background, for requests
+		// waiting for a connection: without a timeout, such an attempt on
+		// a hung Postgres would hold its place in the pool until it woke.
+		cfg.ConnectTimeout = lim.Timeout
+	}
+	sqlDB := stdlib.OpenDB(*cfg)
 	maxConns := lim.MaxConns
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns

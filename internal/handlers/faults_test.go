@@ -424,13 +424,22 @@ func TestHungPostgresAnswers503WithinTheDeadline(t *testing.T) {
 	if open := env.App.SQL.Stats().OpenConnections; open > 4 {
 		t.Errorf("%d connections to Postgres open, want at most DATABASE_MAX_CONNECTIONS=4", open)
 	}
-	// The server's goroutines for the burst end once it is answered.
+	// The server's goroutines for the burst end once it is answered, and
+	// the hung queries' connections are given up.
 	deadline := time.Now().Add(10 * time.Second)
 	for n := runtime.NumGoroutine(); n > before+5; n = runtime.NumGoroutine() {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d goroutines after the burst, %d before it", n, before)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// database/sql goes on opening connections for requests that have
+	// given up; each attempt ends at the connect timeout.
+	for env.App.SQL.Stats().InUse > 0 {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("connections still in use after every request was answered: %+v", env.App.SQL.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	pg.Resume()

@@ -60,8 +60,10 @@ const (
 	// auditHeldMax bounds the events an instance keeps in memory; beyond
 	// it, new events rely on Redis alone.
 	auditHeldMax = 100_000
-	// auditRetry is how often the writer tries again while something
-	// waits (Postgres down), and looks for other instances' leftovers.
+	// auditRetry is how often the writer tries again while the instance
+	// holds events (Postgres down). Events another instance left in the
+	// list are written by the next pass of any instance: after its next
+	// event, or when a page reads the log.
 	auditRetry = 5 * time.Second
 )
 
@@ -83,7 +85,9 @@ func NewAuditQueue(pool *redis.Pool, prefix string, store *models.AuditStore, lo
 			case <-q.stopped:
 				return
 			case <-t.C:
-				q.loop.kick()
+				if q.Held() > 0 {
+					q.loop.kick()
+				}
 			}
 		}
 	}()
@@ -215,6 +219,9 @@ func (q *AuditQueue) Write(ctx context.Context) error {
 // whose RPUSH failed, and all of them when Redis has lost its data since
 // the last pass (P audit:epoch, a random value set when missing, changed).
 func (q *AuditQueue) requeue(ctx context.Context) error {
+	if q.Held() == 0 {
+		return nil
+	}
 	conn, err := q.pool.GetContext(ctx)
 	if err != nil {
 		return err
