@@ -155,14 +155,14 @@ func (h *heldEnds) add(userID int64, marks map[string]string) {
 		h.marks = map[int64]map[string]string{}
 	}
 	for id, mark := range marks {
-		if h.marks[userID] == nil {
-			h.marks[userID] = map[string]string{}
-		}
 		if _, ok := h.marks[userID][id]; !ok {
 			if h.count >= heldEndsMax {
 				return
 			}
 			h.count++
+		}
+		if h.marks[userID] == nil {
+			h.marks[userID] = map[string]string{}
 		}
 		h.marks[userID][id] = mark
 	}
