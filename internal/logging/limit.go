@@ -15,7 +15,7 @@ import (
 // ERROR line (thousands a second); the first line of each kind still shows
 // at once, with its details. Lines below ERROR pass through untouched.
 func LimitErrors(h slog.Handler, every time.Duration) slog.Handler {
-	return &limited{Handler: h, state: &limiter{every: every, windows: map[string]*window{}}}
+	return &limited{Handler: h, state: &limiter{base: h, every: every, windows: map[string]*window{}}}
 }
 
 type limited struct {
@@ -24,6 +24,7 @@ type limited struct {
 }
 
 type limiter struct {
+	base    slog.Handler // writes the summaries, without any logger's attributes
 	every   time.Duration
 	mu      sync.Mutex
 	windows map[string]*window // by message
@@ -33,15 +34,15 @@ type limiter struct {
 type window struct{ suppressed int }
 
 func (l *limited) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelError || l.state.admit(l.Handler, r.Message) {
+	if r.Level < slog.LevelError || l.state.admit(r.Message) {
 		return l.Handler.Handle(ctx, r)
 	}
 	return nil
 }
 
 // admit reports whether a line with msg may be written now, opening an
-// interval for msg if it does; the interval's end reports repeats through h.
-func (s *limiter) admit(h slog.Handler, msg string) bool {
+// interval for msg if it does; the interval's end reports the repeats.
+func (s *limiter) admit(msg string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w, open := s.windows[msg]; open {
@@ -58,7 +59,7 @@ func (s *limiter) admit(h slog.Handler, msg string) bool {
 		if n > 0 {
 			r := slog.NewRecord(time.Now(), slog.LevelWarn, "repeated error lines suppressed", 0)
 			r.AddAttrs(slog.String("msg_suppressed", msg), slog.Int("count", n), slog.Duration("within", s.every))
-			_ = h.Handle(context.Background(), r)
+			_ = s.base.Handle(context.Background(), r)
 		}
 	})
 	return true
