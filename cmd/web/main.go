@@ -38,7 +38,6 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stderr, nil))
 	fs := flag.NewFlagSet("web", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations at start (same as MIGRATE_ON_START=false)")
@@ -52,12 +51,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if *noMigrate {
 		cfg.MigrateOnStart = false
 	}
-	log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch cmd := fs.Arg(0); cmd {
 	case "", "serve":
 		return serve(ctx, cfg, log)
 	case "migrate":
-		_, sqlDB, err := database.Open(ctx, cfg.DatabaseURL)
+		_, sqlDB, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{})
 		if err != nil {
 			return err
 		}

@@ -64,7 +64,7 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		return fmt.Errorf("-email-prefix: %w", err)
 	}
 
-	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL)
+	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{})
 	if err != nil {
 		return err
 	}

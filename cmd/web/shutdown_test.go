@@ -231,4 +231,59 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("the log does not say a request was cut off:\n%s", p.logs.String())
 		}
 	})
+	t.Run("with Postgres hung, requests answer 503 and shutdown exits 0", func(t *testing.T) {
+		pg := apptest.StartPostgres(t)
+		p := startWeb(t, bin, "DATABASE_URL="+pg.URL(), "MIGRATE_ON_START=true",
+			"SHUTDOWN_TIMEOUT=5s", "DATABASE_TIMEOUT=2s")
+		conn, rest := slowSignUp(t, p)
+		if _, err := conn.Write([]byte(rest)); err != nil {
+			t.Fatal(err)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-up: %v %v", res, err)
+		}
+		res.Body.Close()
+		var cookie string
+		for _, ck := range res.Cookies() {
+			if ck.Name == "gatehouse_session" {
+				cookie = ck.String()
+			}
+		}
+
+		pg.Pause()
+		const inFlight = 5
+		statuses := make(chan int, inFlight)
+		for range inFlight {
+			go func() {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+p.addr+"/account/sessions", nil)
+				req.Header.Set("Cookie", cookie)
+				res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				res.Body.Close()
+				statuses <- res.StatusCode
+			}()
+		}
+		time.Sleep(200 * time.Millisecond) // the requests are waiting on Postgres
+		start := time.Now()
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		for range inFlight {
+			if status := <-statuses; status != http.StatusServiceUnavailable {
+				t.Errorf("a request in flight with Postgres hung: status %d, want 503", status)
+			}
+		}
+		// SHUTDOWN_TIMEOUT, then up to 5 s for the background writers.
+		if err := p.wait(t, 15*time.Second); err != nil {
+			t.Errorf("exit after SIGTERM with Postgres hung: %v, want status 0", err)
+		}
+		t.Logf("exited %v after SIGTERM", time.Since(start))
+		if !strings.Contains(p.logs.String(), "every request finished") {
+			t.Errorf("the log does not say shutdown was clean:\n%s", p.logs.String())
+		}
+	})
 }

@@ -47,7 +47,7 @@ func userCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		return fmt.Errorf("password: %s", msg)
 	}
 
-	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL)
+	db, sqlDB, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/handlers"
+	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -33,6 +34,7 @@ type App struct {
 	Redis    *redis.Pool
 	Users    *models.UserStore
 	Audit    *models.AuditStore
+	Auditing *session.AuditQueue // writes Audit's events in the background
 	Sessions *session.Manager
 	Hasher   *password.Hasher
 }
@@ -50,11 +52,15 @@ type Options struct {
 // cfg.StartupTimeout, logging what start-up waits for; then New fails with
 // the last attempt's error, which names the service.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) (*App, error) {
+	// An outage makes every request fail the same way: one ERROR line per
+	// message a second is enough.
+	log = slog.New(logging.LimitErrors(log.Handler(), time.Second))
 	deadline := time.Now().Add(cfg.StartupTimeout)
 	var db *gorm.DB
 	var sqlDB *sql.DB
 	err := retryUntil(ctx, log, "postgres", deadline, func(ctx context.Context) (err error) {
-		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL)
+		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL,
+			database.Limits{Timeout: cfg.DBTimeout, MaxConns: cfg.DBMaxConns})
 		return err
 	})
 	if err != nil {
@@ -72,6 +78,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Users = models.NewUserStore(db)
 	a.Audit = models.NewAuditStore(db)
+	a.Auditing = session.NewAuditQueue(pool, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
+	a.Audit.UseQueue(a.Auditing)
 	a.Sessions = session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
@@ -99,15 +107,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	return a, nil
 }
 
-// Close stops the session manager's background work (last-seen writes
-// still queued and ends not yet recorded get a few seconds) and releases
-// the connections. Close it
-// after the HTTP server has stopped.
+// Close stops the background work (audit events and last-seen writes
+// still queued and ends not yet recorded get five seconds in all; what is
+// left waits in Redis) and releases the connections. Close it after the
+// HTTP server has stopped.
 func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if a.Auditing != nil {
+		a.Auditing.Close(ctx)
+	}
 	if a.Sessions != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		a.Sessions.Close(ctx)
-		cancel()
 	}
 	return errors.Join(a.Redis.Close(), a.SQL.Close())
 }

@@ -65,7 +65,7 @@ type Env struct {
 	Server *httptest.Server
 	Config config.Config
 	Clock  *Clock
-	Logs   *strings.Builder // everything the app logged
+	Logs   *Logs // everything the app logged
 
 	stopOnce sync.Once
 }
@@ -101,8 +101,8 @@ func New(t testing.TB, opts ...Option) *Env {
 // database and Redis prefix.
 func Start(t testing.TB, cfg config.Config) *Env {
 	t.Helper()
-	logs := &strings.Builder{}
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &Logs{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := &Clock{}
 	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: Hasher()})
 	if err != nil {
@@ -150,15 +150,24 @@ func (c *Clock) Advance(d time.Duration) {
 	c.offset += d
 }
 
-type syncWriter struct {
+// Logs collects what an app logs. The app writes from its own goroutines
+// (background writers, timers) while a test reads, so both take the lock.
+type Logs struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 var (
@@ -249,7 +258,7 @@ func ensureTemplate() (string, error) {
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`CREATE DATABASE %q`, building)); err != nil {
 		return "", err
 	}
-	_, db, err := database.Open(ctx, withDatabase(adminURL(), building))
+	_, db, err := database.Open(ctx, withDatabase(adminURL(), building), database.Limits{})
 	if err != nil {
 		return "", err
 	}

@@ -43,21 +43,22 @@ func (p *PrivatePostgres) URL() string {
 }
 
 // StartPostgres starts a private Postgres cluster for t; it is stopped and
-// removed when t ends. It skips t, saying why, if no cluster can be run
-// here (no Postgres binaries, or root without a postgres user).
+// removed when t ends. It fails t, saying why, if no cluster can be run
+// here (no Postgres binaries, or root without a postgres user): a fault
+// test that silently skipped would let CI pass without proving anything.
 func StartPostgres(t testing.TB) *PrivatePostgres {
 	t.Helper()
 	bin, err := postgresBin()
 	if err != nil {
-		t.Skipf("private Postgres: %v", err)
+		t.Fatalf("private Postgres: %v", err)
 	}
 	asUser, uid, gid, err := postgresUser()
 	if err != nil {
-		t.Skipf("private Postgres: %v", err)
+		t.Fatalf("private Postgres: %v", err)
 	}
 	tmpl, err := clusterTemplate(bin, asUser, uid, gid)
 	if err != nil {
-		t.Skipf("private Postgres: initdb: %v", err)
+		t.Fatalf("private Postgres: initdb: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "ghpg-")
 	if err != nil {

@@ -22,8 +22,12 @@ type PrivateRedis struct {
 func (r *PrivateRedis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
 
 // StartRedis starts a private redis-server for t; it is stopped when t ends.
+// It fails t when redis-server is not installed.
 func StartRedis(t testing.TB) *PrivateRedis {
 	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("private Redis: redis-server is not on the PATH (install the redis-server package): %v", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

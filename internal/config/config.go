@@ -39,6 +39,12 @@ type Config struct {
 	// ends the session idle the longest (ASVS 5.0 7.1.2).
 	MaxSessions int // MAX_SESSIONS_PER_USER
 
+	// DBTimeout bounds every database statement and transaction: a hung
+	// Postgres makes the request answer 503 instead of hanging.
+	DBTimeout time.Duration // DATABASE_TIMEOUT
+	// DBMaxConns caps one instance's connections to Postgres.
+	DBMaxConns int // DATABASE_MAX_CONNECTIONS
+
 	MigrateOnStart bool // MIGRATE_ON_START
 	// TrustedProxies are the addresses of the reverse proxies in front of
 	// Gatehouse. With any, the client IP is the right-most X-Forwarded-For
@@ -81,6 +87,8 @@ func Load(getenv func(string) string) (Config, error) {
 		MigrateOnStart:  p.boolean("MIGRATE_ON_START", true),
 		TrustedProxies:  p.proxies("TRUST_PROXY"),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
+		DBTimeout:       p.duration("DATABASE_TIMEOUT", 5*time.Second),
+		DBMaxConns:      p.positiveInt("DATABASE_MAX_CONNECTIONS", 20),
 		LogLevel:        p.logLevel("LOG_LEVEL", slog.LevelInfo),
 		StartupTimeout:  p.duration("STARTUP_TIMEOUT", 30*time.Second),
 		SweepInterval:   p.duration("SWEEP_INTERVAL", 5*time.Minute),

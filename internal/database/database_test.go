@@ -49,7 +49,7 @@ func TestMigrationVersionsAreContiguous(t *testing.T) {
 func unmigratedDatabase(t *testing.T) (string, *sql.DB, *goose.Provider) {
 	t.Helper()
 	url := apptest.NewDatabase(t)
-	_, db, err := database.Open(context.Background(), url)
+	_, db, err := database.Open(context.Background(), url, database.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, conn, err := database.Open(ctx, url)
+			_, conn, err := database.Open(ctx, url, database.Limits{})
 			if err != nil {
 				errs[i] = err
 				return

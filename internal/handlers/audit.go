@@ -14,8 +14,10 @@ import (
 const activityShown = 20
 
 // record appends a security event, filling in when, from where, and (unless
-// set) who did it: the request's signed-in user. The act it records has
-// already happened, so a failure to record is logged, not shown.
+// set) who did it: the request's signed-in user. The event is queued and
+// written in the background (session.AuditQueue), so the request never
+// waits for Postgres. The act it records has already happened, so a
+// failure to queue is logged, not shown.
 func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 	ctx := c.Request().Context()
 	e.At = h.now()
@@ -30,8 +32,6 @@ func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 		h.log.ErrorContext(ctx, "audit event not recorded", "kind", e.Kind, "err", err)
 	}
 }
-
-func ptr(id int64) *int64 { return &id }
 
 // activity shows the user their own recent security events.
 func (h *Handlers) activity(c echo.Context) error {

@@ -48,10 +48,12 @@ func securityHeaders(https bool) echo.MiddlewareFunc {
 }
 
 // logRequests logs one line per request. It never logs cookies or query
-// strings, which could carry secrets.
+// strings, which could carry secrets. HandleError renders an error page
+// before the line is written, so the line has the status the client got.
 func (h *Handlers) logRequests() echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
-		LogStatus: true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true,
+		HandleError: true,
+		LogStatus:   true, LogMethod: true, LogURIPath: true, LogLatency: true, LogRemoteIP: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			h.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
 				slog.String("method", v.Method), slog.String("path", v.URIPath),

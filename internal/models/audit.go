@@ -2,10 +2,13 @@ package models
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // AuditKind names a security event.
@@ -34,7 +37,10 @@ var AuditKinds = []AuditKind{
 
 // AuditEvent is one entry of the security event log.
 type AuditEvent struct {
-	ID        int64
+	ID int64
+	// EventID names the event from the moment it happens, so that writing
+	// it again (the queue may) stores it once.
+	EventID   string `gorm:"default:null"`
 	At        time.Time
 	Kind      AuditKind
 	ActorID   *int64 // who did it; nil for the system or an anonymous visitor
@@ -53,20 +59,62 @@ type AuditEventView struct {
 }
 
 // AuditStore writes and reads the security event log.
-type AuditStore struct{ db *gorm.DB }
+type AuditStore struct {
+	db    *gorm.DB
+	queue AuditQueue
+}
 
-// NewAuditStore returns an AuditStore on db.
+// AuditQueue holds events until they are written to Postgres, in the
+// background (session.AuditQueue keeps them in Redis and in memory).
+type AuditQueue interface {
+	// Enqueue takes e; once it returns, e will be written.
+	Enqueue(ctx context.Context, e AuditEvent) error
+	// Flush returns once every event enqueued before the call, on any
+	// instance, has been written, or the try failed.
+	Flush(ctx context.Context) error
+}
+
+// NewAuditStore returns an AuditStore on db that writes each event at
+// once, until UseQueue gives it a queue.
 func NewAuditStore(db *gorm.DB) *AuditStore { return &AuditStore{db: db} }
 
-// Record appends e to the log.
+// UseQueue makes Record hand events to q, and List flush q first.
+func (s *AuditStore) UseQueue(q AuditQueue) { s.queue = q }
+
+// Record appends e to the log: through the queue when there is one, so the
+// caller never waits for Postgres, and an outage loses nothing.
 func (s *AuditStore) Record(ctx context.Context, e *AuditEvent) error {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	if err := s.db.WithContext(ctx).Create(e).Error; err != nil {
-		return fmt.Errorf("record audit event: %w", err)
+	if e.EventID == "" {
+		e.EventID = NewEventID()
+	}
+	if s.queue != nil {
+		return s.queue.Enqueue(ctx, *e)
+	}
+	return s.Insert(ctx, []AuditEvent{*e})
+}
+
+// Insert writes events, skipping those already written (by event id).
+func (s *AuditStore) Insert(ctx context.Context, events []AuditEvent) error {
+	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "event_id"}}, DoNothing: true,
+	}).Create(&events).Error
+	if err != nil {
+		return fmt.Errorf("record audit events: %w", err)
 	}
 	return nil
+}
+
+// NewEventID returns a random (version 4) UUID.
+func NewEventID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (Go 1.24 and later)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // AuditFilter narrows a listing of the log. Zero values match everything.
@@ -77,8 +125,14 @@ type AuditFilter struct {
 	Limit  int
 }
 
-// List returns events matching f, newest first.
+// List returns events matching f, newest first. It flushes the queue
+// first, so a page never misses an event that has already happened.
 func (s *AuditStore) List(ctx context.Context, f AuditFilter) ([]AuditEventView, error) {
+	if s.queue != nil {
+		if err := s.queue.Flush(ctx); err != nil {
+			return nil, fmt.Errorf("list audit events: %w", err)
+		}
+	}
 	q := s.db.WithContext(ctx).Table("audit_events AS e").
 		Select("e.*, COALESCE(a.email, '') AS actor_email, COALESCE(u.email, '') AS user_email").
 		Joins("LEFT JOIN users a ON a.id = e.actor_id").

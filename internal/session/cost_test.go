@@ -28,6 +28,10 @@ func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// Audit events of what came before are written now, not during fn.
+	if err := env.App.Auditing.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := conn.Do("MONITOR"); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -33,8 +34,10 @@ import (
 //
 // A mark is removed only once its record is written, so ends made while
 // Postgres is down wait in Redis until it answers; each later end and
-// every sweep try again. Recording is idempotent (RecordEnd), so instances
-// may record the same marks at once.
+// every sweep try again. The recorder also keeps the marks it has read in
+// memory until they are recorded (heldEnds), so a Redis restart meanwhile
+// does not lose an end's reason and actor. Recording is idempotent
+// (RecordEnd), so instances may record the same marks at once.
 
 func (k keys) ending() string { return k.prefix + "ending" }
 
@@ -130,41 +133,117 @@ func (m *Manager) recordEndsInBackground() {
 	}
 }
 
+// heldEnds keeps the marks the recorder has read, by user and public id,
+// until their records are written. Redis here may keep nothing on disk: if
+// it restarts while Postgres is down, the marks in it are gone, but the
+// instance that read them still records each end with its reason and
+// actor once Postgres is back.
+type heldEnds struct {
+	mu    sync.Mutex
+	marks map[int64]map[string]string
+	count int
+}
+
+// heldEndsMax bounds the marks held in memory; beyond it, new marks wait
+// in Redis only.
+const heldEndsMax = 100_000
+
+func (h *heldEnds) add(userID int64, marks map[string]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.marks == nil {
+		h.marks = map[int64]map[string]string{}
+	}
+	for id, mark := range marks {
+		if _, ok := h.marks[userID][id]; !ok {
+			if h.count >= heldEndsMax {
+				return
+			}
+			h.count++
+		}
+		if h.marks[userID] == nil {
+			h.marks[userID] = map[string]string{}
+		}
+		h.marks[userID][id] = mark
+	}
+}
+
+// users returns the users with held marks, in order.
+func (h *heldEnds) users() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Sorted(maps.Keys(h.marks))
+}
+
+func (h *heldEnds) of(userID int64) map[string]string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.marks[userID])
+}
+
+// drop forgets the recorded marks, given as public id, mark pairs, unless
+// a later mark replaced one meanwhile.
+func (h *heldEnds) drop(userID int64, recorded []any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := 0; i < len(recorded); i += 2 {
+		id, mark := recorded[i].(string), recorded[i+1].(string)
+		if h.marks[userID][id] == mark {
+			delete(h.marks[userID], id)
+			h.count--
+		}
+	}
+	if len(h.marks[userID]) == 0 {
+		delete(h.marks, userID)
+	}
+}
+
 // RecordEnds writes the records of every marked end and returns how many
 // sessions' records it wrote. It stops at the first failure that Postgres
 // may get over (the marks wait for the next try); a mark that cannot be
-// read, or that Postgres refuses outright, is logged and dropped.
+// read, or that Postgres refuses outright, is logged and dropped. With
+// Redis down it still records the marks it holds from earlier passes.
 func (m *Manager) RecordEnds(ctx context.Context) (int, error) {
+	readErr := m.holdMarkedEnds(ctx)
+	done := 0
+	for _, userID := range m.held.users() {
+		n, err := m.recordUserEnds(ctx, userID)
+		done += n
+		if err != nil {
+			return done, errors.Join(readErr, err)
+		}
+	}
+	return done, readErr
+}
+
+// holdMarkedEnds reads every user's marks from Redis into m.held.
+func (m *Manager) holdMarkedEnds(ctx context.Context) error {
 	conn, err := m.pool.GetContext(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("record session ends: %w", err)
+		return fmt.Errorf("read session ends: %w", err)
 	}
 	defer conn.Close()
 	users, err := redis.Int64s(conn.Do("SMEMBERS", m.keys.ending()))
 	if err != nil {
-		return 0, fmt.Errorf("record session ends: %w", err)
+		return fmt.Errorf("read session ends: %w", err)
 	}
-	done := 0
 	for _, userID := range users {
-		n, err := m.recordUserEnds(ctx, conn, userID)
-		done += n
+		marks, err := m.endMarks(conn, userID)
 		if err != nil {
-			return done, err
+			return err
 		}
+		m.held.add(userID, marks)
 	}
-	return done, nil
+	return nil
 }
 
-// recordUserEnds records one user's marked ends: an UPDATE per distinct
+// recordUserEnds records one user's held ends: an UPDATE per distinct
 // mark (a revoke-all is one), in mark order so that instances recording
-// the same user at once take row locks in the same order.
-func (m *Manager) recordUserEnds(ctx context.Context, conn redis.Conn, userID int64) (int, error) {
-	marks, err := m.endMarks(conn, userID)
-	if err != nil {
-		return 0, err
-	}
+// the same user at once take row locks in the same order; then it removes
+// the recorded marks from Redis and from memory.
+func (m *Manager) recordUserEnds(ctx context.Context, userID int64) (int, error) {
 	byMark := map[string][]string{}
-	for id, mark := range marks {
+	for id, mark := range m.held.of(userID) {
 		byMark[mark] = append(byMark[mark], id)
 	}
 	done := 0
@@ -191,8 +270,16 @@ func (m *Manager) recordUserEnds(ctx context.Context, conn redis.Conn, userID in
 		}
 	}
 	if len(recorded) > 0 {
-		args := append([]any{m.keys.user(userID), m.keys.ending(), userID}, recorded...)
-		if _, err := clearScript.Do(conn, args...); err != nil {
+		m.held.drop(userID, recorded)
+		// Should this fail, the marks stay in Redis and are recorded again
+		// later, which is harmless.
+		conn, err := m.pool.GetContext(ctx)
+		if err == nil {
+			args := append([]any{m.keys.user(userID), m.keys.ending(), userID}, recorded...)
+			_, err = clearScript.Do(conn, args...)
+			conn.Close()
+		}
+		if err != nil {
 			failure = errors.Join(failure, fmt.Errorf("clear recorded session ends: %w", err))
 		}
 	}

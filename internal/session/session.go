@@ -81,6 +81,8 @@ type Manager struct {
 	seen *lastSeenWriter
 	// endsLoop records ended sessions in Postgres in the background (ends.go).
 	endsLoop *loop
+	// held keeps the end marks read from Redis until recorded (ends.go).
+	held heldEnds
 }
 
 // New returns a Manager.

@@ -51,7 +51,7 @@ type lookup struct {
 	publicID          string
 	live              bool
 	name, email, role string
-	revoked, hasOwner bool
+	revoked           bool
 	endMark           string // of a revoked session whose end is not yet recorded
 }
 
