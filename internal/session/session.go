@@ -461,17 +461,23 @@ type Listing struct {
 // as ended. The cost is O(the user's sessions): one Redis script over the
 // user hash and indexed Postgres reads.
 func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listing, error) {
-	// Postgres first: a record written after this read is not judged. A
-	// sign-in writes its record before it enters the session in Redis, so
-	// a record whose session Redis does not name at all is judged only
-	// once it is older than sweepSettle; one whose data Redis found gone
-	// has really ended, and one Redis marked ended shows its end before
-	// the recorder has written it.
-	active, err := m.records.Active(ctx, userID)
+	// Redis first, then Postgres. A session's Redis state only moves from
+	// live (its field) to ended (its end mark) to recorded (no trace),
+	// and the recorder writes the record before it removes the mark. So a
+	// record Postgres still calls active, of a session Redis no longer
+	// names, was not ended before the Redis read: the end recorder cannot
+	// slip between the reads and make a revoked session look like one
+	// still signing in (Postgres first could, TestListingWhileAnEndIsRecorded).
+	// A sign-in writes its record before it enters the session in Redis,
+	// so a record Redis does not name at all is judged only once it is
+	// older than sweepSettle; one whose data Redis found gone has really
+	// ended, and one Redis marked ended shows its end before the recorder
+	// has written it.
+	l, err := m.live(userID)
 	if err != nil {
 		return Listing{}, err
 	}
-	l, err := m.live(userID)
+	active, err := m.records.Active(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
