@@ -283,7 +283,7 @@ func RedisPrefix(t testing.TB) string {
 
 // RedisPool returns a connection pool on the test Redis, closed when t ends.
 func RedisPool(t testing.TB) *redis.Pool {
-	pool := app.NewRedisPool(redisURL())
+	pool := app.NewRedisPool(redisURL(), config.DefaultRedisMaxConnections)
 	t.Cleanup(func() { pool.Close() })
 	return pool
 }

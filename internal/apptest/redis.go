@@ -16,13 +16,16 @@ type PrivateRedis struct {
 	t    testing.TB
 	Port int
 	cmd  *exec.Cmd
+	args []string // extra redis-server arguments
 }
 
 // URL is the server's redis:// URL.
 func (r *PrivateRedis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
 
 // StartRedis starts a private redis-server for t; it is stopped when t ends.
-func StartRedis(t testing.TB) *PrivateRedis {
+// args are passed to redis-server after the defaults, for example
+// "--maxmemory", "2mb".
+func StartRedis(t testing.TB, args ...string) *PrivateRedis {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,7 +33,7 @@ func StartRedis(t testing.TB) *PrivateRedis {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &PrivateRedis{t: t, Port: port}
+	r := &PrivateRedis{t: t, Port: port, args: args}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -39,8 +42,9 @@ func StartRedis(t testing.TB) *PrivateRedis {
 // Start (re)starts the server and waits until it answers.
 func (r *PrivateRedis) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
+	args := append([]string{"--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no"}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -141,10 +142,23 @@ return 1`)
 
 var scripts = []*redis.Script{findScript, registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
 
+// conn takes a connection from the pool, waiting for one (the pool is
+// bounded: REDIS_MAX_CONNECTIONS) no longer than ctx allows.
+func (m *Manager) conn(ctx context.Context) (redis.Conn, error) {
+	conn, err := m.pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return conn, nil
+}
+
 // register enters a session in the user hash and returns the user's number
 // of sessions, or ErrAccountDisabled.
-func (m *Manager) register(userID int64, publicID, token, name, email, role string) (int, error) {
-	conn := m.pool.Get()
+func (m *Manager) register(ctx context.Context, userID int64, publicID, token, name, email, role string) (int, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close()
 	n, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), m.keys.owner(token), sessionField+publicID, token,
 		m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds()))
@@ -170,8 +184,11 @@ func (m *Manager) replaceToken(userID int64, publicID, oldToken, token string) (
 
 // revoke ends the named sessions (mode "only") or all but them ("except"),
 // marked with mark. One round trip, however many sessions.
-func (m *Manager) revoke(userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
-	conn := m.pool.Get()
+func (m *Manager) revoke(ctx context.Context, userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
 	args := make([]any, 0, 5+len(publicIDs))
 	args = append(args, m.keys.user(userID), m.keys.ending(), mark.String(), userID, mode)
@@ -185,8 +202,11 @@ func (m *Manager) revoke(userID int64, mode string, publicIDs []string, mark end
 	return ended, nil
 }
 
-func (m *Manager) disable(userID int64, mark endMark) ([]string, error) {
-	conn := m.pool.Get()
+func (m *Manager) disable(ctx context.Context, userID int64, mark endMark) ([]string, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
 	ended, err := redis.Strings(disableScript.Do(conn, m.keys.user(userID), m.keys.ending(), mark.String(), userID, m.userKeyTTL()))
 	if err != nil {
@@ -212,8 +232,11 @@ type liveness struct {
 }
 
 // live reads the user's sessions in Redis (liveScript).
-func (m *Manager) live(userID int64) (liveness, error) {
-	conn := m.pool.Get()
+func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return liveness{}, err
+	}
 	defer conn.Close()
 	var l liveness
 	lists, err := redis.Values(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))

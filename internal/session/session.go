@@ -335,7 +335,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 		return fmt.Errorf("commit session: %w", err)
 	}
 	publicID := m.scs.GetString(ctx, keyPublicID)
-	n, err := m.register(user.ID, publicID, token, user.Name, user.Email, user.Role)
+	n, err := m.register(ctx, user.ID, publicID, token, user.Name, user.Email, user.Role)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n int) {
 	ids, err := m.records.Idlest(ctx, userID, keep, n)
 	if err == nil {
-		_, err = m.end(userID, "only", ids, models.EndSessionLimit, nil)
+		_, err = m.end(ctx, userID, "only", ids, models.EndSessionLimit, nil)
 	}
 	if err != nil {
 		m.log.ErrorContext(ctx, "enforcing the session limit", "user", userID, "err", err)
@@ -393,7 +393,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if _, err := m.end(p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
+	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
 		return err
 	}
 	if err := m.scs.Destroy(ctx); err != nil {
@@ -406,7 +406,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 // live session. When Revoke returns, no request with that session's cookie
 // is authenticated again, on any instance.
 func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason models.EndReason, actor *int64) error {
-	ended, err := m.end(userID, "only", []string{publicID}, reason, actor)
+	ended, err := m.end(ctx, userID, "only", []string{publicID}, reason, actor)
 	if err == nil && len(ended) == 0 {
 		return ErrNotFound
 	}
@@ -416,7 +416,7 @@ func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, rea
 // RevokeAll ends every session of userID except those in keep, and returns
 // how many it ended.
 func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, reason models.EndReason, actor *int64) (int, error) {
-	ended, err := m.end(userID, "except", keep, reason, actor)
+	ended, err := m.end(ctx, userID, "except", keep, reason, actor)
 	return len(ended), err
 }
 
@@ -424,7 +424,7 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // closing the race with a sign-in that checked the account just before it
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
-	ended, err := m.disable(userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
+	ended, err := m.disable(ctx, userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
 	m.recordLater(ended)
 	return len(ended), err
 }
@@ -437,8 +437,8 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // instance, and why is noted; the record in Postgres follows in the
 // background (ends.go). The user hash is per user, so another user's
 // session ids match nothing.
-func (m *Manager) end(userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
-	ended, err := m.revoke(userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
+func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
+	ended, err := m.revoke(ctx, userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
 	m.recordLater(ended)
 	return ended, err
 }
@@ -473,7 +473,7 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	// older than sweepSettle; one whose data Redis found gone has really
 	// ended, and one Redis marked ended shows its end before the recorder
 	// has written it.
-	l, err := m.live(userID)
+	l, err := m.live(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
