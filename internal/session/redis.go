@@ -59,17 +59,6 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
 end
 return n`)
 
-// replaceToken points a live session at its renewed token; 0 if the session
-// was revoked meanwhile. KEYS[1] user hash, KEYS[2] new owner key, KEYS[3]
-// old owner key; ARGV: field, new token, ttl, owner, owner ttl ms.
-var replaceTokenScript = redis.NewScript(3, `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
-redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-return 1`)
-
 // revoke ends sessions, marks them for the end recorder (ends.go), and
 // returns the public ids it ended. With ARGV[3] = "only" it ends the public
 // ids in ARGV[4..]; with "except" it ends every session but those.
@@ -140,7 +129,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{findScript, registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
+var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
 
 // conn takes a connection from the pool, waiting for one (the pool is
 // bounded: REDIS_MAX_CONNECTIONS) no longer than ctx allows.
@@ -169,17 +158,6 @@ func (m *Manager) register(ctx context.Context, userID int64, publicID, token, n
 		return 0, ErrAccountDisabled
 	}
 	return n, nil
-}
-
-func (m *Manager) replaceToken(userID int64, publicID, oldToken, token string) (bool, error) {
-	conn := m.pool.Get()
-	defer conn.Close()
-	ok, err := redis.Int(replaceTokenScript.Do(conn, m.keys.user(userID), m.keys.owner(token), m.keys.owner(oldToken),
-		sessionField+publicID, token, m.userKeyTTL(), owner(userID, publicID), m.lifetime.Milliseconds()))
-	if err != nil {
-		return false, fmt.Errorf("replace session token: %w", err)
-	}
-	return ok == 1, nil
 }
 
 // revoke ends the named sessions (mode "only") or all but them ("except"),

@@ -87,7 +87,8 @@ type Manager struct {
 func New(o Options) *Manager {
 	k := keys{prefix: o.Prefix}
 	sm := scs.New()
-	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k}
+	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k,
+		idle: o.IdleTimeout, lifetime: o.Lifetime}
 	sm.Codec = codec{} // not gob: codec.go
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
@@ -286,9 +287,15 @@ type Device struct {
 // entry in the user hash. Nothing is left behind when any step fails.
 func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publicID string, err error) {
 	ctx := c.Request().Context()
+	lk := lookupOf(ctx)
+	if lk == nil {
+		return "", errors.New("start: no session middleware")
+	}
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return "", fmt.Errorf("renew token: %w", err)
 	}
+	// The new token's data is stored before its owner key exists (activate).
+	lk.fresh = m.scs.Token(ctx)
 	now := m.now()
 	publicID, err = newPublicID()
 	if err != nil {
@@ -359,29 +366,33 @@ func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n in
 }
 
 // Renew gives the current session a new token and records that the user
-// just proved their password. Used after a password change.
+// just proved their password (password change, password confirmation).
+// The session stays what it was: same public id, same absolute deadline.
+// It is never seen expired on the way: the store writes the new token's
+// data, then points the user hash at it, then deletes the old token's
+// data, in one script (renewScript). ErrNotFound if the session was
+// revoked meanwhile; the request is then signed out.
 func (m *Manager) Renew(ctx context.Context) error {
-	p := Current(ctx)
-	if p == nil {
+	p, lk := Current(ctx), lookupOf(ctx)
+	if p == nil || lk == nil {
 		return errors.New("renew: no session")
 	}
-	oldToken := m.scs.Token(ctx)
+	deadline := m.scs.Deadline(ctx)
+	lk.renewFrom = m.scs.Token(ctx)
+	defer func() { lk.renewFrom = "" }()
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew token: %w", err)
 	}
+	// RenewToken restarts scs's deadline (which dates the cookie of a
+	// remembered session); keep the one from sign-in.
+	m.scs.SetDeadline(ctx, deadline)
 	now := m.now()
 	m.scs.Put(ctx, keyAuthAt, now.Unix())
-	token, _, err := m.scs.Commit(ctx)
-	if err != nil {
-		return fmt.Errorf("commit renewed session: %w", err)
-	}
-	ok, err := m.replaceToken(p.UserID, p.SessionID, oldToken, token)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	if _, _, err := m.scs.Commit(ctx); errors.Is(err, errRenewRefused) {
 		_ = m.scs.Destroy(ctx)
 		return ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("commit renewed session: %w", err)
 	}
 	p.AuthAt = now
 	return nil
