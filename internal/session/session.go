@@ -497,6 +497,9 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	stillActive := active[:0:0]
 	now := m.now()
 	for _, r := range active {
+		// Instances write these times from their own clocks; one ahead of
+		// this one's must not make a session look used in the future.
+		r.CreatedAt, r.LastSeenAt = notAfter(r.CreatedAt, now), notAfter(r.LastSeenAt, now)
 		if e, ok := l.ending[r.PublicID]; ok {
 			e.apply(&r)
 			justEnded = append(justEnded, r)
@@ -516,6 +519,14 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 		return Listing{}, err
 	}
 	return Listing{Active: stillActive, Ended: latestEnded(justEnded, ended, endedLimit)}, nil
+}
+
+// notAfter returns t, or now if t is later.
+func notAfter(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
 }
 
 // latestEnded merges ends not yet recorded into the recorded ones (the
