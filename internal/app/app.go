@@ -86,6 +86,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return fail(err)
 	}
+	if warning, err := a.Sessions.EvictionWarning(ctx); err != nil {
+		log.Warn("start-up: cannot read Redis's maxmemory-policy", "err", err)
+	} else if warning != "" {
+		log.Warn("start-up: redis " + warning)
+	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
 		a.Hasher = password.NewHasher()

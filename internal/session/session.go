@@ -568,6 +568,30 @@ func (m *Manager) Check(ctx context.Context) error {
 	return nil
 }
 
+// EvictionWarning returns a warning when Redis's maxmemory-policy is not
+// noeviction, "" when it is. Under any other policy a full Redis evicts
+// keys: sessions (signing people out), throttle counters (unlocking
+// accounts under attack) and user hashes (the kill switch). INFO is read
+// rather than CONFIG GET, which managed services often disable.
+func (m *Manager) EvictionWarning(ctx context.Context) (string, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	info, err := redis.String(conn.Do("INFO", "memory"))
+	if err != nil {
+		return "", fmt.Errorf("redis info: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if policy, ok := strings.CutPrefix(line, "maxmemory_policy:"); ok && policy != "noeviction" {
+			return "maxmemory-policy is " + policy + ", not noeviction: when Redis is full it will evict sessions, " +
+				"throttle counters and revocations (docs/reliability.md)", nil
+		}
+	}
+	return "", nil
+}
+
 // LoadScripts loads the Lua scripts into Redis, so that even the first
 // revoke is one EVALSHA round trip. (After a Redis restart redigo falls back
 // to EVAL once by itself.)
