@@ -78,7 +78,7 @@ func TestInstancesWithSkewedClocks(t *testing.T) {
 			t.Fatalf("the phone on a skewed instance: %d", res.StatusCode)
 		}
 		if left := pttl(t, env, env.Config.RedisPrefix+"s:"+phone.SessionToken()); left <= idle-500*time.Millisecond || left > idle {
-			t.Errorf("after a request to an instance %v off, the idle expiry is %v, want %v", inst.Clock.Now().Sub(time.Now()).Round(time.Minute), left, idle)
+			t.Errorf("after a request to an instance %v off, the idle expiry is %v, want %v", time.Until(inst.Clock.Now()).Round(time.Minute), left, idle)
 		}
 	}
 	// The instance ahead wrote the phone's last-seen time (its first
@@ -93,7 +93,7 @@ func TestInstancesWithSkewedClocks(t *testing.T) {
 		}
 		doc := page.Doc(t)
 		if strings.Contains(doc.Find("#sessions").Text(), "from now") {
-			t.Errorf("the Devices page of the instance %v off shows a time in the future:\n%s", inst.Clock.Now().Sub(time.Now()).Round(time.Minute), doc.Find("#sessions").Text())
+			t.Errorf("the Devices page of the instance %v off shows a time in the future:\n%s", time.Until(inst.Clock.Now()).Round(time.Minute), doc.Find("#sessions").Text())
 		}
 	}
 	// Left idle after a request to the instance ahead, the phone's session
