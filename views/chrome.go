@@ -39,8 +39,15 @@ func chrome(ctx context.Context) Chrome {
 // FieldErrors maps a form field's name to what is wrong with it.
 type FieldErrors map[string]string
 
-// ago renders t relative to now ("3 minutes ago").
-func ago(t, now time.Time) string { return humanize.RelTime(t, now, "ago", "from now") }
+// ago renders t relative to now ("3 minutes ago"). A time after now
+// (written by an instance whose clock is ahead of this one's) reads "now":
+// nothing that has happened is shown as happening in the future.
+func ago(t, now time.Time) string {
+	if t.After(now) {
+		t = now
+	}
+	return humanize.RelTime(t, now, "ago", "from now")
+}
 
 // stamp renders t as an exact time for tooltips and <time datetime>.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

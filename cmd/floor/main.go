@@ -49,6 +49,8 @@ func main() {
 
 	// The same pool settings as Gatehouse's (internal/app.NewRedisPool).
 	pool := &redis.Pool{
+		MaxActive:   64,
+		Wait:        true,
 		MaxIdle:     64,
 		IdleTimeout: 4 * time.Minute,
 		DialContext: func(ctx context.Context) (redis.Conn, error) {

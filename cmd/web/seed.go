@@ -74,7 +74,7 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 			return err
 		}
 	}
-	pool := app.NewRedisPool(cfg.RedisURL)
+	pool := app.NewRedisPool(cfg.RedisURL, cfg.RedisMaxConnections)
 	defer pool.Close()
 	mgr := session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,

@@ -66,7 +66,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return nil, err
 	}
-	pool := NewRedisPool(cfg.RedisURL)
+	pool := NewRedisPool(cfg.RedisURL, cfg.RedisMaxConnections)
 	a := &App{DB: db, SQL: sqlDB, Redis: pool}
 	fail := func(err error) (*App, error) {
 		return nil, errors.Join(err, a.Close())
@@ -93,6 +93,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	})
 	if err != nil {
 		return fail(err)
+	}
+	if warning, err := a.Sessions.EvictionWarning(ctx); err != nil {
+		log.Warn("start-up: cannot read Redis's maxmemory-policy", "err", err)
+	} else if warning != "" {
+		log.Warn("start-up: redis " + warning)
 	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
@@ -123,11 +128,18 @@ func (a *App) Close() error {
 	return errors.Join(a.Redis.Close(), a.SQL.Close())
 }
 
-// NewRedisPool returns a redigo pool for url. Timeouts keep a hung Redis
-// from hanging requests: they fail, and the page says the service is down.
-func NewRedisPool(url string) *redis.Pool {
+// NewRedisPool returns a redigo pool for url of at most maxConns
+// connections. Timeouts keep a hung Redis from hanging requests: they fail,
+// and the page says the service is down. When all maxConns are in use a
+// caller waits for one (GetContext: until its context ends) instead of
+// opening another, so a stalled Redis costs a bounded number of them.
+func NewRedisPool(url string, maxConns int) *redis.Pool {
 	return &redis.Pool{
-		MaxIdle:     64,
+		MaxActive: maxConns,
+		Wait:      true,
+		// Idle connections are kept up to the bound: closing one only to
+		// dial another moments later would churn under load.
+		MaxIdle:     maxConns,
 		IdleTimeout: 4 * time.Minute,
 		// Failures to reach Redis are marked session.ErrUnavailable: the
 		// user is told sign-in is temporarily unavailable.

@@ -143,7 +143,8 @@ func (c *Clock) Now() time.Time {
 	return time.Now().Add(c.offset)
 }
 
-// Advance moves the app's clock forward by d. Redis TTLs are not affected.
+// Advance moves the app's clock by d (back when d is negative), as if the
+// instance's clock were that far off. Redis TTLs are not affected.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -292,7 +293,7 @@ func RedisPrefix(t testing.TB) string {
 
 // RedisPool returns a connection pool on the test Redis, closed when t ends.
 func RedisPool(t testing.TB) *redis.Pool {
-	pool := app.NewRedisPool(redisURL())
+	pool := app.NewRedisPool(redisURL(), config.DefaultRedisMaxConnections)
 	t.Cleanup(func() { pool.Close() })
 	return pool
 }

@@ -16,14 +16,16 @@ type PrivateRedis struct {
 	t    testing.TB
 	Port int
 	cmd  *exec.Cmd
+	args []string // extra redis-server arguments
 }
 
 // URL is the server's redis:// URL.
 func (r *PrivateRedis) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.Port) }
 
 // StartRedis starts a private redis-server for t; it is stopped when t ends.
-// It fails t when redis-server is not installed.
-func StartRedis(t testing.TB) *PrivateRedis {
+// args are passed to redis-server after the defaults, for example
+// "--maxmemory", "2mb". It fails t when redis-server is not installed.
+func StartRedis(t testing.TB, args ...string) *PrivateRedis {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("private Redis: redis-server is not on the PATH (install the redis-server package): %v", err)
@@ -34,7 +36,7 @@ func StartRedis(t testing.TB) *PrivateRedis {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	r := &PrivateRedis{t: t, Port: port}
+	r := &PrivateRedis{t: t, Port: port, args: args}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -43,8 +45,9 @@ func StartRedis(t testing.TB) *PrivateRedis {
 // Start (re)starts the server and waits until it answers.
 func (r *PrivateRedis) Start() {
 	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no")
+	args := append([]string{"--port", fmt.Sprint(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no"}, r.args...)
+	r.cmd = exec.Command("redis-server", args...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}

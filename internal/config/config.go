@@ -25,6 +25,10 @@ type Config struct {
 	// RedisPrefix namespaces every Redis key, so several deployments (or
 	// tests) can share one Redis.
 	RedisPrefix string // REDIS_PREFIX
+	// RedisMaxConnections bounds the Redis connections an instance opens;
+	// a request waits for a free one (as long as its context allows)
+	// rather than opening more, so a stalled Redis cannot pile them up.
+	RedisMaxConnections int // REDIS_MAX_CONNECTIONS
 
 	// IdleTimeout ends a session after this long without a request;
 	// Lifetime ends it this long after sign-in, however active it is.
@@ -70,6 +74,11 @@ const (
 	DefaultLifetime    = 12 * time.Hour
 )
 
+// DefaultRedisMaxConnections is enough for the requests two cores serve at
+// once (most hold a connection for well under a millisecond) and far below
+// Redis's default limit of 10,000 clients, even for dozens of instances.
+const DefaultRedisMaxConnections = 64
+
 // Load reads the configuration through getenv (os.Getenv in production, a
 // map in tests).
 func Load(getenv func(string) string) (Config, error) {
@@ -92,6 +101,8 @@ func Load(getenv func(string) string) (Config, error) {
 		LogLevel:        p.logLevel("LOG_LEVEL", slog.LevelInfo),
 		StartupTimeout:  p.duration("STARTUP_TIMEOUT", 30*time.Second),
 		SweepInterval:   p.duration("SWEEP_INTERVAL", 5*time.Minute),
+
+		RedisMaxConnections: p.positiveInt("REDIS_MAX_CONNECTIONS", DefaultRedisMaxConnections),
 	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")

@@ -17,7 +17,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Addr != "localhost:8080" || cfg.IdleTimeout != 30*time.Minute || cfg.Lifetime != 12*time.Hour ||
 		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustedProxies != nil ||
-		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute {
+		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute || cfg.RedisMaxConnections != 64 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -46,6 +46,7 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"MAX_SESSIONS_PER_USER": "0",
 		"STARTUP_TIMEOUT":       "-5s",
 		"SWEEP_INTERVAL":        "often",
+		"REDIS_MAX_CONNECTIONS": "0",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name+"=") {
@@ -95,6 +96,18 @@ func TestTrustProxy(t *testing.T) {
 		_, err := Load(env(map[string]string{"TRUST_PROXY": value}))
 		if err == nil || !strings.Contains(err.Error(), "TRUST_PROXY=") || !strings.Contains(err.Error(), "comma-separated") {
 			t.Errorf("TRUST_PROXY=%q: error %v, want one naming the variable and the list form", value, err)
+		}
+	}
+}
+
+func TestRedisMaxConnections(t *testing.T) {
+	cfg, err := Load(env(map[string]string{"REDIS_MAX_CONNECTIONS": "8"}))
+	if err != nil || cfg.RedisMaxConnections != 8 {
+		t.Fatalf("REDIS_MAX_CONNECTIONS=8: %d, %v", cfg.RedisMaxConnections, err)
+	}
+	for _, bad := range []string{"-1", "many", "1.5"} {
+		if _, err := Load(env(map[string]string{"REDIS_MAX_CONNECTIONS": bad})); err == nil || !strings.Contains(err.Error(), "REDIS_MAX_CONNECTIONS=") {
+			t.Errorf("REDIS_MAX_CONNECTIONS=%q: error %v", bad, err)
 		}
 	}
 }

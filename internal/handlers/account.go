@@ -91,18 +91,31 @@ func (h *Handlers) changePassword(c echo.Context) error {
 	if err := h.users.SetPasswordHash(ctx, p.UserID, hash); err != nil {
 		return err
 	}
-	if err := h.sessions.Renew(ctx); err != nil {
+	// The password has changed. What keeps a thief out comes first, and
+	// runs whatever the step before it did: the other sessions end, the
+	// change is recorded, and only then does this session get a new token.
+	event := models.AuditEvent{Kind: models.AuditPasswordChanged, UserID: &p.UserID, SessionID: p.SessionID}
+	flash := flashPasswordChanged
+	var revokeErr error
+	if f.RevokeOthers {
+		var n int
+		n, revokeErr = h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndPasswordChanged, &p.UserID)
+		event.Detail = "other devices signed out: " + sessionCount(n)
+		if revokeErr != nil {
+			event.Detail = "other devices could not be signed out"
+		}
+		flash = flashPasswordAndRest
+	}
+	h.record(c, event)
+	if revokeErr != nil {
+		return revokeErr
+	}
+	if err := h.sessions.Renew(ctx); errors.Is(err, session.ErrNotFound) {
+		// This session was ended meanwhile (from another device, or by
+		// an administrator); the new password stands.
+		return h.redirect(c, "/signin", flashPasswordEnded)
+	} else if err != nil {
 		return err
 	}
-	if !f.RevokeOthers {
-		h.record(c, models.AuditEvent{Kind: models.AuditPasswordChanged, UserID: &p.UserID, SessionID: p.SessionID})
-		return h.redirect(c, "/account", flashPasswordChanged)
-	}
-	n, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndPasswordChanged, &p.UserID)
-	if err != nil {
-		return err
-	}
-	h.record(c, models.AuditEvent{Kind: models.AuditPasswordChanged, UserID: &p.UserID, SessionID: p.SessionID,
-		Detail: "other devices signed out: " + sessionCount(n)})
-	return h.redirect(c, "/account", flashPasswordAndRest)
+	return h.redirect(c, "/account", flash)
 }

@@ -30,6 +30,12 @@ func (h *Handlers) readyz(c echo.Context) error {
 		status, body = http.StatusServiceUnavailable, body+"redis: unreachable\n"
 	} else {
 		body += "redis: ok\n"
+		// A wrong eviction policy does not stop the instance serving: it
+		// is said here, and logged, for the operator to fix.
+		if warning, _ := h.sessions.EvictionWarning(ctx); warning != "" {
+			h.log.WarnContext(ctx, "readiness: redis "+warning)
+			body += "redis: warning: " + warning + "\n"
+		}
 	}
 	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
 	return c.String(status, body)

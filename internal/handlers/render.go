@@ -89,6 +89,10 @@ const (
 	flashEnabled         flashKey = "account_enabled"
 	flashRoleChanged     flashKey = "role_changed"
 	flashConfirmed       flashKey = "confirmed"
+	// The session ended (another device, an administrator) while the
+	// request renewed its token.
+	flashPasswordEnded flashKey = "password_changed_ended"
+	flashConfirmEnded  flashKey = "confirm_ended"
 )
 
 var flashes = map[flashKey]string{
@@ -112,6 +116,8 @@ var flashes = map[flashKey]string{
 	flashEnabled:         "The account has been enabled.",
 	flashRoleChanged:     "The role has been changed and the user's sessions ended.",
 	flashConfirmed:       "Password confirmed. You can continue.",
+	flashPasswordEnded:   "Your password has been changed, and this device was signed out meanwhile. Please sign in with your new password.",
+	flashConfirmEnded:    "This device was signed out while you confirmed your password. Please sign in again.",
 }
 
 const flashCookie = "gatehouse_flash"

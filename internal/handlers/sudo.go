@@ -101,7 +101,9 @@ func (h *Handlers) confirm(c echo.Context) error {
 		return err
 	}
 	// Proving the password is a privilege change: new token.
-	if err := h.sessions.Renew(ctx); err != nil {
+	if err := h.sessions.Renew(ctx); errors.Is(err, session.ErrNotFound) {
+		return h.redirect(c, "/signin", flashConfirmEnded)
+	} else if err != nil {
 		return err
 	}
 	h.clearSignInFailures(ctx, p.Email)

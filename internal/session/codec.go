@@ -3,6 +3,8 @@ package session
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -54,7 +56,10 @@ func (codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
 	b = append(b, codecMarker, codecVersion)
 	b = binary.AppendVarint(b, deadline.UnixNano())
 	b = binary.AppendUvarint(b, uint64(len(values)))
-	for k, v := range values {
+	// Keys in order: the same values always encode to the same bytes, so
+	// the store can tell a session whose data did not change (store.go).
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		v := values[k]
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
 		switch v := v.(type) {

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -57,17 +58,6 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, 2) == 's:' then n = n + 1 end
 end
 return n`)
-
-// replaceToken points a live session at its renewed token; 0 if the session
-// was revoked meanwhile. KEYS[1] user hash, KEYS[2] new owner key, KEYS[3]
-// old owner key; ARGV: field, new token, ttl, owner, owner ttl ms.
-var replaceTokenScript = redis.NewScript(3, `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
-redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-return 1`)
 
 // revoke ends sessions, marks them for the end recorder (ends.go), and
 // returns the public ids it ended. With ARGV[3] = "only" it ends the public
@@ -139,12 +129,25 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{findScript, registerScript, replaceTokenScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
+var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
+
+// conn takes a connection from the pool, waiting for one (the pool is
+// bounded: REDIS_MAX_CONNECTIONS) no longer than ctx allows.
+func (m *Manager) conn(ctx context.Context) (redis.Conn, error) {
+	conn, err := m.pool.GetContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return conn, nil
+}
 
 // register enters a session in the user hash and returns the user's number
 // of sessions, or ErrAccountDisabled.
-func (m *Manager) register(userID int64, publicID, token, name, email, role string) (int, error) {
-	conn := m.pool.Get()
+func (m *Manager) register(ctx context.Context, userID int64, publicID, token, name, email, role string) (int, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return 0, err
+	}
 	defer conn.Close()
 	n, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), m.keys.owner(token), sessionField+publicID, token,
 		m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds()))
@@ -157,21 +160,13 @@ func (m *Manager) register(userID int64, publicID, token, name, email, role stri
 	return n, nil
 }
 
-func (m *Manager) replaceToken(userID int64, publicID, oldToken, token string) (bool, error) {
-	conn := m.pool.Get()
-	defer conn.Close()
-	ok, err := redis.Int(replaceTokenScript.Do(conn, m.keys.user(userID), m.keys.owner(token), m.keys.owner(oldToken),
-		sessionField+publicID, token, m.userKeyTTL(), owner(userID, publicID), m.lifetime.Milliseconds()))
-	if err != nil {
-		return false, fmt.Errorf("replace session token: %w", err)
-	}
-	return ok == 1, nil
-}
-
 // revoke ends the named sessions (mode "only") or all but them ("except"),
 // marked with mark. One round trip, however many sessions.
-func (m *Manager) revoke(userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
-	conn := m.pool.Get()
+func (m *Manager) revoke(ctx context.Context, userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
 	args := make([]any, 0, 5+len(publicIDs))
 	args = append(args, m.keys.user(userID), m.keys.ending(), mark.String(), userID, mode)
@@ -185,8 +180,11 @@ func (m *Manager) revoke(userID int64, mode string, publicIDs []string, mark end
 	return ended, nil
 }
 
-func (m *Manager) disable(userID int64, mark endMark) ([]string, error) {
-	conn := m.pool.Get()
+func (m *Manager) disable(ctx context.Context, userID int64, mark endMark) ([]string, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer conn.Close()
 	ended, err := redis.Strings(disableScript.Do(conn, m.keys.user(userID), m.keys.ending(), mark.String(), userID, m.userKeyTTL()))
 	if err != nil {
@@ -212,8 +210,11 @@ type liveness struct {
 }
 
 // live reads the user's sessions in Redis (liveScript).
-func (m *Manager) live(userID int64) (liveness, error) {
-	conn := m.pool.Get()
+func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return liveness{}, err
+	}
 	defer conn.Close()
 	var l liveness
 	lists, err := redis.Values(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))

@@ -58,15 +58,17 @@ func (m *Manager) Seed(ctx context.Context, sessions []SeedSession) error {
 			if err != nil {
 				return err
 			}
-			ownerTTL := s.CreatedAt.Add(m.lifetime).UnixMilli()
-			userTTL := s.CreatedAt.Add(m.lifetime + time.Minute).Unix()
+			// Relative TTLs, as the session's own commits give them.
+			now := m.now()
+			ownerTTL := max(s.CreatedAt.Add(m.lifetime).Sub(now).Milliseconds(), 1)
+			userTTL := max(int64(s.CreatedAt.Add(m.lifetime+time.Minute).Sub(now)/time.Second), 1)
 			for _, cmd := range [][]any{
-				{"SET", m.keys.data() + s.Token, data, "PXAT", expiry.UnixMilli()},
-				{"SET", m.keys.owner(s.Token), owner(s.UserID, s.PublicID), "PXAT", ownerTTL},
+				{"SET", m.keys.data() + s.Token, data, "PX", max(expiry.Sub(now).Milliseconds(), 1)},
+				{"SET", m.keys.owner(s.Token), owner(s.UserID, s.PublicID), "PX", ownerTTL},
 				{"HSET", m.keys.user(s.UserID), sessionField + s.PublicID, s.Token, "name", s.Name, "email", s.Email, "role", s.Role},
-				{"EXPIREAT", m.keys.user(s.UserID), userTTL, "GT"},
+				{"EXPIRE", m.keys.user(s.UserID), userTTL, "GT"},
 				// GT leaves a new hash (no TTL counts as infinite) alone: NX gives it one.
-				{"EXPIREAT", m.keys.user(s.UserID), userTTL, "NX"},
+				{"EXPIRE", m.keys.user(s.UserID), userTTL, "NX"},
 			} {
 				if err := conn.Send(cmd[0].(string), cmd[1:]...); err != nil {
 					return fmt.Errorf("seed sessions: %w", err)

@@ -89,7 +89,8 @@ type Manager struct {
 func New(o Options) *Manager {
 	k := keys{prefix: o.Prefix}
 	sm := scs.New()
-	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k}
+	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k,
+		idle: o.IdleTimeout, lifetime: o.Lifetime}
 	sm.Codec = codec{} // not gob: codec.go
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
@@ -288,9 +289,15 @@ type Device struct {
 // entry in the user hash. Nothing is left behind when any step fails.
 func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publicID string, err error) {
 	ctx := c.Request().Context()
+	lk := lookupOf(ctx)
+	if lk == nil {
+		return "", errors.New("start: no session middleware")
+	}
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return "", fmt.Errorf("renew token: %w", err)
 	}
+	// The new token's data is stored before its owner key exists (activate).
+	lk.fresh = m.scs.Token(ctx)
 	now := m.now()
 	publicID, err = newPublicID()
 	if err != nil {
@@ -337,7 +344,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 		return fmt.Errorf("commit session: %w", err)
 	}
 	publicID := m.scs.GetString(ctx, keyPublicID)
-	n, err := m.register(user.ID, publicID, token, user.Name, user.Email, user.Role)
+	n, err := m.register(ctx, user.ID, publicID, token, user.Name, user.Email, user.Role)
 	if err != nil {
 		return err
 	}
@@ -353,7 +360,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n int) {
 	ids, err := m.records.Idlest(ctx, userID, keep, n)
 	if err == nil {
-		_, err = m.end(userID, "only", ids, models.EndSessionLimit, nil)
+		_, err = m.end(ctx, userID, "only", ids, models.EndSessionLimit, nil)
 	}
 	if err != nil {
 		m.log.ErrorContext(ctx, "enforcing the session limit", "user", userID, "err", err)
@@ -361,29 +368,33 @@ func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n in
 }
 
 // Renew gives the current session a new token and records that the user
-// just proved their password. Used after a password change.
+// just proved their password (password change, password confirmation).
+// The session stays what it was: same public id, same absolute deadline.
+// It is never seen expired on the way: the store writes the new token's
+// data, then points the user hash at it, then deletes the old token's
+// data, in one script (renewScript). ErrNotFound if the session was
+// revoked meanwhile; the request is then signed out.
 func (m *Manager) Renew(ctx context.Context) error {
-	p := Current(ctx)
-	if p == nil {
+	p, lk := Current(ctx), lookupOf(ctx)
+	if p == nil || lk == nil {
 		return errors.New("renew: no session")
 	}
-	oldToken := m.scs.Token(ctx)
+	deadline := m.scs.Deadline(ctx)
+	lk.renewFrom = m.scs.Token(ctx)
+	defer func() { lk.renewFrom = "" }()
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew token: %w", err)
 	}
+	// RenewToken restarts scs's deadline (which dates the cookie of a
+	// remembered session); keep the one from sign-in.
+	m.scs.SetDeadline(ctx, deadline)
 	now := m.now()
 	m.scs.Put(ctx, keyAuthAt, now.Unix())
-	token, _, err := m.scs.Commit(ctx)
-	if err != nil {
-		return fmt.Errorf("commit renewed session: %w", err)
-	}
-	ok, err := m.replaceToken(p.UserID, p.SessionID, oldToken, token)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	if _, _, err := m.scs.Commit(ctx); errors.Is(err, errRenewRefused) {
 		_ = m.scs.Destroy(ctx)
 		return ErrNotFound
+	} else if err != nil {
+		return fmt.Errorf("commit renewed session: %w", err)
 	}
 	p.AuthAt = now
 	return nil
@@ -395,7 +406,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if _, err := m.end(p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
+	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
 		return err
 	}
 	if err := m.scs.Destroy(ctx); err != nil {
@@ -408,7 +419,7 @@ func (m *Manager) SignOut(ctx context.Context) error {
 // live session. When Revoke returns, no request with that session's cookie
 // is authenticated again, on any instance.
 func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, reason models.EndReason, actor *int64) error {
-	ended, err := m.end(userID, "only", []string{publicID}, reason, actor)
+	ended, err := m.end(ctx, userID, "only", []string{publicID}, reason, actor)
 	if err == nil && len(ended) == 0 {
 		return ErrNotFound
 	}
@@ -418,7 +429,7 @@ func (m *Manager) Revoke(ctx context.Context, userID int64, publicID string, rea
 // RevokeAll ends every session of userID except those in keep, and returns
 // how many it ended.
 func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, reason models.EndReason, actor *int64) (int, error) {
-	ended, err := m.end(userID, "except", keep, reason, actor)
+	ended, err := m.end(ctx, userID, "except", keep, reason, actor)
 	return len(ended), err
 }
 
@@ -426,7 +437,7 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // closing the race with a sign-in that checked the account just before it
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
-	ended, err := m.disable(userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
+	ended, err := m.disable(ctx, userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
 	m.recordLater(ended)
 	return len(ended), err
 }
@@ -439,8 +450,8 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // instance, and why is noted; the record in Postgres follows in the
 // background (ends.go). The user hash is per user, so another user's
 // session ids match nothing.
-func (m *Manager) end(userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
-	ended, err := m.revoke(userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
+func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
+	ended, err := m.revoke(ctx, userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
 	m.recordLater(ended)
 	return ended, err
 }
@@ -463,17 +474,23 @@ type Listing struct {
 // as ended. The cost is O(the user's sessions): one Redis script over the
 // user hash and indexed Postgres reads.
 func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listing, error) {
-	// Postgres first: a record written after this read is not judged. A
-	// sign-in writes its record before it enters the session in Redis, so
-	// a record whose session Redis does not name at all is judged only
-	// once it is older than sweepSettle; one whose data Redis found gone
-	// has really ended, and one Redis marked ended shows its end before
-	// the recorder has written it.
-	active, err := m.records.Active(ctx, userID)
+	// Redis first, then Postgres. A session's Redis state only moves from
+	// live (its field) to ended (its end mark) to recorded (no trace),
+	// and the recorder writes the record before it removes the mark. So a
+	// record Postgres still calls active, of a session Redis no longer
+	// names, was not ended before the Redis read: the end recorder cannot
+	// slip between the reads and make a revoked session look like one
+	// still signing in (Postgres first could, TestListingWhileAnEndIsRecorded).
+	// A sign-in writes its record before it enters the session in Redis,
+	// so a record Redis does not name at all is judged only once it is
+	// older than sweepSettle; one whose data Redis found gone has really
+	// ended, and one Redis marked ended shows its end before the recorder
+	// has written it.
+	l, err := m.live(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
-	l, err := m.live(userID)
+	active, err := m.records.Active(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
@@ -482,6 +499,9 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	stillActive := active[:0:0]
 	now := m.now()
 	for _, r := range active {
+		// Instances write these times from their own clocks; one ahead of
+		// this one's must not make a session look used in the future.
+		r.CreatedAt, r.LastSeenAt = notAfter(r.CreatedAt, now), notAfter(r.LastSeenAt, now)
 		if e, ok := l.ending[r.PublicID]; ok {
 			e.apply(&r)
 			justEnded = append(justEnded, r)
@@ -501,6 +521,14 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 		return Listing{}, err
 	}
 	return Listing{Active: stillActive, Ended: latestEnded(justEnded, ended, endedLimit)}, nil
+}
+
+// notAfter returns t, or now if t is later.
+func notAfter(t, now time.Time) time.Time {
+	if t.After(now) {
+		return now
+	}
+	return t
 }
 
 // latestEnded merges ends not yet recorded into the recorded ones (the
@@ -540,6 +568,30 @@ func (m *Manager) Check(ctx context.Context) error {
 		return fmt.Errorf("redis delete: %w", err)
 	}
 	return nil
+}
+
+// EvictionWarning returns a warning when Redis's maxmemory-policy is not
+// noeviction, "" when it is. Under any other policy a full Redis evicts
+// keys: sessions (signing people out), throttle counters (unlocking
+// accounts under attack) and user hashes (the kill switch). INFO is read
+// rather than CONFIG GET, which managed services often disable.
+func (m *Manager) EvictionWarning(ctx context.Context) (string, error) {
+	conn, err := m.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	info, err := redis.String(conn.Do("INFO", "memory"))
+	if err != nil {
+		return "", fmt.Errorf("redis info: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\r\n") {
+		if policy, ok := strings.CutPrefix(line, "maxmemory_policy:"); ok && policy != "noeviction" {
+			return "maxmemory-policy is " + policy + ", not noeviction: when Redis is full it will evict sessions, " +
+				"throttle counters and revocations (docs/reliability.md)", nil
+		}
+	}
+	return "", nil
 }
 
 // LoadScripts loads the Lua scripts into Redis, so that even the first

@@ -33,7 +33,8 @@ import (
 // record before it enters the session in Redis, so a record a few seconds
 // old may be missing from Redis only because it is not there yet. The
 // first keeps the sweep away from sessions in use, such as one renewing
-// its token (for a moment its field names a token whose data is gone).
+// its token between the sweep's two reads below (the field read names the
+// old token, whose data the renewal has deleted by the time EXISTS runs).
 // Then Redis decides: the session is gone when its field in the user hash
 // is missing, or names a token without data. A gone session's stale field
 // is removed, if it still names the same token.

@@ -325,3 +325,64 @@ func TestListingDuringASignInLeavesItsRecordAlone(t *testing.T) {
 		t.Fatalf("the new session works but its record ended: %q", r.EndReason)
 	}
 }
+
+// TestListingWhileAnEndIsRecorded lets the end recorder write a revoke's
+// record and clear its mark at the moment the listing reads Postgres, just
+// before or just after the query: whichever it is, a session revoked
+// before the listing started is never listed as active (a session under a
+// minute old, missing from Redis, used to be kept as "still signing in").
+func TestListingWhileAnEndIsRecorded(t *testing.T) {
+	for _, when := range []string{"before", "after"} {
+		t.Run(when+" the Postgres read", func(t *testing.T) {
+			t.Parallel()
+			env := apptest.New(t)
+			ctx := context.Background()
+			user, clients := signInMany(t, env, 2)
+			phoneID := devicesID(t, clients[1])
+			_, release := holdEndRecords(t, env)
+			if err := env.App.Sessions.Revoke(ctx, user.ID, phoneID, models.EndRevokedByUser, &user.ID); err != nil {
+				t.Fatal(err)
+			}
+
+			// At the listing's first query of sessions (its read of the
+			// active records), let the held recorder finish: record
+			// written, mark cleared.
+			var fired atomic.Bool
+			hook := func(tx *gorm.DB) {
+				if tx.Statement.Table != "sessions" || !fired.CompareAndSwap(false, true) {
+					return
+				}
+				release()
+				if err := env.App.Sessions.WaitEnds(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+			cb := env.App.DB.Callback().Query()
+			var err error
+			if when == "before" {
+				err = cb.Before("gorm:query").Register("test:record-in-between", hook)
+			} else {
+				err = cb.After("gorm:query").Register("test:record-in-between", hook)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := env.App.Sessions.List(ctx, user.ID, 10)
+			cb.Remove("test:record-in-between")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !fired.Load() {
+				t.Fatal("the recorder never ran during the listing")
+			}
+			for _, r := range l.Active {
+				if r.PublicID == phoneID {
+					t.Fatalf("the revoked session is listed as active: %+v", r)
+				}
+			}
+			if len(l.Ended) != 1 || l.Ended[0].PublicID != phoneID || l.Ended[0].EndReason != models.EndRevokedByUser {
+				t.Errorf("ended: %+v, want the phone, revoked by the user", l.Ended)
+			}
+		})
+	}
+}

@@ -23,8 +23,10 @@ func (e unavailableError) Error() string   { return e.err.Error() }
 func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
 
 // busyReplies are the error replies of a Redis that is up but cannot serve
-// yet (loading its data after a restart, a replica cut off, and the like).
-var busyReplies = []string{"LOADING ", "BUSY ", "MASTERDOWN ", "READONLY ", "TRYAGAIN ", "CLUSTERDOWN "}
+// yet (loading its data after a restart, a replica cut off, and the like),
+// or cannot store more: OOM, a full Redis under maxmemory-policy
+// noeviction, which refuses writes that need memory until some expires.
+var busyReplies = []string{"LOADING ", "BUSY ", "MASTERDOWN ", "READONLY ", "TRYAGAIN ", "CLUSTERDOWN ", "OOM "}
 
 // markUnavailable marks err ErrUnavailable unless it is an error reply
 // from a Redis that is serving. Those keep their type: redigo's Script
