@@ -95,6 +95,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		SecureCookies: cfg.SecureCookies(), TrustProxy: cfg.TrustProxy, Now: opt.Now,
 		ReauthWindow: cfg.ReauthWindow,
 		Throttle:     throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
+
+		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 	})
 	return a, nil
 }

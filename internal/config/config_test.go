@@ -17,7 +17,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Addr != "localhost:8080" || cfg.IdleTimeout != 30*time.Minute || cfg.Lifetime != 12*time.Hour ||
 		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustProxy ||
-		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute {
+		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute ||
+		cfg.SignUpRatePerIP != 30 || cfg.PasswordConcurrencyPerIP != 4 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -65,5 +66,21 @@ func TestEveryBadValueIsReportedAtOnce(t *testing.T) {
 	_, err := Load(env(map[string]string{"ADDR": "", "SESSION_LIFETIME": "x", "TRUST_PROXY": "x"}))
 	if err == nil || !strings.Contains(err.Error(), "SESSION_LIFETIME") || !strings.Contains(err.Error(), "TRUST_PROXY") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPerIPCaps(t *testing.T) {
+	cfg, err := Load(env(map[string]string{"SIGNUP_RATE_PER_IP": "0", "PASSWORD_CONCURRENCY_PER_IP": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SignUpRatePerIP != 0 || cfg.PasswordConcurrencyPerIP != 0 {
+		t.Fatalf("caps %d, %d; want 0 (off)", cfg.SignUpRatePerIP, cfg.PasswordConcurrencyPerIP)
+	}
+	for name, value := range map[string]string{"SIGNUP_RATE_PER_IP": "-1", "PASSWORD_CONCURRENCY_PER_IP": "many"} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("%s=%q: error %v does not name the variable", name, value, err)
+		}
 	}
 }

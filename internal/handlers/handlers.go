@@ -31,6 +31,11 @@ type Deps struct {
 	Now           func() time.Time
 	Throttle      *throttle.Limiter // brute-force throttling of sign-in
 	ReauthWindow  time.Duration     // how fresh a password proof sensitive actions need
+	// SignUpRatePerIP caps sign-ups per client address per hour (0: no cap).
+	SignUpRatePerIP int
+	// PasswordConcurrencyPerIP caps the requests hashing a password at once
+	// per client address (0: no cap).
+	PasswordConcurrencyPerIP int
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -47,6 +52,8 @@ type Handlers struct {
 	// reauthWindow is how recently the password must have been proved for
 	// sensitive actions.
 	reauthWindow time.Duration
+	signUpRate   int       // sign-ups per client address per hour; 0: no cap
+	inFlight     *inFlight // password work in flight per client address
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -61,6 +68,7 @@ func newHandlers(d Deps) *Handlers {
 	return &Handlers{
 		users: d.Users, audits: d.Audit, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
-		reauthWindow: d.ReauthWindow,
+		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
+		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
 	}
 }
