@@ -84,6 +84,20 @@ func With(name, value string) Option {
 // New starts an isolated Gatehouse for t.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
+	return start(t, newConfig(t, opts), Hasher())
+}
+
+// NewWithHasher starts an isolated Gatehouse for t that hashes passwords
+// with h, not the shared Hasher: for tests that make the hasher busy.
+func NewWithHasher(t testing.TB, h *password.Hasher, opts ...Option) *Env {
+	t.Helper()
+	return start(t, newConfig(t, opts), h)
+}
+
+// newConfig is the configuration of a new Env: its own database and Redis
+// prefix, then opts.
+func newConfig(t testing.TB, opts []Option) config.Config {
+	t.Helper()
 	dbURL := NewDatabase(t)
 	prefix := RedisPrefix(t)
 	vars := map[string]string{
@@ -97,17 +111,22 @@ func New(t testing.TB, opts ...Option) *Env {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return Start(t, cfg)
+	return cfg
 }
 
 // Start runs another app with cfg, e.g. a second instance sharing an Env's
 // database and Redis prefix.
 func Start(t testing.TB, cfg config.Config) *Env {
 	t.Helper()
+	return start(t, cfg, Hasher())
+}
+
+func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
+	t.Helper()
 	logs := &strings.Builder{}
 	log := slog.New(slog.NewTextHandler(&syncWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := &Clock{}
-	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: Hasher()})
+	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: hasher})
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
