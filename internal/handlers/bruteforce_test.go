@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -322,4 +323,86 @@ func TestBusyHasherAnswers503AtOnce(t *testing.T) {
 		Begin(context.Background(), throttle.AccountKey("ada@example.com")); err != nil || wait != 0 || a == nil {
 		t.Fatalf("after busy refusals the account waits %v (%v)", wait, err)
 	}
+}
+
+// signUpAttempt posts the sign-up form once, whatever the outcome.
+func signUpAttempt(c *apptest.Client, name, email string) *apptest.Response {
+	return c.Post("/signup", url.Values{"name": {name}, "email": {email}, "password": {"a fine password"}})
+}
+
+// TestSignUpForAnExistingAddressCountsOnTheIP: probing for accounts through
+// the sign-up form counts as failed attempts from the client's address:
+// past the address's allowance both sign-up and sign-in are refused.
+func TestSignUpForAnExistingAddressCountsOnTheIP(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	prober := env.Client(t)
+	for i := range throttle.IPFreeFailures {
+		if res := signUpAttempt(prober, "Probe", "ada@example.com"); res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusSeeOther {
+			t.Fatalf("probe %d: status %d", i, res.StatusCode)
+		}
+	}
+	res := signUpAttempt(prober, "Probe", "grace@example.com")
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") != "1" {
+		t.Fatalf("sign-up past the allowance: %d, Retry-After %q; want 429, 1", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	doc := res.Doc(t)
+	if got := doc.Find(`#email-error`).Text(); got != "Too many attempts. Try again in 1 second." {
+		t.Errorf("message %q", got)
+	}
+	if got, _ := doc.Find(`input[name="email"]`).Attr("value"); got != "grace@example.com" {
+		t.Errorf("the form lost the email typed: %q", got)
+	}
+	if _, err := env.App.Users.ByEmail(context.Background(), "grace@example.com"); err == nil {
+		t.Error("a refused sign-up created the account")
+	}
+	checkThrottled(t, prober, signInAttempt(prober, "ada@example.com", "analytical engine"), "ada@example.com", "1 second")
+}
+
+// TestSignUpsPerIPAreCapped: SIGNUP_RATE_PER_IP sign-ups per address per
+// hour, however many arrive at once; then 429 with Retry-After and the
+// form kept; another address is not refused; the next hour is.
+func TestSignUpsPerIPAreCapped(t *testing.T) {
+	env := apptest.New(t, apptest.With("SIGNUP_RATE_PER_IP", "3"), apptest.With("TRUST_PROXY", "true"),
+		apptest.With("PASSWORD_CONCURRENCY_PER_IP", "0"))
+	const n, limit = 10, 3
+	clients := make([]*apptest.Client, n)
+	for i := range clients {
+		clients[i] = floodClient(t, env, "203.0.113.9")
+	}
+	res := make([]*apptest.Response, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { res[i] = signUpAttempt(clients[i], "Bot", fmt.Sprintf("bot%d@example.com", i)) })
+	}
+	wg.Wait()
+	if got := statuses(res); got[http.StatusSeeOther] != limit || got[http.StatusTooManyRequests] != n-limit {
+		t.Fatalf("statuses %v: want %d sign-ups, %d refused", got, limit, n-limit)
+	}
+	created := 0
+	for i, r := range res {
+		_, err := env.App.Users.ByEmail(context.Background(), fmt.Sprintf("bot%d@example.com", i))
+		if err == nil {
+			created++
+		}
+		if r.StatusCode != http.StatusTooManyRequests {
+			continue
+		}
+		if ra, _ := strconv.Atoi(r.Header.Get("Retry-After")); ra <= 3000 || ra > 3600 {
+			t.Errorf("Retry-After %d, want the rest of the hour", ra)
+		}
+		doc := r.Doc(t)
+		if got := doc.Find(`#email-error`).Text(); !strings.HasPrefix(got, "Too many sign-ups from your network. Try again in ") {
+			t.Errorf("message %q", got)
+		}
+		if got, _ := doc.Find(`input[name="name"]`).Attr("value"); got != "Bot" {
+			t.Errorf("the form lost the name typed: %q", got)
+		}
+	}
+	if created != limit {
+		t.Fatalf("%d accounts created, want %d", created, limit)
+	}
+	floodClient(t, env, "198.51.100.7").SignUp("Grace", "grace@example.com", "cobol forever")
+	env.Clock.Advance(time.Hour)
+	floodClient(t, env, "203.0.113.9").SignUp("Bot", "next-hour@example.com", "a fine password")
 }
