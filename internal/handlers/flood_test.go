@@ -29,7 +29,7 @@ import (
 // TRUST_PROXY); meanwhile one browser from another address signs in with
 // the right password, one sign-in after another, for FLOOD_DURATION (20s).
 // The app uses the production hasher limits. It logs the honest sign-ins'
-// latencies and the flood's statuses.
+// latencies and the flood's statuses. FLOOD_CONNS=0 gives the baseline.
 func TestSignInFloodMeasurement(t *testing.T) {
 	if os.Getenv("GATEHOUSE_FLOOD") == "" {
 		t.Skip("a measurement: set GATEHOUSE_FLOOD=1 to run it")
@@ -58,7 +58,7 @@ func TestSignInFloodMeasurement(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
-			ip := fmt.Sprintf("203.0.%d.%d", 113+i%ips/250, 1+i%ips%250)
+			ip := fmt.Sprintf("10.0.%d.%d", i%ips/250, 1+i%ips%250)
 			body := url.Values{"email": {fmt.Sprintf("user%d@example.com", i)}, "password": {"Summer2026!"}, "_csrf": {csrf}}.Encode()
 			seen := map[int]int{}
 			for !stop.Load() {
@@ -117,8 +117,8 @@ func envInt(t *testing.T, name string, def int) int {
 		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a positive number", name, v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a whole number", name, v)
 	}
 	return n
 }

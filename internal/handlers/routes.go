@@ -43,9 +43,10 @@ func New(d Deps) *echo.Echo {
 	web := []echo.MiddlewareFunc{readForm, h.sessions.Middleware, h.csrf()}
 	signedIn := append(slices.Clip(web), h.requireAuth)
 
-	// Routes that hash a password: at most a few in flight per client.
-	hashing := append(slices.Clip(web), h.capPasswordWork)
-	signedInHashing := append(slices.Clip(signedIn), h.capPasswordWork)
+	// Routes that hash a password: at most a few in flight per client,
+	// refused before any other work.
+	hashing := append([]echo.MiddlewareFunc{h.capPasswordWork}, web...)
+	signedInHashing := append([]echo.MiddlewareFunc{h.capPasswordWork}, signedIn...)
 
 	e.GET("/", h.home, web...)
 	e.GET("/signup", h.signUpForm, web...)
