@@ -52,7 +52,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 	}
 	hash, err := h.hasher.Hash(ctx, pw)
 	if err != nil {
-		h.giveBack(ctx, attempt.Cancel)
+		h.settle(ctx, attempt.Cancel)
 		if errors.Is(err, password.ErrBusy) {
 			return refuse(busy(c))
 		}
@@ -64,10 +64,10 @@ func (h *Handlers) signUp(c echo.Context) error {
 		f.Errors["email"] = "An account with this email already exists. Sign in instead?"
 		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
 	} else if err != nil {
-		h.giveBack(ctx, attempt.Cancel)
+		h.settle(ctx, attempt.Cancel)
 		return err
 	}
-	h.giveBack(ctx, attempt.Succeed)
+	h.settle(ctx, attempt.Succeed)
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}

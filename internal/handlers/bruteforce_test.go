@@ -265,7 +265,7 @@ func TestOneClientCannotQueueMoreThanItsShare(t *testing.T) {
 	var honestRes *apptest.Response
 	res := heldBurst(t, hasher, n+1, perIP+1, func(i int) *apptest.Response {
 		if i == n {
-			// Sent after the flood is refused: waits for the hasher too.
+			// From another address: not refused, it waits for the hasher too.
 			honestRes = signInAttempt(honest, "ada@example.com", "analytical engine")
 			return honestRes
 		}

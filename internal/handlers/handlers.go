@@ -29,7 +29,7 @@ type Deps struct {
 	SecureCookies bool // https: Secure cookies with the __Host- prefix
 	TrustProxy    bool // take the client IP from X-Forwarded-For
 	Now           func() time.Time
-	Throttle      *throttle.Limiter // brute-force throttling of sign-in
+	Throttle      *throttle.Limiter // brute-force throttling of every password check
 	ReauthWindow  time.Duration     // how fresh a password proof sensitive actions need
 	// SignUpRatePerIP caps sign-ups per client address per hour (0: no cap).
 	SignUpRatePerIP int

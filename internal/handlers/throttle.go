@@ -95,9 +95,10 @@ type passwordCheck struct {
 // throttled attempt is refused (a *refusal, 429) the same way whether the
 // account exists. A wrong password (or an unknown email, which costs a
 // dummy hash so timing tells nothing) is audited and answered
-// errWrongPassword; the attempt stays counted. The right one gives the
-// attempt back and returns the user. An attempt never evaluated (hasher
-// busy: a *refusal, 503; or a failure) is given back too.
+// errWrongPassword; the attempt stays counted, its wait starting now. The
+// right one gives the attempt back and returns the user. An attempt never
+// evaluated (hasher busy: a *refusal, 503; or a failure) is given back
+// too.
 func (h *Handlers) checkPassword(c echo.Context, chk passwordCheck) (*models.User, error) {
 	ctx := c.Request().Context()
 	attempt, wait, err := h.throttle.Begin(ctx, throttle.AccountKey(chk.email), throttle.IPKey(c.RealIP()))
@@ -110,9 +111,10 @@ func (h *Handlers) checkPassword(c echo.Context, chk passwordCheck) (*models.Use
 	u, err := h.verifyPassword(ctx, chk)
 	switch {
 	case err == nil:
-		h.giveBack(ctx, attempt.Succeed)
+		h.settle(ctx, attempt.Succeed)
 		return u, nil
 	case errors.Is(err, password.ErrMismatch):
+		h.settle(ctx, attempt.Fail)
 		e := models.AuditEvent{Kind: models.AuditSignInFailed, Detail: "wrong password"}
 		if u == nil {
 			e.Detail = "unknown email"
@@ -128,10 +130,10 @@ func (h *Handlers) checkPassword(c echo.Context, chk passwordCheck) (*models.Use
 		h.record(c, e)
 		return nil, errWrongPassword
 	case errors.Is(err, password.ErrBusy):
-		h.giveBack(ctx, attempt.Cancel)
+		h.settle(ctx, attempt.Cancel)
 		return nil, busy(c)
 	default:
-		h.giveBack(ctx, attempt.Cancel)
+		h.settle(ctx, attempt.Cancel)
 		return nil, err
 	}
 }
@@ -173,7 +175,7 @@ func (h *Handlers) beginSignUp(c echo.Context) (*throttle.Attempt, error) {
 	}
 	wait, err = h.throttle.Take(ctx, throttle.SignUpKey(c.RealIP()), h.signUpRate, time.Hour)
 	if err != nil || wait > 0 {
-		h.giveBack(ctx, attempt.Cancel)
+		h.settle(ctx, attempt.Cancel)
 	}
 	if err != nil {
 		return nil, err
@@ -186,12 +188,12 @@ func (h *Handlers) beginSignUp(c echo.Context) (*throttle.Attempt, error) {
 	return attempt, nil
 }
 
-// giveBack gives an attempt back (Succeed or Cancel). The request's outcome
-// is settled by then, so a failure is only logged: the count expires on
-// its own.
-func (h *Handlers) giveBack(ctx context.Context, how func(context.Context) error) {
+// settle settles an attempt (Fail, Succeed or Cancel). The request's
+// outcome is decided by then, so a failure is only logged: the attempt
+// stays counted, and the count expires on its own.
+func (h *Handlers) settle(ctx context.Context, how func(context.Context) error) {
 	if err := how(ctx); err != nil {
-		h.log.WarnContext(ctx, "giving back a password attempt", "err", err)
+		h.log.WarnContext(ctx, "settling a password attempt", "err", err)
 	}
 }
 

@@ -11,6 +11,8 @@
 // every attempt, capped at MaxDelay. A key is forgotten once Window has
 // passed since its last attempt.
 //
+// A wrong password leaves its attempt counted and starts its wait when it
+// is found wrong (Attempt.Fail), so a slow hash does not use the wait up.
 // An attempt whose password was right is given back (Attempt.Succeed): the
 // account keys are cleared, and the IP keys lose this one attempt only, so
 // an honest sign-in does not use up its address's allowance while an

@@ -156,13 +156,22 @@ for _, key in ipairs(KEYS) do
 end
 return 0`)
 
-// giveBackScript undoes an attempt: ARGV[2+i] is "clear" to delete KEYS[i]
-// or "one" to take one attempt off it (its last attempt time stays, so a
-// give-back never shortens a wait another attempt imposed).
-var giveBackScript = redis.NewScript(-1, luaCounter+`
+// settleScript settles an attempt on each key as ARGV[2+i] says: "clear"
+// deletes KEYS[i]; "one" takes this attempt off it, its last attempt time
+// staying (a give-back never shortens a wait another attempt imposed);
+// "fail" moves its last attempt time to now, so the wait a failure imposes
+// runs from when the password was found wrong, not from when the attempt
+// began (a slow hash must not use up the wait).
+var settleScript = redis.NewScript(-1, luaCounter+`
 for i, key in ipairs(KEYS) do
-  local n = counter(key)
-  if ARGV[2 + i] == 'clear' or n <= 1 then
+  local n, last = counter(key)
+  local how = ARGV[2 + i]
+  if how == 'fail' then
+    if n > 0 and last < now then
+      redis.call('HSET', key, 'last', ARGV[1])
+      redis.call('PEXPIRE', key, ARGV[2])
+    end
+  elseif how == 'clear' or n <= 1 then
     redis.call('DEL', key)
   else
     redis.call('HSET', key, 'n', n - 1)
@@ -170,8 +179,8 @@ for i, key in ipairs(KEYS) do
 end
 return 0`)
 
-// Attempt is one password attempt, counted by Begin. A wrong password
-// needs nothing more: the attempt stays counted.
+// Attempt is one password attempt, counted by Begin and settled by one of
+// Fail, Succeed or Cancel.
 type Attempt struct {
 	l    *Limiter
 	keys []string // sorted, distinct, unprefixed
@@ -211,12 +220,18 @@ func (l *Limiter) Begin(ctx context.Context, keys ...string) (*Attempt, time.Dur
 	return a, 0, nil
 }
 
+// Fail settles an attempt whose password was wrong: it stays counted, and
+// the wait it imposes starts now.
+func (a *Attempt) Fail(ctx context.Context) error {
+	return a.settle(ctx, func(string) string { return "fail" })
+}
+
 // Succeed gives back an attempt whose password was right: the account
 // keys are cleared; each IP key loses this one attempt and keeps the rest,
 // or an attacker could reset their address's count by signing in to an
 // account of their own between guesses.
 func (a *Attempt) Succeed(ctx context.Context) error {
-	return a.giveBack(ctx, func(key string) string {
+	return a.settle(ctx, func(key string) string {
 		if strings.HasPrefix(key, accountKind) {
 			return "clear"
 		}
@@ -227,10 +242,10 @@ func (a *Attempt) Succeed(ctx context.Context) error {
 // Cancel gives back an attempt whose password was never checked (the
 // server was too busy, say): every key loses this one attempt.
 func (a *Attempt) Cancel(ctx context.Context) error {
-	return a.giveBack(ctx, func(string) string { return "one" })
+	return a.settle(ctx, func(string) string { return "one" })
 }
 
-func (a *Attempt) giveBack(ctx context.Context, how func(key string) string) error {
+func (a *Attempt) settle(ctx context.Context, how func(key string) string) error {
 	if len(a.keys) == 0 {
 		return nil
 	}
@@ -243,8 +258,8 @@ func (a *Attempt) giveBack(ctx context.Context, how func(key string) string) err
 	for _, k := range a.keys {
 		args = append(args, how(k))
 	}
-	if _, err := a.l.run(ctx, giveBackScript, args); err != nil {
-		return fmt.Errorf("throttle give back: %w", err)
+	if _, err := a.l.run(ctx, settleScript, args); err != nil {
+		return fmt.Errorf("throttle settle: %w", err)
 	}
 	return nil
 }

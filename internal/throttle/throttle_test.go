@@ -68,8 +68,12 @@ func (f *fixture) begin(keys ...string) (*throttle.Attempt, time.Duration) {
 // fail makes a wrong-password attempt on keys, which must be allowed.
 func (f *fixture) fail(keys ...string) {
 	f.t.Helper()
-	if _, d := f.begin(keys...); d != 0 {
+	a, d := f.begin(keys...)
+	if d != 0 {
 		f.t.Fatalf("attempt refused, wait %v", d)
+	}
+	if err := a.Fail(context.Background()); err != nil {
+		f.t.Fatalf("Fail: %v", err)
 	}
 }
 
@@ -128,6 +132,32 @@ func TestFreeFailuresThenWait(t *testing.T) {
 	f.fail(ip)
 	f.clock.Advance(600 * time.Millisecond)
 	f.fail(account, ip)
+}
+
+// TestWaitRunsFromTheFailure: a slow password check does not use up the
+// wait its failure imposes.
+func TestWaitRunsFromTheFailure(t *testing.T) {
+	f := setup(t)
+	for range throttle.AccountFreeFailures - 1 {
+		f.fail(account)
+	}
+	a, _ := f.begin(account)
+	f.refused(time.Second, account) // counted at once: no parallel guess
+	f.clock.Advance(800 * time.Millisecond)
+	if err := a.Fail(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.refused(time.Second, account)
+	// A late Fail never moves the wait back.
+	f.clock.Advance(time.Second)
+	f.fail(account)
+	f.refused(2*time.Second, account)
+	f.clock.Advance(-time.Second)
+	if err := a.Fail(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Second)
+	f.refused(2*time.Second, account)
 }
 
 func TestIPLimit(t *testing.T) {
