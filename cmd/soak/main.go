@@ -149,6 +149,9 @@ func run(ctx context.Context, o options, out io.Writer) (bool, error) {
 		"DATABASE_URL=" + dbURL, "REDIS_URL=" + o.redisURL, "REDIS_PREFIX=" + prefix,
 		"MIGRATE_ON_START=true", "SESSION_IDLE_TIMEOUT=" + o.idle.String(), "SWEEP_INTERVAL=" + o.sweep.String(),
 		"SHUTDOWN_TIMEOUT=10s",
+		// Every simulated browser comes from 127.0.0.1: the per-address
+		// caps, meant for one client, are off.
+		"SIGNUP_RATE_PER_IP=0", "PASSWORD_CONCURRENCY_PER_IP=0",
 	}
 	insts := make([]*instance, 2)
 	for i := range insts {

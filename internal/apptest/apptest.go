@@ -52,9 +52,12 @@ var (
 	hasher     *password.Hasher
 )
 
-// Hasher is one password hasher shared by all tests in the process.
+// Hasher is one password hasher shared by all tests in the process. It
+// never sheds load: tests running side by side on a slow (race-detector)
+// build would otherwise see 503s that production's limits give only to a
+// flood. Tests of load shedding build apps with a hasher of their own.
 func Hasher() *password.Hasher {
-	hasherOnce.Do(func() { hasher = password.NewHasher() })
+	hasherOnce.Do(func() { hasher = password.NewHasherWith(password.Limits{Queue: 10_000, MaxWait: time.Hour}) })
 	return hasher
 }
 
@@ -81,6 +84,20 @@ func With(name, value string) Option {
 // New starts an isolated Gatehouse for t.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
+	return start(t, newConfig(t, opts), Hasher())
+}
+
+// NewWithHasher starts an isolated Gatehouse for t that hashes passwords
+// with h, not the shared Hasher: for tests that make the hasher busy.
+func NewWithHasher(t testing.TB, h *password.Hasher, opts ...Option) *Env {
+	t.Helper()
+	return start(t, newConfig(t, opts), h)
+}
+
+// newConfig is the configuration of a new Env: its own database and Redis
+// prefix, then opts.
+func newConfig(t testing.TB, opts []Option) config.Config {
+	t.Helper()
 	dbURL := NewDatabase(t)
 	prefix := RedisPrefix(t)
 	vars := map[string]string{
@@ -94,17 +111,22 @@ func New(t testing.TB, opts ...Option) *Env {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return Start(t, cfg)
+	return cfg
 }
 
 // Start runs another app with cfg, e.g. a second instance sharing an Env's
 // database and Redis prefix.
 func Start(t testing.TB, cfg config.Config) *Env {
 	t.Helper()
+	return start(t, cfg, Hasher())
+}
+
+func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
+	t.Helper()
 	logs := &Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := &Clock{}
-	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: Hasher()})
+	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: hasher})
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}

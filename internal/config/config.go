@@ -65,6 +65,13 @@ type Config struct {
 	// SweepInterval is how often `web serve` closes the records of sessions
 	// whose Redis data has expired.
 	SweepInterval time.Duration // SWEEP_INTERVAL
+	// SignUpRatePerIP caps the sign-ups one client address may make per
+	// hour; 0 turns the cap off.
+	SignUpRatePerIP int // SIGNUP_RATE_PER_IP
+	// PasswordConcurrencyPerIP caps the requests that hash a password
+	// (sign-in, sign-up, confirm, password change) one client address may
+	// have in flight at once on an instance; 0 turns the cap off.
+	PasswordConcurrencyPerIP int // PASSWORD_CONCURRENCY_PER_IP
 }
 
 // Defaults follow OWASP ASVS level 2 (4.0.3 V3.3.2): re-authentication after
@@ -102,7 +109,9 @@ func Load(getenv func(string) string) (Config, error) {
 		StartupTimeout:  p.duration("STARTUP_TIMEOUT", 30*time.Second),
 		SweepInterval:   p.duration("SWEEP_INTERVAL", 5*time.Minute),
 
-		RedisMaxConnections: p.positiveInt("REDIS_MAX_CONNECTIONS", DefaultRedisMaxConnections),
+		RedisMaxConnections:      p.positiveInt("REDIS_MAX_CONNECTIONS", DefaultRedisMaxConnections),
+		SignUpRatePerIP:          p.count("SIGNUP_RATE_PER_IP", 30),
+		PasswordConcurrencyPerIP: p.count("PASSWORD_CONCURRENCY_PER_IP", 4),
 	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
@@ -153,6 +162,20 @@ func (p *parser) positiveInt(name string, def int) int {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
 		p.fail(name, v, "want a whole number of at least 1")
+		return def
+	}
+	return n
+}
+
+// count reads a whole number of at least 0 (0 often meaning "off").
+func (p *parser) count(name string, def int) int {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		p.fail(name, v, "want a whole number of at least 0")
 		return def
 	}
 	return n

@@ -17,7 +17,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Addr != "localhost:8080" || cfg.IdleTimeout != 30*time.Minute || cfg.Lifetime != 12*time.Hour ||
 		!cfg.MigrateOnStart || cfg.SecureCookies() || cfg.TrustedProxies != nil ||
-		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute || cfg.RedisMaxConnections != 64 {
+		cfg.StartupTimeout != 30*time.Second || cfg.SweepInterval != 5*time.Minute || cfg.RedisMaxConnections != 64 ||
+		cfg.SignUpRatePerIP != 30 || cfg.PasswordConcurrencyPerIP != 4 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -108,6 +109,22 @@ func TestRedisMaxConnections(t *testing.T) {
 	for _, bad := range []string{"-1", "many", "1.5"} {
 		if _, err := Load(env(map[string]string{"REDIS_MAX_CONNECTIONS": bad})); err == nil || !strings.Contains(err.Error(), "REDIS_MAX_CONNECTIONS=") {
 			t.Errorf("REDIS_MAX_CONNECTIONS=%q: error %v", bad, err)
+		}
+	}
+}
+
+func TestPerIPCaps(t *testing.T) {
+	cfg, err := Load(env(map[string]string{"SIGNUP_RATE_PER_IP": "0", "PASSWORD_CONCURRENCY_PER_IP": "0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SignUpRatePerIP != 0 || cfg.PasswordConcurrencyPerIP != 0 {
+		t.Fatalf("caps %d, %d; want 0 (off)", cfg.SignUpRatePerIP, cfg.PasswordConcurrencyPerIP)
+	}
+	for name, value := range map[string]string{"SIGNUP_RATE_PER_IP": "-1", "PASSWORD_CONCURRENCY_PER_IP": "many"} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("%s=%q: error %v does not name the variable", name, value, err)
 		}
 	}
 }

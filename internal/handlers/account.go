@@ -74,18 +74,19 @@ func (h *Handlers) changePassword(c echo.Context) error {
 	if len(f.Errors) > 0 {
 		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
 	}
-	u, err := h.users.ByID(ctx, p.UserID)
-	if err != nil {
-		return err
-	}
-	if err := h.hasher.Verify(ctx, u.PasswordHash, current); errors.Is(err, password.ErrMismatch) {
-		f.Errors["current_password"] = "That is not your current password."
-		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
+	_, err := h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: current, where: "when changing password"})
+	if status, msg, ok := formProblem(err, "That is not your current password."); ok {
+		f.Errors["current_password"] = msg
+		return h.render(c, status, views.AccountView(page))
 	} else if err != nil {
 		return err
 	}
 	hash, err := h.hasher.Hash(ctx, next)
-	if err != nil {
+	if errors.Is(err, password.ErrBusy) {
+		r := busy(c)
+		f.Errors["new_password"] = r.message
+		return h.render(c, r.status, views.AccountView(page))
+	} else if err != nil {
 		return err
 	}
 	if err := h.users.SetPasswordHash(ctx, p.UserID, hash); err != nil {

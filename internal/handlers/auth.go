@@ -40,17 +40,34 @@ func (h *Handlers) signUp(c echo.Context) error {
 	if len(f.Errors) > 0 {
 		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
 	}
+	refuse := func(r *refusal) error {
+		f.Errors["email"] = r.message
+		return h.render(c, r.status, views.SignUpPage(f))
+	}
+	attempt, err := h.beginSignUp(c)
+	if r, ok := asRefusal(err); ok {
+		return refuse(r)
+	} else if err != nil {
+		return err
+	}
 	hash, err := h.hasher.Hash(ctx, pw)
 	if err != nil {
+		h.settle(ctx, attempt.Cancel)
+		if errors.Is(err, password.ErrBusy) {
+			return refuse(busy(c))
+		}
 		return err
 	}
 	u := &models.User{Name: f.Name, Email: email, PasswordHash: hash}
 	if err := h.users.Create(ctx, u); errors.Is(err, models.ErrConflict) {
+		// The attempt stays counted: a failure on the client's address.
 		f.Errors["email"] = "An account with this email already exists. Sign in instead?"
 		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
 	} else if err != nil {
+		h.settle(ctx, attempt.Cancel)
 		return err
 	}
+	h.settle(ctx, attempt.Succeed)
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}
@@ -75,7 +92,6 @@ func (h *Handlers) signInForm(c echo.Context) error {
 }
 
 func (h *Handlers) signIn(c echo.Context) error {
-	ctx := c.Request().Context()
 	f := views.SignInForm{
 		Email:    formValue(c, "email"),
 		Next:     safeNext(c.FormValue("next")),
@@ -86,9 +102,9 @@ func (h *Handlers) signIn(c echo.Context) error {
 		f.Error = "Enter your email and password."
 		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
 	}
-	fail := func(msg string) error {
+	fail := func(status int, msg string) error {
 		f.Error = msg
-		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
+		return h.render(c, status, views.SignInPage(f))
 	}
 	// Accounts are found, and throttled, by the canonical form of their
 	// address, whatever case or compatibility form was typed. An address
@@ -97,37 +113,11 @@ func (h *Handlers) signIn(c echo.Context) error {
 	if err != nil {
 		email = f.Email
 	}
-	// Brute-force throttling: a throttled attempt is refused before any
-	// lookup or password check, the same way whether the account exists.
-	keys := signInKeys(c, email)
-	if wait, err := h.throttle.Check(ctx, keys...); err != nil {
-		return err
-	} else if wait > 0 {
-		return h.tooManyAttempts(c, f, wait)
-	}
-	// Unknown email and wrong password count alike, so throttling does not
-	// reveal who has an account either.
-	badCredentials := func(subject *int64, why string) error {
-		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: subject, Detail: why})
-		if _, err := h.throttle.Fail(ctx, keys...); err != nil {
-			return err
-		}
-		return fail(msgBadCredentials)
-	}
-
-	u, err := h.users.ByEmail(ctx, email)
-	switch {
-	case errors.Is(err, models.ErrNotFound):
-		// Spend the time a real check takes, so timing reveals nothing.
-		if err := h.hasher.VerifyDummy(ctx, pw); !errors.Is(err, password.ErrMismatch) {
-			return err
-		}
-		return badCredentials(nil, "unknown email")
-	case err != nil:
-		return err
-	}
-	if err := h.hasher.Verify(ctx, u.PasswordHash, pw); errors.Is(err, password.ErrMismatch) {
-		return badCredentials(&u.ID, "wrong password")
+	// Unknown email and wrong password count and read alike, so neither the
+	// answer nor throttling reveals who has an account.
+	u, err := h.checkPassword(c, passwordCheck{email: email, password: pw})
+	if status, msg, ok := formProblem(err, msgBadCredentials); ok {
+		return fail(status, msg)
 	} else if err != nil {
 		return err
 	}
@@ -135,7 +125,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	// disabled.
 	disabled := func() error {
 		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: &u.ID, Detail: "account disabled"})
-		return fail(msgDisabled)
+		return fail(http.StatusUnprocessableEntity, msgDisabled)
 	}
 	if u.Disabled() {
 		return disabled()
@@ -151,7 +141,6 @@ func (h *Handlers) signIn(c echo.Context) error {
 	}
 	h.rotateCSRF(c)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
-	h.clearSignInFailures(ctx, email)
 	next := f.Next
 	if next == "" {
 		next = "/account"

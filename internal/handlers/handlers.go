@@ -32,8 +32,13 @@ type Deps struct {
 	// are believed; none: the header is ignored.
 	TrustedProxies []*net.IPNet
 	Now            func() time.Time
-	Throttle       *throttle.Limiter // brute-force throttling of sign-in
+	Throttle       *throttle.Limiter // brute-force throttling of every password check
 	ReauthWindow   time.Duration     // how fresh a password proof sensitive actions need
+	// SignUpRatePerIP caps sign-ups per client address per hour (0: no cap).
+	SignUpRatePerIP int
+	// PasswordConcurrencyPerIP caps the requests hashing a password at once
+	// per client address (0: no cap).
+	PasswordConcurrencyPerIP int
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -50,6 +55,8 @@ type Handlers struct {
 	// reauthWindow is how recently the password must have been proved for
 	// sensitive actions.
 	reauthWindow time.Duration
+	signUpRate   int       // sign-ups per client address per hour; 0: no cap
+	inFlight     *inFlight // password work in flight per client address
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -64,6 +71,7 @@ func newHandlers(d Deps) *Handlers {
 	return &Handlers{
 		users: d.Users, audits: d.Audit, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
-		reauthWindow: d.ReauthWindow,
+		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
+		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
 	}
 }

@@ -56,16 +56,21 @@ func New(d Deps) *echo.Echo {
 	web := []echo.MiddlewareFunc{readForm, h.sessions.Middleware, h.csrf()}
 	signedIn := append(slices.Clip(web), h.requireAuth)
 
+	// Routes that hash a password: at most a few in flight per client,
+	// refused before any other work.
+	hashing := append([]echo.MiddlewareFunc{h.capPasswordWork}, web...)
+	signedInHashing := append([]echo.MiddlewareFunc{h.capPasswordWork}, signedIn...)
+
 	e.GET("/", h.home, web...)
 	e.GET("/signup", h.signUpForm, web...)
-	e.POST("/signup", h.signUp, web...)
+	e.POST("/signup", h.signUp, hashing...)
 	e.GET("/signin", h.signInForm, web...)
-	e.POST("/signin", h.signIn, web...)
+	e.POST("/signin", h.signIn, hashing...)
 	e.POST("/signout", h.signOut, web...)
 
 	e.GET("/account", h.account, signedIn...)
 	e.POST("/account", h.saveProfile, signedIn...)
-	e.POST("/account/password", h.changePassword, signedIn...)
+	e.POST("/account/password", h.changePassword, signedInHashing...)
 	e.GET("/account/sessions", h.devices, signedIn...)
 	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, append(slices.Clip(signedIn), h.requireRecentAuth)...)
 	e.POST("/account/sessions/:id/revoke", h.revokeSession, signedIn...)
@@ -75,7 +80,7 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account/sessions/:id/revoke", h.pendingActionPage, signedIn...)
 	e.GET("/account/activity", h.activity, signedIn...)
 	e.GET("/account/confirm", h.confirmForm, signedIn...)
-	e.POST("/account/confirm", h.confirm, signedIn...)
+	e.POST("/account/confirm", h.confirm, signedInHashing...)
 
 	// Everything under /admin sits behind one group that checks the role in
 	// Postgres on every request; its catch-all routes mean non-admins get

@@ -8,10 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/gatehouse/gatehouse/internal/models"
-	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
-	"github.com/gatehouse/gatehouse/internal/throttle"
 	"github.com/gatehouse/gatehouse/views"
 )
 
@@ -77,26 +74,15 @@ func (h *Handlers) confirm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
-	keys := []string{throttle.AccountKey(p.Email), throttle.IPKey(c.RealIP())}
-	if wait, err := h.throttle.Check(ctx, keys...); err != nil {
-		return err
-	} else if wait > 0 {
-		f.Error = tooManyAttemptsMessage(c, wait)
-		return h.render(c, http.StatusTooManyRequests, views.ConfirmView(f))
-	}
-	u, err := h.users.ByID(ctx, p.UserID)
-	if err != nil {
-		return err
-	}
 	pw := c.FormValue("password")
-	if err := h.hasher.Verify(ctx, u.PasswordHash, pw); errors.Is(err, password.ErrMismatch) || pw == "" {
-		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: &p.UserID, SessionID: p.SessionID,
-			Detail: "wrong password when confirming"})
-		if _, err := h.throttle.Fail(ctx, keys...); err != nil {
-			return err
-		}
-		f.Error = "That is not your password."
+	if pw == "" {
+		f.Error = "Enter your password."
 		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
+	}
+	_, err = h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: pw, where: "when confirming"})
+	if status, msg, ok := formProblem(err, "That is not your password."); ok {
+		f.Error = msg
+		return h.render(c, status, views.ConfirmView(f))
 	} else if err != nil {
 		return err
 	}
@@ -106,7 +92,6 @@ func (h *Handlers) confirm(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	h.clearSignInFailures(ctx, p.Email)
 	next := f.Next
 	if next == "" || strings.HasPrefix(next, "/account/confirm") {
 		next = "/account"

@@ -161,12 +161,19 @@ func TestThrottleSaysMinutes(t *testing.T) {
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 	// A long attack, recorded straight into the app's Redis (under
-	// REDIS_PREFIX + "t:") rather than through 30 slow password checks.
+	// REDIS_PREFIX + "t:") rather than through 30 slow password checks,
+	// waiting out each wait on the app's clock.
 	lim := throttle.New(env.App.Redis, env.Config.RedisPrefix+"t:", env.Clock.Now)
-	for range 30 {
-		if _, err := lim.Fail(t.Context(), throttle.AccountKey("ada@example.com")); err != nil {
+	for attempts := 0; attempts < 30; {
+		_, wait, err := lim.Begin(t.Context(), throttle.AccountKey("ada@example.com"))
+		if err != nil {
 			t.Fatal(err)
 		}
+		if wait > 0 {
+			env.Clock.Advance(wait)
+			continue
+		}
+		attempts++
 	}
 	c := env.Client(t)
 	checkThrottledFor(t, c, signInAttempt(c, "ada@example.com", "analytical engine"), "ada@example.com", "15 minutes", "900")

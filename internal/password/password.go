@@ -12,6 +12,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -35,17 +37,61 @@ const (
 // ErrMismatch means the password does not match the hash.
 var ErrMismatch = errors.New("password does not match")
 
-// Hasher hashes and verifies passwords. Each hash takes 19 MiB, so it bounds
-// how many run at once: a burst of sign-ins waits its turn instead of
-// exhausting memory.
-type Hasher struct {
-	slots chan struct{}
-	dummy string // a real hash, compared against when the user is unknown
+// ErrBusy means the hash was not even started: every slot was busy and the
+// queue full, or no slot came free within the limit's wait. The caller
+// should answer at once that the server is busy.
+var ErrBusy = errors.New("password: too busy to hash")
+
+// Limits bound how much hashing a Hasher does and how long a request waits
+// for it. The zero value of a field takes its default.
+type Limits struct {
+	// Slots is how many hashes run at once; default one per P
+	// (GOMAXPROCS). Each takes 19 MiB and a CPU for tens of milliseconds.
+	Slots int
+	// Queue is how many hashes may wait for a slot; one more is refused at
+	// once. Default QueuePerSlot per slot.
+	Queue int
+	// MaxWait is how long a hash waits for a slot before it is refused;
+	// default DefaultMaxWait.
+	MaxWait time.Duration
 }
 
-// NewHasher returns a Hasher that runs at most one hash per CPU at a time.
-func NewHasher() *Hasher {
-	h := &Hasher{slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
+// The default queue: about a third of a second of work for the slots on
+// this machine (a hash takes 30-50 ms), so a request that is queued at all
+// waits far less than DefaultMaxWait, and one that cannot be served soon
+// is told so at once rather than after the 30 s the queue used to reach
+// under a flood.
+const (
+	QueuePerSlot   = 8
+	DefaultMaxWait = time.Second
+)
+
+// Hasher hashes and verifies passwords. Each hash takes 19 MiB, so it bounds
+// how many run at once, and how many may wait: a burst of sign-ins beyond
+// that is refused with ErrBusy instead of queueing without end.
+type Hasher struct {
+	slots   chan struct{}
+	queue   int64
+	waiting atomic.Int64 // hashes waiting for a slot
+	maxWait time.Duration
+	dummy   string // a real hash, compared against when the user is unknown
+}
+
+// NewHasher returns a Hasher with the default limits.
+func NewHasher() *Hasher { return NewHasherWith(Limits{}) }
+
+// NewHasherWith returns a Hasher with limits l.
+func NewHasherWith(l Limits) *Hasher {
+	if l.Slots <= 0 {
+		l.Slots = runtime.GOMAXPROCS(0)
+	}
+	if l.Queue <= 0 {
+		l.Queue = QueuePerSlot * l.Slots
+	}
+	if l.MaxWait <= 0 {
+		l.MaxWait = DefaultMaxWait
+	}
+	h := &Hasher{slots: make(chan struct{}, l.Slots), queue: int64(l.Queue), maxWait: l.MaxWait}
 	dummy, err := h.Hash(context.Background(), "gatehouse dummy password")
 	if err != nil {
 		panic(fmt.Sprintf("password: hashing the dummy password: %v", err)) // crypto/rand failed: nothing can work
@@ -100,13 +146,46 @@ func CheckLength(pw string) string {
 	return ""
 }
 
+// acquire takes a hashing slot: at once if one is free, else after waiting
+// in the bounded queue for at most maxWait (channel senders are woken in
+// the order they came). It returns ErrBusy when the queue is full or the
+// wait runs out.
 func (h *Hasher) acquire(ctx context.Context) error {
 	select {
 	case h.slots <- struct{}{}:
 		hashing()
 		return nil
+	default:
+	}
+	if h.waiting.Add(1) > h.queue {
+		h.waiting.Add(-1)
+		return ErrBusy
+	}
+	defer h.waiting.Add(-1)
+	timer := time.NewTimer(h.maxWait)
+	defer timer.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		hashing()
+		return nil
+	case <-timer.C:
+		return ErrBusy
 	case <-ctx.Done():
 		return fmt.Errorf("waiting to hash: %w", ctx.Err())
+	}
+}
+
+// Occupy takes n hashing slots, waiting for them, and holds them until
+// release is called, as n long hashes would. It lets tests (and load
+// drills) make the hasher busy deterministically.
+func (h *Hasher) Occupy(n int) (release func()) {
+	for range n {
+		h.slots <- struct{}{}
+	}
+	return func() {
+		for range n {
+			<-h.slots
+		}
 	}
 }
 

@@ -106,3 +106,47 @@ func TestCheckCommon(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyHasherRefusesAtOnce: with every slot busy, hashes wait in a
+// bounded queue; one more is refused with ErrBusy at once, and a queued
+// one that gets no slot within MaxWait is refused too.
+func TestBusyHasherRefusesAtOnce(t *testing.T) {
+	h := NewHasherWith(Limits{Slots: 1, Queue: 2, MaxWait: time.Minute})
+	release := h.Occupy(1)
+	done := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := h.Hash(context.Background(), "correct horse battery")
+			done <- err
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); h.waiting.Load() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d hashes queued, want 2", h.waiting.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The queue is full: refused without waiting for a slot (the minute).
+	if _, err := h.Hash(context.Background(), "correct horse battery"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("hash with the queue full: %v, want ErrBusy", err)
+	}
+	if err := h.VerifyDummy(context.Background(), "x"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("dummy verify with the queue full: %v, want ErrBusy", err)
+	}
+	release()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatalf("queued hash: %v", err)
+		}
+	}
+
+	h = NewHasherWith(Limits{Slots: 1, MaxWait: 10 * time.Millisecond})
+	if cap(h.slots) != 1 || h.queue != QueuePerSlot {
+		t.Fatalf("defaults: %d slots, queue %d", cap(h.slots), h.queue)
+	}
+	defer h.Occupy(1)()
+	hash, _ := NewHasher().Hash(context.Background(), "x")
+	if err := h.Verify(context.Background(), hash, "x"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("no slot within MaxWait: %v, want ErrBusy", err)
+	}
+}

@@ -37,13 +37,14 @@ const (
 	Window = time.Hour
 )
 
-// Kinds of key: the prefix of what AccountKey and IPKey return.
+// Kinds of key: the prefix of what AccountKey, IPKey and SignUpKey return.
 const (
 	accountKind = "a:"
 	ipKind      = "ip:"
+	signUpKind  = "su:"
 )
 
-// Limiter counts failed sign-ins in Redis. It holds no state of its own:
+// Limiter counts password attempts in Redis. It holds no state of its own:
 // any number of Limiters (app instances) on one Redis and prefix share
 // their counters.
 type Limiter struct {
@@ -61,31 +62,42 @@ func New(pool *redis.Pool, prefix string, now func() time.Time) *Limiter {
 	return &Limiter{pool: pool, prefix: prefix, now: now}
 }
 
-// AccountKey is the key counting failures for the account with email,
+// AccountKey is the key counting attempts on the account with email,
 // whatever its case. The email is hashed, so it is not kept in clear.
 func AccountKey(email string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
 	return accountKind + hex.EncodeToString(sum[:])
 }
 
-// IPKey is the key counting failures from the client address ip. An IPv6
+// IPKey is the key counting attempts from the client address ip. An IPv6
 // address counts as its /64, the block one subscriber usually gets whole
 // (otherwise each of their 2^64 addresses would get its own free
 // failures); an IPv4-mapped IPv6 address counts as the IPv4 address.
 func IPKey(ip string) string {
+	return ipKind + client(ip)
+}
+
+// SignUpKey is the key counting sign-ups from the client address ip (as
+// IPKey groups addresses), for Take.
+func SignUpKey(ip string) string {
+	return signUpKind + client(ip)
+}
+
+// client is the part of a key naming the client address ip.
+func client(ip string) string {
 	addr, err := netip.ParseAddr(strings.TrimSpace(ip))
 	if err != nil {
 		// Not an address (Echo's extractors only return addresses); keep
 		// the key short and printable all the same.
 		sum := sha256.Sum256([]byte(ip))
-		return ipKind + "?" + hex.EncodeToString(sum[:16])
+		return "?" + hex.EncodeToString(sum[:16])
 	}
 	addr = addr.Unmap().WithZone("")
 	if addr.Is6() {
 		p, _ := addr.Prefix(64)
-		return ipKind + p.String()
+		return p.String()
 	}
-	return ipKind + addr.String()
+	return addr.String()
 }
 
 // freeFailures is the policy of key, by its kind.
@@ -99,108 +111,88 @@ func freeFailures(key string) (int, error) {
 	return 0, fmt.Errorf("throttle: %q is not a key from AccountKey or IPKey", key)
 }
 
-// The scripts share their arguments: KEYS are the counters (hashes with
-// fields n, the failures, and last, the Unix ms of the last one); ARGV[1]
-// is now in Unix ms, ARGV[2] the window, ARGV[3] the base delay and ARGV[4]
-// the cap, all in ms; ARGV[4+i] is the free failures of KEYS[i]. Both return
-// the longest wait over the keys, in ms. Every time comes from the app's
-// clock; the TTL only removes keys that would be read as reset anyway.
-const luaCommon = `
-local now, window, base, cap = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
--- delay is the wait imposed after the n-th failure of a key with free
--- free failures: none before the last free one, then base, doubling, capped.
-local function delay(n, free)
-  local over = n - free
-  if over < 0 then return 0 end
-  return math.min(base * 2 ^ math.min(over, 40), cap)
-end
--- counter reads a key: its failures within the window, and the last one.
+// luaCounter starts the attempt scripts. KEYS are the counters (hashes with
+// fields n, the attempts, and last, the Unix ms of the last one); ARGV[1]
+// is now in Unix ms and ARGV[2] the window in ms. Every time comes from the
+// app's clock; the TTL only removes keys that would be read as reset anyway.
+const luaCounter = `
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- counter reads a key: its attempts within the window, and the last one.
 local function counter(key)
   local v = redis.call('HMGET', key, 'n', 'last')
   local n, last = tonumber(v[1]), tonumber(v[2])
   if not n or not last or now - last >= window then return 0, 0 end
   return n, last
 end
-local longest = 0
 `
 
-// check reports the wait before another attempt: the delay of each key
-// since its last failure. (An instance whose clock runs behind the one that
-// recorded the failure never waits longer than the delay itself.)
-var checkScript = redis.NewScript(-1, luaCommon+`
+// beginScript checks and counts an attempt in one step. ARGV[3] is the
+// base delay and ARGV[4] the cap, in ms; ARGV[4+i] is the free attempts of
+// KEYS[i]. It returns the longest wait over the keys, in ms, having counted
+// nothing; or 0, having counted the attempt on every key. The wait of a key
+// is the delay its count imposes, since its last attempt (an instance whose
+// clock runs behind the one that counted never waits longer than the delay
+// itself).
+var beginScript = redis.NewScript(-1, luaCounter+`
+local base, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
+-- delay is the wait imposed after the n-th attempt of a key with free
+-- free attempts: none before the last free one, then base, doubling, capped.
+local function delay(n, free)
+  local over = n - free
+  if over < 0 then return 0 end
+  return math.min(base * 2 ^ math.min(over, 40), cap)
+end
+local longest = 0
 for i, key in ipairs(KEYS) do
   local n, last = counter(key)
   local d = delay(n, tonumber(ARGV[4 + i]))
   local wait = math.min(last + d - now, d)
   if wait > longest then longest = wait end
 end
-return longest`)
-
-// fail counts a failure on every key and returns the wait it imposes.
-var failScript = redis.NewScript(-1, luaCommon+`
-for i, key in ipairs(KEYS) do
-  local n = counter(key) + 1
-  redis.call('HSET', key, 'n', n, 'last', ARGV[1])
+if longest > 0 then return longest end
+for _, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'n', counter(key) + 1, 'last', ARGV[1])
   redis.call('PEXPIRE', key, ARGV[2])
-  local d = delay(n, tonumber(ARGV[4 + i]))
-  if d > longest then longest = d end
 end
-return longest`)
+return 0`)
 
-// Check reports how long the caller must wait before another attempt on
-// any of keys (0 = allowed now).
-func (l *Limiter) Check(ctx context.Context, keys ...string) (time.Duration, error) {
-	wait, err := l.run(ctx, checkScript, keys)
-	if err != nil {
-		return 0, fmt.Errorf("throttle check: %w", err)
-	}
-	return wait, nil
+// settleScript settles an attempt on each key as ARGV[2+i] says: "clear"
+// deletes KEYS[i]; "one" takes this attempt off it, its last attempt time
+// staying (a give-back never shortens a wait another attempt imposed);
+// "fail" moves its last attempt time to now, so the wait a failure imposes
+// runs from when the password was found wrong, not from when the attempt
+// began (a slow hash must not use up the wait).
+var settleScript = redis.NewScript(-1, luaCounter+`
+for i, key in ipairs(KEYS) do
+  local n, last = counter(key)
+  local how = ARGV[2 + i]
+  if how == 'fail' then
+    if n > 0 and last < now then
+      redis.call('HSET', key, 'last', ARGV[1])
+      redis.call('PEXPIRE', key, ARGV[2])
+    end
+  elseif how == 'clear' or n <= 1 then
+    redis.call('DEL', key)
+  else
+    redis.call('HSET', key, 'n', n - 1)
+  end
+end
+return 0`)
+
+// Attempt is one password attempt, counted by Begin and settled by one of
+// Fail, Succeed or Cancel.
+type Attempt struct {
+	l    *Limiter
+	keys []string // sorted, distinct, unprefixed
 }
 
-// Fail records a failed attempt on each key and returns the wait now
-// imposed (the longest over keys).
-func (l *Limiter) Fail(ctx context.Context, keys ...string) (time.Duration, error) {
-	wait, err := l.run(ctx, failScript, keys)
-	if err != nil {
-		return 0, fmt.Errorf("throttle fail: %w", err)
-	}
-	return wait, nil
-}
-
-// Succeed clears the account keys among keys after a successful sign-in.
-// IP keys are left to expire: otherwise an attacker could reset their
-// address's count by signing in to an account of their own between guesses.
-func (l *Limiter) Succeed(ctx context.Context, keys ...string) error {
-	var args []any
-	for _, k := range slices.Compact(slices.Sorted(slices.Values(keys))) {
-		if _, err := freeFailures(k); err != nil {
-			return err
-		}
-		if strings.HasPrefix(k, accountKind) {
-			args = append(args, l.prefix+k)
-		}
-	}
-	if len(args) == 0 {
-		return nil
-	}
-	conn, err := l.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("throttle succeed: %w", err)
-	}
-	defer conn.Close()
-	if _, err := redis.DoContext(conn, ctx, "DEL", args...); err != nil {
-		return fmt.Errorf("throttle succeed: %w", err)
-	}
-	return nil
-}
-
-// run evaluates script (check or fail) on keys in one round trip.
-func (l *Limiter) run(ctx context.Context, script *redis.Script, keys []string) (time.Duration, error) {
+// Begin counts an attempt on every key, unless one of them must wait:
+// then it counts nothing and reports the longest wait. Checking and
+// counting are one atomic step, so parallel attempts never get more
+// guesses than sequential ones. Call it before the password is checked.
+func (l *Limiter) Begin(ctx context.Context, keys ...string) (*Attempt, time.Duration, error) {
 	// A key named twice would count twice.
 	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
-	if len(keys) == 0 {
-		return 0, nil
-	}
 	args := make([]any, 0, 5+2*len(keys))
 	args = append(args, len(keys))
 	for _, k := range keys {
@@ -210,18 +202,110 @@ func (l *Limiter) run(ctx context.Context, script *redis.Script, keys []string) 
 	for _, k := range keys {
 		free, err := freeFailures(k)
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		args = append(args, free)
 	}
+	a := &Attempt{l: l, keys: keys}
+	if len(keys) == 0 {
+		return a, 0, nil
+	}
+	ms, err := l.run(ctx, beginScript, args)
+	if err != nil {
+		return nil, 0, fmt.Errorf("throttle begin: %w", err)
+	}
+	if ms > 0 {
+		return nil, time.Duration(ms) * time.Millisecond, nil
+	}
+	return a, 0, nil
+}
+
+// Fail settles an attempt whose password was wrong: it stays counted, and
+// the wait it imposes starts now.
+func (a *Attempt) Fail(ctx context.Context) error {
+	return a.settle(ctx, func(string) string { return "fail" })
+}
+
+// Succeed gives back an attempt whose password was right: the account
+// keys are cleared; each IP key loses this one attempt and keeps the rest,
+// or an attacker could reset their address's count by signing in to an
+// account of their own between guesses.
+func (a *Attempt) Succeed(ctx context.Context) error {
+	return a.settle(ctx, func(key string) string {
+		if strings.HasPrefix(key, accountKind) {
+			return "clear"
+		}
+		return "one"
+	})
+}
+
+// Cancel gives back an attempt whose password was never checked (the
+// server was too busy, say): every key loses this one attempt.
+func (a *Attempt) Cancel(ctx context.Context) error {
+	return a.settle(ctx, func(string) string { return "one" })
+}
+
+func (a *Attempt) settle(ctx context.Context, how func(key string) string) error {
+	if len(a.keys) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 3+2*len(a.keys))
+	args = append(args, len(a.keys))
+	for _, k := range a.keys {
+		args = append(args, a.l.prefix+k)
+	}
+	args = append(args, a.l.now().UnixMilli(), Window.Milliseconds())
+	for _, k := range a.keys {
+		args = append(args, how(k))
+	}
+	if _, err := a.l.run(ctx, settleScript, args); err != nil {
+		return fmt.Errorf("throttle settle: %w", err)
+	}
+	return nil
+}
+
+// takeScript counts one event on KEYS[1] within a fixed window that starts
+// with the first event: ARGV[1] is now and ARGV[2] the window, in ms, and
+// ARGV[3] the cap. It returns 0 having counted, or the wait until the
+// window ends, in ms, having counted nothing.
+var takeScript = redis.NewScript(1, `
+local now, per, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'n', 'start')
+local n, start = tonumber(v[1]), tonumber(v[2])
+if not n or not start or now - start >= per then
+  n, start = 0, now
+  redis.call('HSET', KEYS[1], 'start', ARGV[1])
+end
+if n >= limit then return math.max(math.min(start + per - now, per), 1) end
+redis.call('HSET', KEYS[1], 'n', n + 1)
+redis.call('PEXPIRE', KEYS[1], math.max(start + per - now, 1))
+return 0`)
+
+// Take counts one event on key (from SignUpKey) unless limit events were
+// counted in the current window of length per, which starts with its first
+// event; then it counts nothing and reports the wait until the window ends.
+// A limit of 0 or less is no limit.
+func (l *Limiter) Take(ctx context.Context, key string, limit int, per time.Duration) (time.Duration, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	if !strings.HasPrefix(key, signUpKind) {
+		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey", key)
+	}
+	ms, err := l.run(ctx, takeScript, []any{l.prefix + key, l.now().UnixMilli(), per.Milliseconds(), limit})
+	if err != nil {
+		return 0, fmt.Errorf("throttle take: %w", err)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// run evaluates script with args (the key count first, when the script
+// takes any number of keys) in one round trip.
+func (l *Limiter) run(ctx context.Context, script *redis.Script, args []any) (int64, error) {
 	conn, err := l.pool.GetContext(ctx)
 	if err != nil {
 		return 0, err
 	}
 	defer conn.Close()
-	ms, err := redis.Int64(script.DoContext(ctx, conn, args...))
-	if err != nil {
-		return 0, err
-	}
-	return time.Duration(ms) * time.Millisecond, nil
+	return redis.Int64(script.DoContext(ctx, conn, args...))
 }
