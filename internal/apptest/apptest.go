@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -358,4 +359,21 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// HookableDB returns the app's database for a test to register or remove
+// a GORM callback (a hook), once the background writers (audit queue, end
+// recorder) have nothing left to write: GORM's callback lists must not
+// change while a query reads them, and those writers query in the
+// background.
+func (e *Env) HookableDB(t testing.TB) *gorm.DB {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.App.Auditing.Flush(ctx); err != nil {
+		t.Fatalf("flush audit events: %v", err)
+	}
+	if err := e.App.Sessions.WaitEnds(ctx); err != nil {
+		t.Fatalf("wait for end records: %v", err)
+	}
+	return e.App.DB
 }

@@ -128,7 +128,7 @@ func TestSignInFailsWhenItsRecordCannotBeWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = env.App.DB.Callback().Create().Before("gorm:create").Register("test:fail-session-insert", func(tx *gorm.DB) {
+	err = env.HookableDB(t).Callback().Create().Before("gorm:create").Register("test:fail-session-insert", func(tx *gorm.DB) {
 		if tx.Statement.Table == "sessions" {
 			tx.AddError(fmt.Errorf("injected: %w", driver.ErrBadConn))
 		}
@@ -138,7 +138,7 @@ func TestSignInFailsWhenItsRecordCannotBeWritten(t *testing.T) {
 	}
 	c := env.Client(t)
 	res := c.Post("/signin", url.Values{"email": {"ada@example.com"}, "password": {"analytical engine"}})
-	env.App.DB.Callback().Create().Remove("test:fail-session-insert")
+	env.HookableDB(t).Callback().Create().Remove("test:fail-session-insert")
 
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("sign-in whose record failed: %d, want 503", res.StatusCode)

@@ -73,7 +73,7 @@ func countQueries(t *testing.T, env *apptest.Env, fn func()) int {
 	t.Helper()
 	var n atomic.Int64
 	count := func(*gorm.DB) { n.Add(1) }
-	cb := env.App.DB.Callback()
+	cb := env.HookableDB(t).Callback()
 	name := fmt.Sprintf("test:count:%p", t)
 	must := func(err error) {
 		if err != nil {
@@ -87,6 +87,7 @@ func countQueries(t *testing.T, env *apptest.Env, fn func()) int {
 	must(cb.Row().After("gorm:row").Register(name, count))
 	must(cb.Raw().After("gorm:raw").Register(name, count))
 	defer func() {
+		cb := env.HookableDB(t).Callback()
 		cb.Query().Remove(name)
 		cb.Create().Remove(name)
 		cb.Update().Remove(name)

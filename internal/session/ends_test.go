@@ -31,7 +31,7 @@ func holdEndRecords(t *testing.T, env *apptest.Env) (held <-chan struct{}, relea
 		close(waiting)
 		<-released
 	}
-	cb := env.App.DB.Callback()
+	cb := env.HookableDB(t).Callback()
 	if err := cb.Raw().Before("gorm:raw").Register("test:hold-end-records", hook); err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func holdEndRecords(t *testing.T, env *apptest.Env) (held <-chan struct{}, relea
 	}
 	t.Cleanup(func() {
 		release()
-		cb.Raw().Remove("test:hold-end-records")
+		env.HookableDB(t).Callback().Raw().Remove("test:hold-end-records")
 	})
 	return waiting, release
 }

@@ -268,7 +268,7 @@ func TestListingBeforeAnEndIsRecordedShowsIt(t *testing.T) {
 		}
 		t.Errorf("the listing does not show the signing-out session as signed out: %+v", l)
 	}
-	cb := env.App.DB.Callback()
+	cb := env.HookableDB(t).Callback()
 	if err := cb.Update().Before("gorm:update").Register("test:list-in-between", hook); err != nil {
 		t.Fatal(err)
 	}
@@ -279,6 +279,7 @@ func TestListingBeforeAnEndIsRecordedShowsIt(t *testing.T) {
 	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	cb = env.HookableDB(t).Callback()
 	cb.Update().Remove("test:list-in-between")
 	cb.Raw().Remove("test:list-in-between")
 	if res.StatusCode != http.StatusSeeOther {
@@ -303,7 +304,7 @@ func TestListingDuringASignInLeavesItsRecordAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var listed atomic.Bool
-	err = env.App.DB.Callback().Create().After("gorm:create").Register("test:list-mid-sign-in", func(tx *gorm.DB) {
+	err = env.HookableDB(t).Callback().Create().After("gorm:create").Register("test:list-mid-sign-in", func(tx *gorm.DB) {
 		if tx.Statement.Table != "sessions" || !listed.CompareAndSwap(false, true) {
 			return
 		}
@@ -316,7 +317,7 @@ func TestListingDuringASignInLeavesItsRecordAlone(t *testing.T) {
 	}
 	c := env.Client(t)
 	c.SignIn("ada@example.com", "analytical engine")
-	env.App.DB.Callback().Create().Remove("test:list-mid-sign-in")
+	env.HookableDB(t).Callback().Create().Remove("test:list-mid-sign-in")
 	if !listed.Load() {
 		t.Fatal("the listing did not run mid-sign-in")
 	}
@@ -357,7 +358,7 @@ func TestListingWhileAnEndIsRecorded(t *testing.T) {
 					t.Error(err)
 				}
 			}
-			cb := env.App.DB.Callback().Query()
+			cb := env.HookableDB(t).Callback().Query()
 			var err error
 			if when == "before" {
 				err = cb.Before("gorm:query").Register("test:record-in-between", hook)
@@ -368,7 +369,7 @@ func TestListingWhileAnEndIsRecorded(t *testing.T) {
 				t.Fatal(err)
 			}
 			l, err := env.App.Sessions.List(ctx, user.ID, 10)
-			cb.Remove("test:record-in-between")
+			env.HookableDB(t).Callback().Query().Remove("test:record-in-between")
 			if err != nil {
 				t.Fatal(err)
 			}
