@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -85,26 +86,38 @@ func TestRedisConnectionsAreBounded(t *testing.T) {
 
 // fillRedis writes to the Redis at url until it refuses for want of
 // memory, in smaller and smaller values so that not even a small write
-// fits afterwards.
+// fits afterwards. A connection's buffers count as used memory and are
+// freed when it closes (a 64 KiB value's freed room for the app's writes),
+// so it fills again over fresh connections until the first write of one is
+// refused, and keeps that one open until the test ends.
 func fillRedis(t *testing.T, url string) {
 	t.Helper()
-	conn, err := redis.DialURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	n := 0
-	for _, size := range []int{64 << 10, 1 << 10, 16} {
-		value := strings.Repeat("x", size)
-		for {
-			n++
-			if _, err := conn.Do("SET", "filler:"+strconv.Itoa(n), value); err != nil {
-				if !strings.HasPrefix(err.Error(), "OOM ") {
-					t.Fatalf("filling Redis: %v", err)
+	sizes := []int{64 << 10, 1 << 10, 16}
+	for {
+		conn, err := redis.DialURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wrote := 0
+		for _, size := range sizes {
+			value := strings.Repeat("x", size)
+			for ; ; wrote++ {
+				n++
+				if _, err := conn.Do("SET", "filler:"+strconv.Itoa(n), value); err != nil {
+					if !strings.HasPrefix(err.Error(), "OOM ") {
+						t.Fatalf("filling Redis: %v", err)
+					}
+					break
 				}
-				break
 			}
 		}
+		if wrote == 0 {
+			t.Cleanup(func() { conn.Close() })
+			return
+		}
+		conn.Close()
+		sizes = sizes[len(sizes)-1:]
 	}
 }
 
@@ -123,6 +136,12 @@ func TestRedisFullUnderNoeviction(t *testing.T) {
 	signedIn.SignUp("Ada", "ada@example.com", "analytical engine")
 	anon := env.Client(t)
 	anon.CSRFToken()
+	// The audit writer takes the sign-up's event out of Redis in the
+	// background: let it, then fill Redis, so that what it frees cannot
+	// make room afterwards.
+	if err := env.App.Auditing.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	fillRedis(t, rd.URL())
 
 	admin, err := redis.DialURL(rd.URL())
