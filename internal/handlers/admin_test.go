@@ -76,6 +76,7 @@ func hasKind(kinds []models.AuditKind, k models.AuditKind) bool {
 // TestAdminAccessControl checks every admin route, GET and POST, as an
 // anonymous visitor, a signed-in user, and an administrator.
 func TestAdminAccessControl(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, _ := signedInAdmin(t, env)
 	userClient, user := signedInUser(t, env, "user@example.com")
@@ -133,6 +134,7 @@ func TestAdminAccessControl(t *testing.T) {
 }
 
 func TestAdminRoleIsCheckedInPostgresOnEveryRequest(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, u := signedInAdmin(t, env)
 	if admin.Get("/admin/users").StatusCode != http.StatusOK {
@@ -149,6 +151,7 @@ func TestAdminRoleIsCheckedInPostgresOnEveryRequest(t *testing.T) {
 }
 
 func TestAdminUserListSearchAndPages(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, _ := signedInAdmin(t, env)
 	_, ada := signedInUser(t, env, "ada@example.com")
@@ -206,6 +209,7 @@ func TestAdminUserListSearchAndPages(t *testing.T) {
 }
 
 func TestAdminRevokesOneSession(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, root := signedInAdmin(t, env)
 	phone, user := signedInUser(t, env, "user@example.com")
@@ -255,6 +259,7 @@ func TestAdminRevokesOneSession(t *testing.T) {
 }
 
 func TestAdminRevokesAllAndDisables(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, _ := signedInAdmin(t, env)
 	a, user := signedInUser(t, env, "user@example.com")
@@ -304,6 +309,7 @@ func TestAdminRevokesAllAndDisables(t *testing.T) {
 // TestDisableClosesTheSignInRace: a sign-in that checked the account just
 // before it was disabled must not leave a working session behind.
 func TestDisableClosesTheSignInRace(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	_, user := signedInUser(t, env, "user@example.com")
 	// Disable in Redis as the admin action does, but leave Postgres
@@ -329,6 +335,7 @@ func TestDisableClosesTheSignInRace(t *testing.T) {
 }
 
 func TestAdminRoleChanges(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, root := signedInAdmin(t, env)
 	c, user := signedInUser(t, env, "user@example.com")
@@ -370,6 +377,7 @@ func TestAdminRoleChanges(t *testing.T) {
 }
 
 func TestAdminSessionsAndAuditPages(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, _ := signedInAdmin(t, env)
 	victim, user := signedInUser(t, env, "victim@example.com")
@@ -416,6 +424,7 @@ func TestAdminSessionsAndAuditPages(t *testing.T) {
 }
 
 func TestUserSeesOwnSecurityActivity(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c, _ := signedInUser(t, env, "user@example.com")
 	other := env.Client(t)
@@ -436,6 +445,7 @@ func TestUserSeesOwnSecurityActivity(t *testing.T) {
 // TestAuditRecordsEveryKind walks a user through every recorded event and
 // checks each left a row with who, whom, where and which session.
 func TestAuditRecordsEveryKind(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, root := signedInAdmin(t, env)
 	c, user := signedInUser(t, env, "user@example.com") // sign_up

@@ -10,6 +10,7 @@ import (
 )
 
 func TestSignUpSignsInAndShowsProfile(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	res := c.SignUp("Ada Lovelace", "ada@example.com", "analytical engine")
@@ -33,6 +34,7 @@ func TestSignUpSignsInAndShowsProfile(t *testing.T) {
 }
 
 func TestSignInFailuresLookTheSame(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Grace", "grace@example.com", "cobol forever")
 
@@ -56,6 +58,7 @@ func TestSignInFailuresLookTheSame(t *testing.T) {
 }
 
 func TestSignInAndOut(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Grace", "grace@example.com", "cobol forever")
 	c := env.Client(t)

@@ -132,6 +132,7 @@ func errorMessage(t *testing.T, res *apptest.Response) string {
 }
 
 func TestSignUpRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -208,6 +209,7 @@ func TestSignUpRejectsBadInput(t *testing.T) {
 }
 
 func TestMarkupInNamesAndUserAgentsIsEscaped(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	const name = `<script>alert(1)</script><b>x</b>`
 	const ua = `<img src=x onerror=alert(1)>`
@@ -259,6 +261,7 @@ func TestMarkupInNamesAndUserAgentsIsEscaped(t *testing.T) {
 }
 
 func TestSQLLookingInputIsJustText(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -300,6 +303,7 @@ func TestSQLLookingInputIsJustText(t *testing.T) {
 }
 
 func TestCSRFProtectsForms(t *testing.T) {
+	t.Parallel()
 	type target struct {
 		path string
 		// setup prepares a client and returns the form it posts.
@@ -423,6 +427,7 @@ type unsizedReader struct{ r io.Reader }
 func (u unsizedReader) Read(p []byte) (int, error) { return u.r.Read(p) }
 
 func TestOversizedBodyIsRefused(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -467,6 +472,7 @@ func TestOversizedBodyIsRefused(t *testing.T) {
 }
 
 func TestTamperedSessionCookieSendsToSignIn(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	values := map[string]string{
 		"short":              "abc",
@@ -513,6 +519,7 @@ func sessionID(t *testing.T, c *apptest.Client) string {
 }
 
 func TestRevokeRejectsBadAndForeignSessionIDs(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	ada := env.Client(t)
 	ada.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -562,6 +569,7 @@ func TestRevokeRejectsBadAndForeignSessionIDs(t *testing.T) {
 }
 
 func TestProfileEditRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Bob", "bob@example.com", "bobs password")
 	c := env.Client(t)
@@ -611,6 +619,7 @@ func TestProfileEditRejectsBadInput(t *testing.T) {
 }
 
 func TestPasswordChangeRejectsBadInput(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -656,6 +665,7 @@ func TestPasswordChangeRejectsBadInput(t *testing.T) {
 }
 
 func TestSignInFollowsOnlySameSiteNext(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -694,6 +704,7 @@ func TestSignInFollowsOnlySameSiteNext(t *testing.T) {
 }
 
 func TestGetOnPostOnlyRouteIs405(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	anon := env.Client(t)
 	signedIn := env.Client(t)

@@ -24,6 +24,7 @@ func htmxPost(t *testing.T, c *apptest.Client, path string, form url.Values) *ap
 }
 
 func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	laptop := env.Client(t)
 	laptop.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -87,6 +88,7 @@ func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
 }
 
 func TestAdminRevokeWithHTMXAnswersInPlace(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	admin, _ := signedInAdmin(t, env)
 	phone, user := signedInUser(t, env, "user@example.com")
@@ -116,6 +118,7 @@ func TestAdminRevokeWithHTMXAnswersInPlace(t *testing.T) {
 }
 
 func TestFormFieldsNameTheirErrors(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	res := c.Post("/signup", url.Values{"name": {"Ada"}, "email": {"not an email"}, "password": {"short"}})

@@ -27,6 +27,7 @@ func sessionCookie(res *apptest.Response) *http.Cookie {
 }
 
 func TestSessionCookieAttributes(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -55,6 +56,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 }
 
 func TestSecureCookiesOnHTTPS(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t, apptest.With("BASE_URL", "https://gatehouse.example"))
 	c := env.Client(t)
 	res := c.Get("/signin")
@@ -73,6 +75,7 @@ func TestSecureCookiesOnHTTPS(t *testing.T) {
 }
 
 func TestSignInRenewsToken(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 	c := env.Client(t)
@@ -98,6 +101,7 @@ func TestSignInRenewsToken(t *testing.T) {
 }
 
 func TestTokenNeverLeaves(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -145,6 +149,7 @@ func sessionIDs(t *testing.T, c *apptest.Client) (ids []string, current string) 
 }
 
 func TestDevicesPageListsEverySession(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	laptop := env.Client(t)
 	laptop.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -186,6 +191,7 @@ func TestDevicesPageListsEverySession(t *testing.T) {
 }
 
 func TestRevokeFromDevicesPage(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	a := env.Client(t)
 	a.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -228,6 +234,7 @@ func TestRevokeFromDevicesPage(t *testing.T) {
 }
 
 func TestSignOutAllOtherDevices(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	me := env.Client(t)
 	me.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -254,6 +261,7 @@ func TestSignOutAllOtherDevices(t *testing.T) {
 }
 
 func TestPasswordChange(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	me := env.Client(t)
 	me.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -308,6 +316,7 @@ func TestPasswordChange(t *testing.T) {
 // request, so an in-flight request writes the data back after the revoke;
 // no request that starts after the revoke returned may be authenticated.
 func TestRevocationIsFinal(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	a := env.Client(t)
 	a.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -337,6 +346,7 @@ func TestRevocationIsFinal(t *testing.T) {
 }
 
 func TestIdleTimeout(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t, apptest.With("SESSION_IDLE_TIMEOUT", "1s"), apptest.With("SESSION_LIFETIME", "1h"))
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -362,6 +372,7 @@ func TestIdleTimeout(t *testing.T) {
 }
 
 func TestAbsoluteLifetime(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t, apptest.With("SESSION_IDLE_TIMEOUT", "2s"), apptest.With("SESSION_LIFETIME", "2s"))
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -382,6 +393,7 @@ func TestAbsoluteLifetime(t *testing.T) {
 }
 
 func TestLastSeenWrittenAtMostOncePerMinute(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
@@ -411,6 +423,7 @@ func TestLastSeenWrittenAtMostOncePerMinute(t *testing.T) {
 }
 
 func TestExpiredSessionsShowAsEnded(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	me := env.Client(t)
 	me.SignUp("Ada", "ada@example.com", "analytical engine")

@@ -62,6 +62,7 @@ func checkThrottledFor(t *testing.T, c *apptest.Client, res *apptest.Response, e
 }
 
 func TestThrottleLocksAccountAfterFailures(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -87,6 +88,7 @@ func TestThrottleLocksAccountAfterFailures(t *testing.T) {
 }
 
 func TestThrottleIsPerAccountUntilTheIPLimit(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 	env.Client(t).SignUp("Grace", "grace@example.com", "cobol forever")
@@ -114,6 +116,7 @@ func TestThrottleIsPerAccountUntilTheIPLimit(t *testing.T) {
 }
 
 func TestThrottleHoldsAcrossInstances(t *testing.T) {
+	t.Parallel()
 	a := apptest.New(t)
 	b := apptest.Start(t, a.Config) // same database, same Redis prefix
 	a.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
@@ -135,6 +138,7 @@ func TestThrottleHoldsAcrossInstances(t *testing.T) {
 }
 
 func TestThrottleTreatsUnknownEmailsLikeKnownOnes(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 
@@ -158,6 +162,7 @@ func TestThrottleTreatsUnknownEmailsLikeKnownOnes(t *testing.T) {
 }
 
 func TestThrottleSaysMinutes(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 	// A long attack, recorded straight into the app's Redis (under
