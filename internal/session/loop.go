@@ -39,6 +39,12 @@ func (l *loop) serve() {
 		case <-l.wake:
 			l.run()
 		case reply := <-l.flush:
+			// This run starts after every kick made so far: it does
+			// their work too.
+			select {
+			case <-l.wake:
+			default:
+			}
 			l.run()
 			close(reply)
 		}
