@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // PrivatePostgres is a Postgres cluster of a test's own, on a free port,
@@ -119,12 +120,37 @@ func (p *PrivatePostgres) Pause() {
 		p.t.Fatalf("pause: postmaster.pid: %v", err)
 	}
 	// The postmaster first, so it starts no new backend meanwhile.
-	pids := append([]int{pid}, children(pid)...)
-	for _, pid := range pids {
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err == nil {
-			p.paused = append(p.paused, pid)
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		p.t.Fatalf("pause: stopping the postmaster (pid %d): %v", pid, err)
+	}
+	p.paused = append(p.paused, pid)
+	for _, child := range children(pid) {
+		if err := syscall.Kill(child, syscall.SIGSTOP); err == nil {
+			p.paused = append(p.paused, child)
 		}
 	}
+	// A test that believes Postgres hangs while it does not proves
+	// nothing: make sure the postmaster is stopped before going on.
+	for deadline := time.Now().Add(5 * time.Second); processState(pid) != 'T'; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			p.t.Fatalf("pause: the postmaster (pid %d) is in state %q, not stopped", pid, processState(pid))
+		}
+	}
+}
+
+// processState is the state letter of process pid in /proc ('T' when
+// stopped by a signal), or 0 when it cannot be read.
+func processState(pid int) byte {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ...; comm may hold spaces, so read after ")".
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(fields) == 0 || len(fields[0]) == 0 {
+		return 0
+	}
+	return fields[0][0]
 }
 
 // Resume wakes a paused cluster.
