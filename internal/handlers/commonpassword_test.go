@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/password"
 )
 
@@ -26,17 +27,7 @@ func TestSignUpRefusesCommonPasswords(t *testing.T) {
 		t.Run(pw, func(t *testing.T) {
 			c := env.Client(t)
 			res := c.Post("/signup", url.Values{"name": {"Sam"}, "email": {"sam@example.com"}, "password": {pw}})
-			if res.StatusCode != http.StatusUnprocessableEntity {
-				t.Fatalf("status %d, want 422", res.StatusCode)
-			}
-			doc := res.Doc(t)
-			checkOnlyFieldError(t, doc, "password")
-			if got := fieldErrors(doc)["password"]; got != password.MsgTooCommon {
-				t.Errorf("password error %q", got)
-			}
-			if got, _ := doc.Find(`input[name="password"]`).Attr("aria-describedby"); got != "password-hint password-error" {
-				t.Errorf("aria-describedby %q", got)
-			}
+			checkTooCommon(t, res, "password")
 			if userCount(t, env) != 0 || c.SessionToken() != "" {
 				t.Error("the sign-up went through")
 			}
@@ -56,18 +47,26 @@ func TestPasswordChangeRefusesCommonPasswords(t *testing.T) {
 	for _, pw := range commonPasswords {
 		t.Run(pw, func(t *testing.T) {
 			res := c.Post("/account/password", url.Values{"current_password": {"sams password"}, "new_password": {pw}})
-			if res.StatusCode != http.StatusUnprocessableEntity {
-				t.Fatalf("status %d, want 422", res.StatusCode)
-			}
-			doc := res.Doc(t)
-			checkOnlyFieldError(t, doc, "new_password")
-			if got := fieldErrors(doc)["new_password"]; got != password.MsgTooCommon {
-				t.Errorf("new_password error %q", got)
-			}
-			if got, _ := doc.Find(`input[name="new_password"]`).Attr("aria-describedby"); got != "new_password-hint new_password-error" {
-				t.Errorf("aria-describedby %q", got)
-			}
+			checkTooCommon(t, res, "new_password")
 			env.Client(t).SignIn("sam@example.com", "sams password") // unchanged
 		})
+	}
+}
+
+// checkTooCommon asserts res refuses the password in field as too common:
+// 422, the reason next to that field only, and the field described by its
+// hint and its error.
+func checkTooCommon(t *testing.T, res *apptest.Response, field string) {
+	t.Helper()
+	if res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("status %d, want 422", res.StatusCode)
+	}
+	doc := res.Doc(t)
+	checkOnlyFieldError(t, doc, field)
+	if got := fieldErrors(doc)[field]; got != password.MsgTooCommon {
+		t.Errorf("%s error %q", field, got)
+	}
+	if got, _ := doc.Find(`input[name="` + field + `"]`).Attr("aria-describedby"); got != field+"-hint "+field+"-error" {
+		t.Errorf("aria-describedby %q", got)
 	}
 }
