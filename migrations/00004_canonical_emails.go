@@ -24,17 +24,22 @@ import (
 // probably an impersonation). Which account keeps an address is for an
 // operator to decide (docs/security.md, "Email addresses"); the migration
 // runs again at the next start.
-var canonicalEmails = goose.NewGoMigration(4,
-	&goose.GoFunc{RunTx: canonicalEmailsUp},
-	&goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DROP INDEX users_email_key;
+func canonicalEmails() *goose.Migration {
+	return goose.NewGoMigration(4,
+		&goose.GoFunc{RunTx: canonicalEmailsUp},
+		&goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `DROP INDEX users_email_key;
 			CREATE UNIQUE INDEX users_email_lower_key ON users (lower(email))`)
-		return err
-	}},
-)
+			return err
+		}},
+	)
+}
 
-// Go lists the migrations written in Go, for goose.WithGoMigrations.
-var Go = []*goose.Migration{canonicalEmails}
+// Go returns the migrations written in Go, for goose.WithGoMigrations.
+// They are made anew for each provider: goose writes into the migrations
+// it is given, so providers made at once (instances migrating together)
+// must not share them.
+func Go() []*goose.Migration { return []*goose.Migration{canonicalEmails()} }
 
 func canonicalEmailsUp(ctx context.Context, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT id, email FROM users ORDER BY id FOR UPDATE`)

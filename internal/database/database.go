@@ -94,7 +94,7 @@ func Migrate(ctx context.Context, db *sql.DB, log *slog.Logger) error {
 	}
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS,
 		goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(migrations.Go...))
+		goose.WithGoMigrations(migrations.Go()...))
 	if err != nil {
 		return fmt.Errorf("migrations: %w", err)
 	}

@@ -55,7 +55,7 @@ func unmigratedDatabase(t *testing.T) (string, *sql.DB, *goose.Provider) {
 	}
 	t.Cleanup(func() { db.Close() })
 	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(migrations.Go...))
+		goose.WithGoMigrations(migrations.Go()...))
 	if err != nil {
 		t.Fatal(err)
 	}
