@@ -15,11 +15,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/session"
 )
 
@@ -74,10 +74,13 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 			return err
 		}
 	}
-	pool := app.NewRedisPool(cfg.RedisURL, cfg.RedisMaxConnections)
-	defer pool.Close()
+	rdb, err := redisconn.New(cfg.Redis, cfg.RedisMaxConnections)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
 	mgr := session.New(session.Options{
-		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
+		Redis: rdb, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, Logger: log,
 	})
 	defer mgr.Close(ctx)

@@ -9,11 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -22,6 +21,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/internal/throttle"
 )
@@ -31,7 +31,7 @@ type App struct {
 	Handler  *echo.Echo
 	DB       *gorm.DB
 	SQL      *sql.DB
-	Redis    *redis.Pool
+	Redis    redis.UniversalClient
 	Users    *models.UserStore
 	Audit    *models.AuditStore
 	Auditing *session.AuditQueue // writes Audit's events in the background
@@ -66,8 +66,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return nil, err
 	}
-	pool := NewRedisPool(cfg.RedisURL, cfg.RedisMaxConnections)
-	a := &App{DB: db, SQL: sqlDB, Redis: pool}
+	rdb, err := redisconn.New(cfg.Redis, cfg.RedisMaxConnections)
+	if err != nil {
+		return nil, errors.Join(err, sqlDB.Close())
+	}
+	a := &App{DB: db, SQL: sqlDB, Redis: rdb}
 	fail := func(err error) (*App, error) {
 		return nil, errors.Join(err, a.Close())
 	}
@@ -78,16 +81,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Users = models.NewUserStore(db)
 	a.Audit = models.NewAuditStore(db)
-	a.Auditing = session.NewAuditQueue(pool, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
+	a.Auditing = session.NewAuditQueue(rdb, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
 	a.Audit.UseQueue(a.Auditing)
 	a.Sessions = session.New(session.Options{
-		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
+		Redis: rdb, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
 		Logger: log, Now: opt.Now,
 	})
 	err = retryUntil(ctx, log, "redis", deadline, func(ctx context.Context) error {
 		if err := a.Sessions.Check(ctx); err != nil {
-			return fmt.Errorf("redis at %s is unreachable: %w", redactRedis(cfg.RedisURL), err)
+			return fmt.Errorf("redis at %s is unreachable: %w", cfg.Redis.Addr(), err)
 		}
 		return a.Sessions.LoadScripts(ctx)
 	})
@@ -107,7 +110,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
 		SecureCookies: cfg.SecureCookies(), TrustedProxies: cfg.TrustedProxies, Now: opt.Now,
 		ReauthWindow: cfg.ReauthWindow,
-		Throttle:     throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
+		Throttle:     throttle.New(rdb, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 	})
@@ -128,44 +131,4 @@ func (a *App) Close() error {
 		a.Sessions.Close(ctx)
 	}
 	return errors.Join(a.Redis.Close(), a.SQL.Close())
-}
-
-// NewRedisPool returns a redigo pool for url of at most maxConns
-// connections. Timeouts keep a hung Redis from hanging requests: they fail,
-// and the page says the service is down. When all maxConns are in use a
-// caller waits for one (GetContext: until its context ends) instead of
-// opening another, so a stalled Redis costs a bounded number of them.
-func NewRedisPool(url string, maxConns int) *redis.Pool {
-	return &redis.Pool{
-		MaxActive: maxConns,
-		Wait:      true,
-		// Idle connections are kept up to the bound: closing one only to
-		// dial another moments later would churn under load.
-		MaxIdle:     maxConns,
-		IdleTimeout: 4 * time.Minute,
-		// Failures to reach Redis are marked session.ErrUnavailable: the
-		// user is told sign-in is temporarily unavailable.
-		DialContext: session.DialMarked(func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialURLContext(ctx, url,
-				redis.DialConnectTimeout(2*time.Second),
-				redis.DialReadTimeout(2*time.Second),
-				redis.DialWriteTimeout(2*time.Second))
-		}),
-		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
-			if time.Since(idleSince) < time.Minute {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
-	}
-}
-
-// redactRedis drops any password from a Redis URL so it can be logged.
-func redactRedis(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	return u.Redacted()
 }

@@ -14,21 +14,24 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/password"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/migrations"
 )
 
@@ -47,6 +50,15 @@ func redisURL() string {
 	}
 	return "redis://127.0.0.1:6379/0"
 }
+
+// redisVars are the settings that point an app at the test Redis.
+func redisVars() map[string]string {
+	return map[string]string{"REDIS_URL": redisURL()}
+}
+
+// redisModes are the variables that choose a Redis: setting one of them
+// (With) unsets the others.
+var redisModes = []string{"REDIS_URL", "REDIS_SENTINEL_ADDRS", "REDIS_CLUSTER_ADDRS"}
 
 var (
 	hasherOnce sync.Once
@@ -79,7 +91,14 @@ type Option func(env map[string]string)
 
 // With sets an environment variable of the app's configuration.
 func With(name, value string) Option {
-	return func(env map[string]string) { env[name] = value }
+	return func(env map[string]string) {
+		if slices.Contains(redisModes, name) {
+			for _, other := range redisModes {
+				delete(env, other)
+			}
+		}
+		env[name] = value
+	}
 }
 
 // New starts an isolated Gatehouse for t.
@@ -102,9 +121,10 @@ func newConfig(t testing.TB, opts []Option) config.Config {
 	dbURL := NewDatabase(t)
 	prefix := RedisPrefix(t)
 	vars := map[string]string{
-		"DATABASE_URL": dbURL, "REDIS_URL": redisURL(), "REDIS_PREFIX": prefix,
+		"DATABASE_URL": dbURL, "REDIS_PREFIX": prefix,
 		"MIGRATE_ON_START": "false",
 	}
+	maps.Copy(vars, redisVars())
 	for _, o := range opts {
 		o(vars)
 	}
@@ -314,44 +334,51 @@ func RedisPrefix(t testing.TB) string {
 	return prefix
 }
 
-// RedisPool returns a connection pool on the test Redis, closed when t ends.
-func RedisPool(t testing.TB) *redis.Pool {
-	pool := app.NewRedisPool(redisURL(), config.DefaultRedisMaxConnections)
-	t.Cleanup(func() { pool.Close() })
-	return pool
+// Redis returns a client of the test Redis (however the suite runs it),
+// closed when t ends.
+func Redis(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return redisVars()[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := redisconn.New(cfg.Redis, config.DefaultRedisMaxConnections)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }
 
-// deleteKeys removes every Redis key under prefix. SCAN is fine here: it is
-// test clean-up, never a request path.
+// deleteKeys removes every Redis key under prefix, on every primary. SCAN
+// is fine here: it is test clean-up, never a request path.
 func deleteKeys(t testing.TB, prefix string) {
-	conn, err := redis.DialURL(redisURL())
+	cfg, err := config.Load(func(k string) string { return redisVars()[k] })
 	if err != nil {
-		t.Errorf("redis clean-up: %v", err)
+		t.Error(err)
 		return
 	}
-	defer conn.Close()
-	cursor := 0
-	for {
-		vals, err := redis.Values(conn.Do("SCAN", cursor, "MATCH", prefix+"*", "COUNT", 1000))
-		if err != nil {
-			t.Errorf("redis clean-up: %v", err)
-			return
+	rdb, err := redisconn.New(cfg.Redis, 4)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer rdb.Close()
+	ctx := context.Background()
+	clean := func(ctx context.Context, c *redis.Client) error {
+		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			c.Del(ctx, iter.Val())
 		}
-		cursor, _ = redis.Int(vals[0], nil)
-		keys, _ := redis.Strings(vals[1], nil)
-		for _, k := range keys {
-			conn.Send("DEL", k)
-		}
-		if err := conn.Flush(); err != nil {
-			t.Errorf("redis clean-up: %v", err)
-			return
-		}
-		for range keys {
-			conn.Receive()
-		}
-		if cursor == 0 {
-			return
-		}
+		return iter.Err()
+	}
+	if cc, ok := rdb.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, clean)
+	} else {
+		err = clean(ctx, rdb.(*redis.Client))
+	}
+	if err != nil {
+		t.Errorf("redis clean-up: %v", err)
 	}
 }
 

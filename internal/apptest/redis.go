@@ -1,13 +1,14 @@
 package apptest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os/exec"
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 )
 
 // PrivateRedis is a redis-server of a test's own, on a free port, that the
@@ -51,13 +52,11 @@ func (r *PrivateRedis) Start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.Port), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	defer c.Close()
 	for range 100 {
-		if c, err := redis.DialURL(r.URL()); err == nil {
-			_, err = c.Do("PING")
-			c.Close()
-			if err == nil {
-				return
-			}
+		if err := c.Ping(context.Background()).Err(); err == nil {
+			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -72,4 +71,12 @@ func (r *PrivateRedis) Stop() {
 	r.cmd.Process.Kill()
 	r.cmd.Wait()
 	r.cmd = nil
+}
+
+// Client returns a client of the server, closed when the test ends: for
+// a test to look at or break the server behind the app's back.
+func (r *PrivateRedis) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.Port), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
+	r.t.Cleanup(func() { c.Close() })
+	return c
 }

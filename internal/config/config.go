@@ -21,7 +21,9 @@ type Config struct {
 	Addr        string   // ADDR: listen address
 	BaseURL     *url.URL // BASE_URL: public URL; https turns on Secure cookies
 	DatabaseURL string   // DATABASE_URL: postgres:// URL
-	RedisURL    string   // REDIS_URL: redis://host:port/db
+	// Redis is where Gatehouse finds Redis: one server, a Sentinel group
+	// or a Cluster (Redis).
+	Redis Redis
 	// RedisPrefix namespaces every Redis key, so several deployments (or
 	// tests) can share one Redis.
 	RedisPrefix string // REDIS_PREFIX
@@ -94,7 +96,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Addr:            p.str("ADDR", "localhost:8080"),
 		BaseURL:         p.baseURL("BASE_URL", "http://localhost:8080"),
 		DatabaseURL:     p.dbURL("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
-		RedisURL:        p.redisURL("REDIS_URL", "redis://127.0.0.1:6379/0"),
+		Redis:           p.redis(),
 		RedisPrefix:     p.str("REDIS_PREFIX", "gh:"),
 		IdleTimeout:     p.duration("SESSION_IDLE_TIMEOUT", DefaultIdleTimeout),
 		Lifetime:        p.duration("SESSION_LIFETIME", DefaultLifetime),
@@ -259,6 +261,109 @@ func (p *parser) dbURL(name, def string) string {
 	return p.url(name, def, "postgres", "postgresql").String()
 }
 
-func (p *parser) redisURL(name, def string) string {
-	return p.url(name, def, "redis", "rediss").String()
+// DefaultRedisURL is the Redis used when none of REDIS_URL,
+// REDIS_SENTINEL_ADDRS and REDIS_CLUSTER_ADDRS is set.
+const DefaultRedisURL = "redis://127.0.0.1:6379/0"
+
+// Redis says how to reach Redis. Exactly one of URL, SentinelAddrs and
+// ClusterAddrs is set.
+type Redis struct {
+	// URL is a single server: redis:// or rediss:// (TLS), with any
+	// user name, password and database number in the URL.
+	URL string // REDIS_URL
+	// SentinelAddrs are the Sentinels (host:port) that know the primary
+	// named SentinelMaster.
+	SentinelAddrs  []string // REDIS_SENTINEL_ADDRS, comma-separated
+	SentinelMaster string   // REDIS_SENTINEL_MASTER
+	// SentinelPassword is the Sentinels' own password, when they have one.
+	SentinelPassword string // REDIS_SENTINEL_PASSWORD
+	// ClusterAddrs are seed nodes of a Redis Cluster (host:port).
+	ClusterAddrs []string // REDIS_CLUSTER_ADDRS, comma-separated
+	// Username and Password authenticate to the Sentinel group's or the
+	// Cluster's data nodes (with REDIS_URL they are in the URL).
+	Username string // REDIS_USERNAME
+	Password string // REDIS_PASSWORD
+	// TLS connects to the Sentinel group's or the Cluster's nodes over TLS
+	// (with REDIS_URL: the rediss:// scheme), trusting the system's roots
+	// plus TLSCAFile when set.
+	TLS       bool   // REDIS_TLS
+	TLSCAFile string // REDIS_TLS_CA_FILE
+}
+
+// Mode names the kind of Redis: "single", "sentinel" or "cluster".
+func (r Redis) Mode() string {
+	switch {
+	case len(r.SentinelAddrs) > 0:
+		return "sentinel"
+	case len(r.ClusterAddrs) > 0:
+		return "cluster"
+	}
+	return "single"
+}
+
+// Addr describes the Redis for messages: the URL without its password, or
+// the addresses.
+func (r Redis) Addr() string {
+	switch r.Mode() {
+	case "sentinel":
+		return "sentinel master " + r.SentinelMaster + " via " + strings.Join(r.SentinelAddrs, ",")
+	case "cluster":
+		return "cluster via " + strings.Join(r.ClusterAddrs, ",")
+	}
+	u, err := url.Parse(r.URL)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	return u.Redacted()
+}
+
+// redis reads the Redis settings: exactly one of REDIS_URL,
+// REDIS_SENTINEL_ADDRS (with REDIS_SENTINEL_MASTER) and
+// REDIS_CLUSTER_ADDRS; none means DefaultRedisURL.
+func (p *parser) redis() Redis {
+	r := Redis{
+		SentinelAddrs:    p.addrs("REDIS_SENTINEL_ADDRS"),
+		SentinelMaster:   p.str("REDIS_SENTINEL_MASTER", ""),
+		SentinelPassword: p.getenv("REDIS_SENTINEL_PASSWORD"),
+		ClusterAddrs:     p.addrs("REDIS_CLUSTER_ADDRS"),
+		Username:         p.str("REDIS_USERNAME", ""),
+		Password:         p.getenv("REDIS_PASSWORD"),
+		TLS:              p.boolean("REDIS_TLS", false),
+		TLSCAFile:        p.str("REDIS_TLS_CA_FILE", ""),
+	}
+	var set []string
+	for _, name := range []string{"REDIS_URL", "REDIS_SENTINEL_ADDRS", "REDIS_CLUSTER_ADDRS"} {
+		if p.str(name, "") != "" {
+			set = append(set, name)
+		}
+	}
+	if len(set) > 1 {
+		p.err = errors.Join(p.err, fmt.Errorf("%s are all set: set exactly one of REDIS_URL, REDIS_SENTINEL_ADDRS "+
+			"and REDIS_CLUSTER_ADDRS", strings.Join(set, " and ")))
+	}
+	if len(r.SentinelAddrs) > 0 && r.SentinelMaster == "" {
+		p.fail("REDIS_SENTINEL_MASTER", "", "must name the primary when REDIS_SENTINEL_ADDRS is set")
+	}
+	if len(r.SentinelAddrs) == 0 && len(r.ClusterAddrs) == 0 {
+		r.URL = p.url("REDIS_URL", DefaultRedisURL, "redis", "rediss").String()
+	}
+	return r
+}
+
+// addrs reads a comma-separated list of host:port addresses.
+func (p *parser) addrs(name string) []string {
+	v := p.str(name, "")
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for item := range strings.SplitSeq(v, ",") {
+		item = strings.TrimSpace(item)
+		if _, port, err := net.SplitHostPort(item); err != nil || port == "" {
+			p.fail(name, v, "want a comma-separated list of host:port addresses such as 10.0.0.1:26379,10.0.0.2:26379")
+			return nil
+		}
+		out = append(out, item)
+	}
+	return out
 }

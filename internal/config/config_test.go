@@ -128,3 +128,39 @@ func TestPerIPCaps(t *testing.T) {
 		}
 	}
 }
+
+func TestRedisIsOneOfThree(t *testing.T) {
+	cfg, err := Load(env(nil))
+	if err != nil || cfg.Redis.Mode() != "single" || cfg.Redis.URL != DefaultRedisURL {
+		t.Fatalf("no Redis set: %+v, %v, want the local default", cfg.Redis, err)
+	}
+	cfg, err = Load(env(map[string]string{"REDIS_SENTINEL_ADDRS": "10.0.0.1:26379, 10.0.0.2:26379", "REDIS_SENTINEL_MASTER": "gh",
+		"REDIS_PASSWORD": "pw", "REDIS_TLS": "true"}))
+	if err != nil || cfg.Redis.Mode() != "sentinel" || len(cfg.Redis.SentinelAddrs) != 2 || cfg.Redis.URL != "" ||
+		cfg.Redis.Password != "pw" || !cfg.Redis.TLS {
+		t.Fatalf("sentinel: %+v, %v", cfg.Redis, err)
+	}
+	cfg, err = Load(env(map[string]string{"REDIS_CLUSTER_ADDRS": "10.0.0.1:6379"}))
+	if err != nil || cfg.Redis.Mode() != "cluster" || cfg.Redis.ClusterAddrs[0] != "10.0.0.1:6379" {
+		t.Fatalf("cluster: %+v, %v", cfg.Redis, err)
+	}
+	// More than one stops start-up, naming them.
+	_, err = Load(env(map[string]string{"REDIS_URL": "redis://x:6379", "REDIS_CLUSTER_ADDRS": "10.0.0.1:6379"}))
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL and REDIS_CLUSTER_ADDRS") {
+		t.Errorf("REDIS_URL and REDIS_CLUSTER_ADDRS: error %v", err)
+	}
+	_, err = Load(env(map[string]string{"REDIS_SENTINEL_ADDRS": "a:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_CLUSTER_ADDRS": "b:2", "REDIS_URL": "redis://c:3"}))
+	if err == nil || !strings.Contains(err.Error(), "REDIS_URL and REDIS_SENTINEL_ADDRS and REDIS_CLUSTER_ADDRS") {
+		t.Errorf("all three: error %v", err)
+	}
+	for vars, name := range map[*map[string]string]string{
+		{"REDIS_SENTINEL_ADDRS": "10.0.0.1:26379"}:                         "REDIS_SENTINEL_MASTER",
+		{"REDIS_SENTINEL_ADDRS": "10.0.0.1", "REDIS_SENTINEL_MASTER": "m"}: "REDIS_SENTINEL_ADDRS",
+		{"REDIS_CLUSTER_ADDRS": "a:1,,b:2"}:                                "REDIS_CLUSTER_ADDRS",
+		{"REDIS_TLS": "maybe", "REDIS_CLUSTER_ADDRS": "a:1"}:               "REDIS_TLS",
+	} {
+		if _, err := Load(env(*vars)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: error %v does not name %s", *vars, err, name)
+		}
+	}
+}

@@ -114,13 +114,11 @@ func BenchmarkAdminRevokeAll(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		conn := env.App.Redis.Get()
-		defer conn.Close()
-		args := []any{env.Config.RedisPrefix + "u:{" + fmt.Sprint(user.ID) + "}"}
+		var args []any
 		for _, id := range ids {
 			args = append(args, "s:"+id, "token-"+id)
 		}
-		if _, err := conn.Do("HSET", args...); err != nil {
+		if err := env.App.Redis.HSet(context.Background(), env.App.Sessions.UserKey(user.ID), args...).Err(); err != nil {
 			b.Fatal(err)
 		}
 		// Real sessions are hours old when revoked: autovacuum has seen

@@ -1,19 +1,12 @@
 package handlers
 
 import (
-	"context"
-	"database/sql/driver"
 	"errors"
-	"io"
-	"net"
 	"net/http"
-	"strings"
-	"syscall"
 
-	"github.com/gomodule/redigo/redis"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/views"
 )
@@ -105,30 +98,9 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 const msgSignInUnavailable = "Sign-in is temporarily unavailable. Please try again in a moment."
 
 // unavailable reports whether err means Postgres or Redis could not be
-// reached, which the user sees as a 503 rather than a 500.
+// reached, which the user sees as a 503 rather than a 500. What each
+// driver's errors mean is decided where that driver is used (database,
+// redisconn).
 func unavailable(err error) bool {
-	var netErr net.Error
-	var connErr *pgconn.ConnectError
-	return errors.As(err, &netErr) || errors.As(err, &connErr) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, redis.ErrPoolExhausted) ||
-		errors.Is(err, context.DeadlineExceeded) ||
-		// A connection cut while Postgres goes down or restarts.
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || pgconn.Timeout(err) ||
-		postgresUnavailable(err)
-}
-
-// postgresUnavailable reports whether Postgres answered that it cannot
-// serve: a connection exception (class 08), shutting down or starting up
-// (57P01-57P03), or out of connections (53300).
-func postgresUnavailable(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case "57P01", "57P02", "57P03", "53300":
-		return true
-	}
-	return strings.HasPrefix(pgErr.Code, "08")
+	return errors.Is(err, session.ErrUnavailable) || database.Unavailable(err)
 }

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -158,10 +158,9 @@ func TestSignInFailsWhenItsRecordCannotBeWritten(t *testing.T) {
 	}
 	// Redis holds exactly the sign-up's session: its data, its owner key
 	// and its field.
-	conn := env.App.Redis.Get()
-	defer conn.Close()
+	ctx := context.Background()
 	for pattern, want := range map[string]int{"s:*": 1, "o:*": 1} {
-		keys, err := redis.Strings(conn.Do("KEYS", env.Config.RedisPrefix+pattern))
+		keys, err := env.App.Redis.Keys(ctx, env.Config.RedisPrefix+pattern).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +168,7 @@ func TestSignInFailsWhenItsRecordCannotBeWritten(t *testing.T) {
 			t.Errorf("%d keys %s, want %d", len(keys), pattern, want)
 		}
 	}
-	fields, err := redis.Strings(conn.Do("HKEYS", fmt.Sprintf("%su:{%d}", env.Config.RedisPrefix, user.ID)))
+	fields, err := env.App.Redis.HKeys(ctx, env.App.Sessions.UserKey(user.ID)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,10 +486,11 @@ func waitWritten(t *testing.T, env *apptest.Env) {
 // at once and pings it, so that those a Redis restart broke are dropped
 // rather than met by the next request.
 func discardBrokenRedisConns(env *apptest.Env) {
-	var conns []redis.Conn
-	for range env.App.Redis.IdleCount() + 1 {
-		c := env.App.Redis.Get()
-		c.Do("PING")
+	var conns []*redis.Conn
+	ctx := context.Background()
+	for range env.App.Redis.PoolStats().IdleConns + 1 {
+		c := env.App.Redis.(*redis.Client).Conn()
+		c.Ping(ctx)
 		conns = append(conns, c)
 	}
 	for _, c := range conns {

@@ -10,15 +10,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 )
 
 // redisInfo reads one field of INFO from the server conn is connected to.
-func redisInfo(t *testing.T, conn redis.Conn, field string) string {
+func redisInfo(t *testing.T, conn *redis.Client, field string) string {
 	t.Helper()
-	info, err := redis.String(conn.Do("INFO"))
+	info, err := conn.Info(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,24 +43,21 @@ func TestRedisConnectionsAreBounded(t *testing.T) {
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
 
-	admin, err := redis.DialURL(rd.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := rd.Client()
 	// Every connection Redis ever accepted, less this one, and less those
-	// of the app's pool still open (with MaxIdle at the bound, the pool
+	// of the app's pool still open (with MaxIdleConns at the bound, the pool
 	// closes none of them): what the burst opens shows up here. The audit
 	// writer is let finish first, so that it opens nothing in between.
 	if err := env.App.Auditing.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	open := env.App.Redis.ActiveCount()
+	open := int(env.App.Redis.PoolStats().TotalConns)
+	admin.Ping(context.Background()) // the admin connection is open before it is counted
 	before := redisInfo(t, admin, "total_connections_received")
 
 	// Writes (and so the session lookup script) wait for half a second:
 	// every request holds or wants a connection at the same time.
-	if _, err := admin.Do("CLIENT", "PAUSE", 500, "WRITE"); err != nil {
+	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", 500, "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
 	statuses := make(chan int, requests)
@@ -83,7 +80,7 @@ func TestRedisConnectionsAreBounded(t *testing.T) {
 	if opened := open + a - b; opened > bound {
 		t.Errorf("the app had %d connections to Redis at some point (%d open before, %d opened during the burst), want at most %d", opened, open, a-b, bound)
 	}
-	if n := env.App.Redis.ActiveCount(); n > bound {
+	if n := env.App.Redis.PoolStats().TotalConns; n > bound {
 		t.Errorf("the pool holds %d connections, want at most %d", n, bound)
 	}
 }
@@ -99,16 +96,18 @@ func fillRedis(t *testing.T, url string) {
 	n := 0
 	sizes := []int{64 << 10, 1 << 10, 16}
 	for {
-		conn, err := redis.DialURL(url)
+		opt, err := redis.ParseURL(url)
 		if err != nil {
 			t.Fatal(err)
 		}
+		opt.PoolSize, opt.Protocol, opt.DisableIdentity = 1, 2, true
+		conn := redis.NewClient(opt)
 		wrote := 0
 		for _, size := range sizes {
 			value := strings.Repeat("x", size)
 			for ; ; wrote++ {
 				n++
-				if _, err := conn.Do("SET", "filler:"+strconv.Itoa(n), value); err != nil {
+				if err := conn.Set(context.Background(), "filler:"+strconv.Itoa(n), value, 0).Err(); err != nil {
 					if !strings.HasPrefix(err.Error(), "OOM ") {
 						t.Fatalf("filling Redis: %v", err)
 					}
@@ -148,19 +147,15 @@ func TestRedisFullUnderNoeviction(t *testing.T) {
 	}
 	fillRedis(t, rd.URL())
 
-	admin, err := redis.DialURL(rd.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	dataKey := env.Config.RedisPrefix + "s:" + signedIn.SessionToken()
+	admin := rd.Client()
+	dataKey := env.App.Sessions.DataKey(signedIn.SessionToken())
 	expiresIn := func() time.Duration {
 		t.Helper()
-		ms, err := redis.Int64(admin.Do("PTTL", dataKey))
+		d, err := admin.PTTL(context.Background(), dataKey).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		return time.Duration(ms) * time.Millisecond
+		return d
 	}
 	// A request renews the idle expiry: shorten it, as if the session had
 	// been idle a while, and see the next request give it back. The
@@ -168,7 +163,7 @@ func TestRedisFullUnderNoeviction(t *testing.T) {
 	// due): Redis refuses the new data, and the expiry is renewed anyway.
 	for _, later := range []time.Duration{0, 2 * time.Minute} {
 		env.Clock.Advance(later)
-		if _, err := admin.Do("PEXPIRE", dataKey, 500); err != nil {
+		if err := admin.PExpire(context.Background(), dataKey, 500*time.Millisecond).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if res := signedIn.Get("/account"); res.StatusCode != http.StatusOK {

@@ -430,11 +430,9 @@ func TestExpiredSessionsShowAsEnded(t *testing.T) {
 	gone := env.Client(t)
 	gone.SignIn("ada@example.com", "analytical engine")
 	// The session data expires in Redis (as a TTL would remove it).
-	conn := env.App.Redis.Get()
-	if _, err := conn.Do("DEL", env.Config.RedisPrefix+"s:"+gone.SessionToken()); err != nil {
+	if err := env.App.Redis.Del(context.Background(), env.App.Sessions.DataKey(gone.SessionToken())).Err(); err != nil {
 		t.Fatal(err)
 	}
-	conn.Close()
 
 	ids, _ := sessionIDs(t, me)
 	if len(ids) != 1 {

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 )
@@ -35,7 +35,7 @@ import (
 // again on the next pass, so that it outlives the instance once Redis is
 // back.
 type AuditQueue struct {
-	pool    *redis.Pool
+	rdb     redis.UniversalClient
 	key     string
 	store   *models.AuditStore
 	log     *slog.Logger
@@ -71,9 +71,9 @@ const (
 // writer, and a Flush, take at most timeout (DATABASE_TIMEOUT: a reader
 // that flushes answers 503 past it, like any database work). Close stops
 // the writer.
-func NewAuditQueue(pool *redis.Pool, prefix string, store *models.AuditStore, log *slog.Logger, timeout time.Duration) *AuditQueue {
+func NewAuditQueue(rdb redis.UniversalClient, prefix string, store *models.AuditStore, log *slog.Logger, timeout time.Duration) *AuditQueue {
 	q := &AuditQueue{
-		pool: pool, key: prefix + "audit", store: store, log: log, timeout: timeout,
+		rdb: rdb, key: prefix + "audit", store: store, log: log, timeout: timeout,
 		stopped: make(chan struct{}), held: map[string]*heldEvent{},
 	}
 	q.loop = startLoop(q.writeInBackground)
@@ -122,13 +122,7 @@ func (q *AuditQueue) Enqueue(ctx context.Context, e models.AuditEvent) error {
 }
 
 func (q *AuditQueue) push(ctx context.Context, items ...any) error {
-	conn, err := q.pool.GetContext(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_, err = conn.Do("RPUSH", append([]any{q.key}, items...)...)
-	return err
+	return q.rdb.RPush(ctx, q.key, items...).Err()
 }
 
 // Flush implements models.AuditQueue: it waits for a pass of the writer,
@@ -222,16 +216,11 @@ func (q *AuditQueue) requeue(ctx context.Context) error {
 	if q.Held() == 0 {
 		return nil
 	}
-	conn, err := q.pool.GetContext(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	epochKey := q.key + ":epoch"
-	if _, err := conn.Do("SET", epochKey, models.NewEventID(), "NX"); err != nil {
+	if err := q.rdb.SetNX(ctx, epochKey, models.NewEventID(), 0).Err(); err != nil {
 		return err
 	}
-	epoch, err := redis.String(conn.Do("GET", epochKey))
+	epoch, err := q.rdb.Get(ctx, epochKey).Result()
 	if err != nil {
 		return err
 	}
@@ -254,7 +243,7 @@ func (q *AuditQueue) requeue(ctx context.Context) error {
 	if len(items) == 0 {
 		return nil
 	}
-	if _, err := conn.Do("RPUSH", append([]any{q.key}, items...)...); err != nil {
+	if err := q.rdb.RPush(ctx, q.key, items...).Err(); err != nil {
 		return err
 	}
 	q.mu.Lock()
@@ -271,12 +260,7 @@ func (q *AuditQueue) requeue(ctx context.Context) error {
 // they are in the list (to remove them once written). An item that cannot
 // be decoded is logged and removed with the batch.
 func (q *AuditQueue) head(ctx context.Context) ([]models.AuditEvent, []string, error) {
-	conn, err := q.pool.GetContext(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer conn.Close()
-	raw, err := redis.Strings(conn.Do("LRANGE", q.key, 0, auditBatch-1))
+	raw, err := q.rdb.LRange(ctx, q.key, 0, auditBatch-1).Result()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -319,7 +303,7 @@ func (q *AuditQueue) insert(ctx context.Context, events []models.AuditEvent) err
 // instance wrote and removed them meanwhile; otherwise each that is still
 // there. Items are only ever appended, and each is unique (its event id).
 // KEYS[1] the list; ARGV the items.
-var popAuditScript = redis.NewScript(1, `
+var popAuditScript = redis.NewScript(`
 local n = #ARGV
 local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
 local same = #head == n
@@ -332,18 +316,11 @@ for i = 1, n do removed = removed + redis.call('LREM', KEYS[1], 1, ARGV[i]) end
 return removed`)
 
 func (q *AuditQueue) pop(ctx context.Context, raw []string) error {
-	conn, err := q.pool.GetContext(ctx)
-	if err != nil {
-		return err
+	args := make([]any, len(raw))
+	for i, item := range raw {
+		args[i] = item
 	}
-	defer conn.Close()
-	args := make([]any, 0, len(raw)+1)
-	args = append(args, q.key)
-	for _, item := range raw {
-		args = append(args, item)
-	}
-	_, err = popAuditScript.Do(conn, args...)
-	return err
+	return popAuditScript.Run(ctx, q.rdb, []string{q.key}, args...).Err()
 }
 
 // heldEvents returns the events this instance still holds, oldest first.

@@ -1,8 +1,10 @@
 package session_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
 	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -23,31 +24,35 @@ import (
 // left out: each script call is one round trip.
 func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
 	t.Helper()
-	conn, err := redis.Dial("tcp", "127.0.0.1:6379")
+	// A plain connection: MONITOR's replies are lines of RESP simple strings.
+	conn, err := net.Dial("tcp", "127.0.0.1:6379")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	lines := bufio.NewReader(conn)
 	// Audit events of what came before are written now, not during fn.
 	if err := env.App.Auditing.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Do("MONITOR"); err != nil {
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
 		t.Fatal(err)
+	}
+	if ok, err := lines.ReadString('\n'); err != nil || ok != "+OK\r\n" {
+		t.Fatalf("MONITOR: %q, %v", ok, err)
 	}
 	prefix := env.Config.RedisPrefix
 	sentinel := prefix + "end-of-monitor"
 	fn()
-	other := env.App.Redis.Get()
-	if _, err := other.Do("ECHO", sentinel); err != nil {
+	if err := env.App.Redis.Echo(context.Background(), sentinel).Err(); err != nil {
 		t.Fatal(err)
 	}
-	other.Close()
 
 	var cmds []string
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		line, err := redis.String(conn.Receive())
+		conn.SetReadDeadline(deadline)
+		line, err := lines.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/models"
 )
 
@@ -95,7 +95,7 @@ return ended`
 // pendingScript returns a user's marks, {public id, mark, ...}, and takes
 // the user out of the ending set when there are none. KEYS[1] user hash,
 // KEYS[2] ending set; ARGV[1] user id.
-var pendingScript = redis.NewScript(2, `
+var pendingScript = redis.NewScript(`
 local out = {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -110,7 +110,7 @@ return out`)
 // clearScript removes the marks that were recorded, if they are unchanged,
 // and takes the user out of the ending set when none is left. KEYS[1] user
 // hash, KEYS[2] ending set; ARGV[1] user id, then public id, mark pairs.
-var clearScript = redis.NewScript(2, `
+var clearScript = redis.NewScript(`
 for i = 2, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], 'e:' .. ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], 'e:' .. ARGV[i]) end
 end
@@ -218,17 +218,12 @@ func (m *Manager) RecordEnds(ctx context.Context) (int, error) {
 
 // holdMarkedEnds reads every user's marks from Redis into m.held.
 func (m *Manager) holdMarkedEnds(ctx context.Context) error {
-	conn, err := m.pool.GetContext(ctx)
+	users, err := m.endingUsers(ctx)
 	if err != nil {
-		return fmt.Errorf("read session ends: %w", err)
-	}
-	defer conn.Close()
-	users, err := redis.Int64s(conn.Do("SMEMBERS", m.keys.ending()))
-	if err != nil {
-		return fmt.Errorf("read session ends: %w", err)
+		return err
 	}
 	for _, userID := range users {
-		marks, err := m.endMarks(conn, userID)
+		marks, err := m.endMarks(ctx, userID)
 		if err != nil {
 			return err
 		}
@@ -273,13 +268,8 @@ func (m *Manager) recordUserEnds(ctx context.Context, userID int64) (int, error)
 		m.held.drop(userID, recorded)
 		// Should this fail, the marks stay in Redis and are recorded again
 		// later, which is harmless.
-		conn, err := m.pool.GetContext(ctx)
-		if err == nil {
-			args := append([]any{m.keys.user(userID), m.keys.ending(), userID}, recorded...)
-			_, err = clearScript.Do(conn, args...)
-			conn.Close()
-		}
-		if err != nil {
+		args := append([]any{userID}, recorded...)
+		if err := clearScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, args...).Err(); err != nil {
 			failure = errors.Join(failure, fmt.Errorf("clear recorded session ends: %w", err))
 		}
 	}
@@ -287,37 +277,42 @@ func (m *Manager) recordUserEnds(ctx context.Context, userID int64) (int, error)
 }
 
 // endMarks returns the user's marks by public id.
-func (m *Manager) endMarks(conn redis.Conn, userID int64) (map[string]string, error) {
-	pairs, err := redis.StringMap(pendingScript.Do(conn, m.keys.user(userID), m.keys.ending(), userID))
+func (m *Manager) endMarks(ctx context.Context, userID int64) (map[string]string, error) {
+	list, err := pendingScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, userID).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("read session ends: %w", err)
 	}
-	return pairs, nil
+	return pairs(list), nil
 }
 
-// refused reports whether Postgres answered err and the answer will not
-// change on a retry: bad data or a broken constraint. Anything else
-// (unreachable, timeouts, deadlocks, a shutdown) is worth another try.
-func refused(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
-		return false
+// endingUsers returns the users with end marks.
+func (m *Manager) endingUsers(ctx context.Context) ([]int64, error) {
+	members, err := m.rdb.SMembers(ctx, m.keys.ending()).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read session ends: %w", err)
 	}
-	class := pgErr.Code[:2]
-	return class == "22" || class == "23"
+	users := make([]int64, 0, len(members))
+	for _, s := range members {
+		if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+			users = append(users, id)
+		}
+	}
+	return users, nil
 }
+
+// refused reports whether Postgres refused err for good (database.Refused).
+func refused(err error) bool { return database.Refused(err) }
 
 // PendingEnds is how many ended sessions wait for their record.
 func (m *Manager) PendingEnds() (int, error) {
-	conn := m.pool.Get()
-	defer conn.Close()
-	users, err := redis.Int64s(conn.Do("SMEMBERS", m.keys.ending()))
+	ctx := context.Background()
+	users, err := m.endingUsers(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("count session ends: %w", err)
+		return 0, err
 	}
 	n := 0
 	for _, userID := range users {
-		marks, err := m.endMarks(conn, userID)
+		marks, err := m.endMarks(ctx, userID)
 		if err != nil {
 			return 0, err
 		}
@@ -335,25 +330,20 @@ func (m *Manager) WaitEnds(ctx context.Context) error { return m.endsLoop.wait(c
 // sessions) those that have ended but whose end is not yet recorded: one
 // pipelined round trip for the page.
 func (m *Manager) DropEnded(ctx context.Context, page []models.SessionView) ([]models.SessionView, error) {
-	conn, err := m.pool.GetContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+	if len(page) == 0 {
+		return page, nil
 	}
-	defer conn.Close()
-	ended := make([]bool, len(page))
-	err = pipeline(conn, len(page), func(i int) error {
-		return conn.Send("HEXISTS", m.keys.user(page[i].UserID), endField+page[i].PublicID)
-	}, func(i int, reply any) error {
-		n, err := redis.Int(reply, nil)
-		ended[i] = n == 1
-		return err
-	})
-	if err != nil {
+	pipe := m.rdb.Pipeline()
+	ended := make([]*redis.BoolCmd, len(page))
+	for i, v := range page {
+		ended[i] = pipe.HExists(ctx, m.keys.user(v.UserID), endField+v.PublicID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read session ends: %w", err)
 	}
 	out := page[:0:0]
 	for i, v := range page {
-		if !ended[i] {
+		if !ended[i].Val() {
 			out = append(out, v)
 		}
 	}

@@ -3,7 +3,6 @@ package session_test
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -152,15 +151,14 @@ func TestUnreadableEndMarksAreDropped(t *testing.T) {
 	if err != nil || len(l.Active) != 2 {
 		t.Fatalf("listing: %+v, %v", l, err)
 	}
-	conn := env.App.Redis.Get()
-	defer conn.Close()
-	hash := env.Config.RedisPrefix + "u:{" + strconv.FormatInt(user.ID, 10) + "}"
+	rdb := env.App.Redis
+	hash := env.App.Sessions.UserKey(user.ID)
 	// One garbled mark, one with a reason the schema refuses; the user's
 	// sessions are revoked properly afterwards.
-	if _, err := conn.Do("HSET", hash, "e:garbled", "not a mark", "e:"+l.Active[0].PublicID, "1700000000000|no_such_reason|"); err != nil {
+	if err := rdb.HSet(ctx, hash, "e:garbled", "not a mark", "e:"+l.Active[0].PublicID, "1700000000000|no_such_reason|").Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Do("SADD", env.Config.RedisPrefix+"ending", user.ID); err != nil {
+	if err := rdb.SAdd(ctx, env.App.Sessions.EndingKey(), user.ID).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := env.App.Sessions.RecordEnds(ctx); err != nil {

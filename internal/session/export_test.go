@@ -11,3 +11,6 @@ import (
 func (m *Manager) CommitWithExpiry(ctx context.Context, token string, data []byte, expiry time.Time) error {
 	return m.scs.Store.(*store).CommitCtx(ctx, token, data, expiry)
 }
+
+// EndingKey names the set of users with end marks.
+func (m *Manager) EndingKey() string { return m.keys.ending() }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 )
 
 // Redis layout, every key under the configured prefix P:
@@ -48,7 +48,7 @@ const sessionField = "s:"
 // that ended every session.
 // KEYS[1] user hash, KEYS[2] owner key; ARGV: field, token, ttl seconds,
 // name, email, role, owner, owner ttl ms.
-var registerScript = redis.NewScript(2, `
+var registerScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return -1 end
 redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6])
@@ -63,7 +63,7 @@ return n`)
 // returns the public ids it ended. With ARGV[3] = "only" it ends the public
 // ids in ARGV[4..]; with "except" it ends every session but those.
 // KEYS[1] user hash, KEYS[2] ending set; ARGV[1] end mark, ARGV[2] user id.
-var revokeScript = redis.NewScript(2, `
+var revokeScript = redis.NewScript(`
 local ended = {}
 if ARGV[3] == 'only' then
   for i = 4, #ARGV do
@@ -78,14 +78,14 @@ else
       table.insert(ended, string.sub(field, 3))
     end
   end
-end`+markEndedLua)
+end` + markEndedLua)
 
 // disable marks the user disabled (so register refuses new sessions until
 // enable clears it) and ends every session, marking them for the end
 // recorder, and returns their public ids. KEYS[1] user hash, KEYS[2]
 // ending set; ARGV[1] end mark, ARGV[2] user id, ARGV[3] ttl seconds for
 // the disabled mark.
-var disableScript = redis.NewScript(2, `
+var disableScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], 'disabled', '1')
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 local ended = {}
@@ -94,7 +94,7 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     redis.call('HDEL', KEYS[1], field)
     table.insert(ended, string.sub(field, 3))
   end
-end`+markEndedLua)
+end` + markEndedLua)
 
 // live returns three lists: the public ids of the user's sessions whose
 // data still exists; of those whose data expired, whose fields it forgets;
@@ -102,7 +102,7 @@ end`+markEndedLua)
 // marks (id, mark, id, mark...). KEYS[1] user hash; ARGV[1] data key
 // prefix. (It reads data keys by name, so on Redis Cluster it would have
 // to become a pipeline of EXISTS.)
-var liveScript = redis.NewScript(1, `
+var liveScript = redis.NewScript(`
 local live, gone, ending = {}, {}, {}
 local all = redis.call('HGETALL', KEYS[1])
 for i = 1, #all, 2 do
@@ -124,33 +124,18 @@ return {live, gone, ending}`)
 // setProfile refreshes the chrome fields of a user hash that exists (a user
 // with no live session has none, and must not get one without a TTL).
 // KEYS[1] user hash; ARGV: field, value, field, value...
-var setProfileScript = redis.NewScript(1, `
+var setProfileScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
 var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
 
-// conn takes a connection from the pool, waiting for one (the pool is
-// bounded: REDIS_MAX_CONNECTIONS) no longer than ctx allows.
-func (m *Manager) conn(ctx context.Context) (redis.Conn, error) {
-	conn, err := m.pool.GetContext(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
-	}
-	return conn, nil
-}
-
 // register enters a session in the user hash and returns the user's number
 // of sessions, or ErrAccountDisabled.
 func (m *Manager) register(ctx context.Context, userID int64, publicID, token, name, email, role string) (int, error) {
-	conn, err := m.conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	n, err := redis.Int(registerScript.Do(conn, m.keys.user(userID), m.keys.owner(token), sessionField+publicID, token,
-		m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds()))
+	n, err := registerScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.owner(token)}, sessionField+publicID, token,
+		m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds()).Int()
 	if err != nil {
 		return 0, fmt.Errorf("register session: %w", err)
 	}
@@ -163,17 +148,12 @@ func (m *Manager) register(ctx context.Context, userID int64, publicID, token, n
 // revoke ends the named sessions (mode "only") or all but them ("except"),
 // marked with mark. One round trip, however many sessions.
 func (m *Manager) revoke(ctx context.Context, userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
-	conn, err := m.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	args := make([]any, 0, 5+len(publicIDs))
-	args = append(args, m.keys.user(userID), m.keys.ending(), mark.String(), userID, mode)
+	args := make([]any, 0, 3+len(publicIDs))
+	args = append(args, mark.String(), userID, mode)
 	for _, id := range publicIDs {
 		args = append(args, id)
 	}
-	ended, err := redis.Strings(revokeScript.Do(conn, args...))
+	ended, err := revokeScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("revoke sessions: %w", err)
 	}
@@ -181,12 +161,7 @@ func (m *Manager) revoke(ctx context.Context, userID int64, mode string, publicI
 }
 
 func (m *Manager) disable(ctx context.Context, userID int64, mark endMark) ([]string, error) {
-	conn, err := m.conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ended, err := redis.Strings(disableScript.Do(conn, m.keys.user(userID), m.keys.ending(), mark.String(), userID, m.userKeyTTL()))
+	ended, err := disableScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, mark.String(), userID, m.userKeyTTL()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("disable sessions: %w", err)
 	}
@@ -194,9 +169,7 @@ func (m *Manager) disable(ctx context.Context, userID int64, mark endMark) ([]st
 }
 
 func (m *Manager) enable(userID int64) error {
-	conn := m.pool.Get()
-	defer conn.Close()
-	if _, err := conn.Do("HDEL", m.keys.user(userID), "disabled"); err != nil {
+	if err := m.rdb.HDel(context.Background(), m.keys.user(userID), "disabled").Err(); err != nil {
 		return fmt.Errorf("enable sessions: %w", err)
 	}
 	return nil
@@ -211,29 +184,25 @@ type liveness struct {
 
 // live reads the user's sessions in Redis (liveScript).
 func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
-	conn, err := m.conn(ctx)
-	if err != nil {
-		return liveness{}, err
-	}
-	defer conn.Close()
 	var l liveness
-	lists, err := redis.Values(liveScript.Do(conn, m.keys.user(userID), m.keys.data()))
+	lists, err := liveScript.Run(ctx, m.rdb, []string{m.keys.user(userID)}, m.keys.data()).Slice()
 	if err == nil && len(lists) != 3 {
 		err = fmt.Errorf("unexpected reply %v", lists)
 	}
+	var ending []string
 	if err == nil {
-		l.live, err = redis.Strings(lists[0], nil)
+		l.live, err = strs(lists[0])
 	}
 	if err == nil {
-		l.gone, err = redis.Strings(lists[1], nil)
+		l.gone, err = strs(lists[1])
 	}
-	var marks map[string]string
 	if err == nil {
-		marks, err = redis.StringMap(lists[2], nil)
+		ending, err = strs(lists[2])
 	}
 	if err != nil {
 		return liveness{}, fmt.Errorf("live sessions: %w", err)
 	}
+	marks := pairs(ending)
 	l.ending = make(map[string]endMark, len(marks))
 	for id, s := range marks {
 		if e, err := parseEndMark(s); err == nil {
@@ -246,9 +215,7 @@ func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
 // SetProfile refreshes the name, email and role that every live session of
 // the user shows, so a change made on one device shows on all of them.
 func (m *Manager) SetProfile(userID int64, name, email, role string) error {
-	conn := m.pool.Get()
-	defer conn.Close()
-	_, err := setProfileScript.Do(conn, m.keys.user(userID), "name", name, "email", email, "role", role)
+	err := setProfileScript.Run(context.Background(), m.rdb, []string{m.keys.user(userID)}, "name", name, "email", email, "role", role).Err()
 	if err != nil {
 		return fmt.Errorf("set profile: %w", err)
 	}
@@ -276,3 +243,35 @@ func validToken(s string) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
 	}) < 0
 }
+
+// strs reads a reply that is a list of strings (a script's table).
+func strs(reply any) ([]string, error) {
+	list, ok := reply.([]any)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reply %v", reply)
+	}
+	out := make([]string, len(list))
+	for i, v := range list {
+		if out[i], ok = v.(string); !ok {
+			return nil, fmt.Errorf("unexpected reply %v", reply)
+		}
+	}
+	return out, nil
+}
+
+// pairs turns a list k1, v1, k2, v2... into a map.
+func pairs(list []string) map[string]string {
+	m := make(map[string]string, len(list)/2)
+	for i := 0; i+1 < len(list); i += 2 {
+		m[list[i]] = list[i+1]
+	}
+	return m
+}
+
+// DataKey, OwnerKey and UserKey name the Redis keys of the session whose
+// cookie value is cookie and of a user's hash: for tests and tools that
+// look at Redis behind the manager's back. Nothing else outside this
+// package should know key names.
+func (m *Manager) DataKey(cookie string) string  { return m.keys.data() + cookie }
+func (m *Manager) OwnerKey(cookie string) string { return m.keys.owner(cookie) }
+func (m *Manager) UserKey(userID int64) string   { return m.keys.user(userID) }

@@ -45,14 +45,9 @@ const seedBatch = 1000
 // register it neither checks the "disabled" mark nor enforces the session
 // limit: it is for filling a test Redis, never for signing anyone in.
 func (m *Manager) Seed(ctx context.Context, sessions []SeedSession) error {
-	conn, err := m.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer conn.Close()
 	for start := 0; start < len(sessions); start += seedBatch {
 		batch := sessions[start:min(start+seedBatch, len(sessions))]
-		sent := 0
+		pipe := m.rdb.Pipeline()
 		for _, s := range batch {
 			data, expiry, err := m.seedData(s)
 			if err != nil {
@@ -62,27 +57,15 @@ func (m *Manager) Seed(ctx context.Context, sessions []SeedSession) error {
 			now := m.now()
 			ownerTTL := max(s.CreatedAt.Add(m.lifetime).Sub(now).Milliseconds(), 1)
 			userTTL := max(int64(s.CreatedAt.Add(m.lifetime+time.Minute).Sub(now)/time.Second), 1)
-			for _, cmd := range [][]any{
-				{"SET", m.keys.data() + s.Token, data, "PX", max(expiry.Sub(now).Milliseconds(), 1)},
-				{"SET", m.keys.owner(s.Token), owner(s.UserID, s.PublicID), "PX", ownerTTL},
-				{"HSET", m.keys.user(s.UserID), sessionField + s.PublicID, s.Token, "name", s.Name, "email", s.Email, "role", s.Role},
-				{"EXPIRE", m.keys.user(s.UserID), userTTL, "GT"},
-				// GT leaves a new hash (no TTL counts as infinite) alone: NX gives it one.
-				{"EXPIRE", m.keys.user(s.UserID), userTTL, "NX"},
-			} {
-				if err := conn.Send(cmd[0].(string), cmd[1:]...); err != nil {
-					return fmt.Errorf("seed sessions: %w", err)
-				}
-				sent++
-			}
+			pipe.Set(ctx, m.keys.data()+s.Token, data, time.Duration(max(expiry.Sub(now).Milliseconds(), 1))*time.Millisecond)
+			pipe.Set(ctx, m.keys.owner(s.Token), owner(s.UserID, s.PublicID), time.Duration(ownerTTL)*time.Millisecond)
+			pipe.HSet(ctx, m.keys.user(s.UserID), sessionField+s.PublicID, s.Token, "name", s.Name, "email", s.Email, "role", s.Role)
+			pipe.ExpireGT(ctx, m.keys.user(s.UserID), time.Duration(userTTL)*time.Second)
+			// GT leaves a new hash (no TTL counts as infinite) alone: NX gives it one.
+			pipe.ExpireNX(ctx, m.keys.user(s.UserID), time.Duration(userTTL)*time.Second)
 		}
-		if err := conn.Flush(); err != nil {
+		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("seed sessions: %w", err)
-		}
-		for range sent {
-			if _, err := conn.Receive(); err != nil {
-				return fmt.Errorf("seed sessions: %w", err)
-			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err

@@ -21,10 +21,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
-	"github.com/gomodule/redigo/redis"
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 )
@@ -54,7 +53,7 @@ var ErrAccountDisabled = errors.New("account disabled")
 
 // Options configure a Manager.
 type Options struct {
-	Pool          *redis.Pool
+	Redis         redis.UniversalClient // from redisconn.New
 	Records       *models.SessionStore
 	Prefix        string        // prefix of every Redis key
 	IdleTimeout   time.Duration // end after this long without a request
@@ -68,7 +67,7 @@ type Options struct {
 // Manager creates, checks, lists and ends sessions.
 type Manager struct {
 	scs      *scs.SessionManager
-	pool     *redis.Pool
+	rdb      redis.UniversalClient
 	keys     keys
 	records  *models.SessionStore
 	idle     time.Duration
@@ -89,7 +88,7 @@ type Manager struct {
 func New(o Options) *Manager {
 	k := keys{prefix: o.Prefix}
 	sm := scs.New()
-	sm.Store = &store{RedisStore: redisstore.NewWithPrefix(o.Pool, k.data()), pool: o.Pool, keys: k,
+	sm.Store = &store{rdb: o.Redis, keys: k,
 		idle: o.IdleTimeout, lifetime: o.Lifetime}
 	sm.Codec = codec{} // not gob: codec.go
 	sm.IdleTimeout = o.IdleTimeout
@@ -116,7 +115,7 @@ func New(o Options) *Manager {
 		log = slog.Default()
 	}
 	m := &Manager{
-		scs: sm, pool: o.Pool, keys: k, records: o.Records,
+		scs: sm, rdb: o.Redis, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
 		seen: newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
 	}
@@ -555,16 +554,11 @@ func latestEnded(pending, recorded []models.SessionRecord, limit int) []models.S
 
 // Check pings Redis: a probe key written and deleted.
 func (m *Manager) Check(ctx context.Context) error {
-	conn, err := m.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer conn.Close()
 	probe := m.keys.prefix + "probe"
-	if _, err := conn.Do("SET", probe, "1", "PX", 5000); err != nil {
+	if err := m.rdb.Set(ctx, probe, "1", 5*time.Second).Err(); err != nil {
 		return fmt.Errorf("redis write: %w", err)
 	}
-	if _, err := conn.Do("DEL", probe); err != nil {
+	if err := m.rdb.Del(ctx, probe).Err(); err != nil {
 		return fmt.Errorf("redis delete: %w", err)
 	}
 	return nil
@@ -576,12 +570,7 @@ func (m *Manager) Check(ctx context.Context) error {
 // accounts under attack) and user hashes (the kill switch). INFO is read
 // rather than CONFIG GET, which managed services often disable.
 func (m *Manager) EvictionWarning(ctx context.Context) (string, error) {
-	conn, err := m.conn(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	info, err := redis.String(conn.Do("INFO", "memory"))
+	info, err := m.rdb.Info(ctx, "memory").Result()
 	if err != nil {
 		return "", fmt.Errorf("redis info: %w", err)
 	}
@@ -595,16 +584,11 @@ func (m *Manager) EvictionWarning(ctx context.Context) (string, error) {
 }
 
 // LoadScripts loads the Lua scripts into Redis, so that even the first
-// revoke is one EVALSHA round trip. (After a Redis restart redigo falls back
+// revoke is one EVALSHA round trip. (After a Redis restart go-redis falls back
 // to EVAL once by itself.)
 func (m *Manager) LoadScripts(ctx context.Context) error {
-	conn, err := m.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer conn.Close()
 	for _, s := range scripts {
-		if err := s.Load(conn); err != nil {
+		if err := s.Load(ctx, m.rdb).Err(); err != nil {
 			return fmt.Errorf("load redis script: %w", err)
 		}
 	}

@@ -7,21 +7,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
-
 	"github.com/gatehouse/gatehouse/internal/apptest"
 )
 
 // pttl returns the remaining TTL of key.
 func pttl(t *testing.T, env *apptest.Env, key string) time.Duration {
 	t.Helper()
-	conn := env.App.Redis.Get()
-	defer conn.Close()
-	ms, err := redis.Int64(conn.Do("PTTL", key))
+	d, err := env.App.Redis.PTTL(context.Background(), key).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return time.Duration(ms) * time.Millisecond
+	return d
 }
 
 // TestIdleExpiryIgnoresTheInstanceClock commits a session as scs does on
@@ -36,10 +32,8 @@ func TestIdleExpiryIgnoresTheInstanceClock(t *testing.T) {
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
 	token := c.SessionToken()
-	key := env.Config.RedisPrefix + "s:" + token
-	conn := env.App.Redis.Get()
-	data, err := redis.Bytes(conn.Do("GET", key))
-	conn.Close()
+	key := env.App.Sessions.DataKey(token)
+	data, err := env.App.Redis.Get(context.Background(), key).Bytes()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +71,7 @@ func TestInstancesWithSkewedClocks(t *testing.T) {
 		if res := phone.ForServer(inst).Get("/account"); res.StatusCode != http.StatusOK {
 			t.Fatalf("the phone on a skewed instance: %d", res.StatusCode)
 		}
-		if left := pttl(t, env, env.Config.RedisPrefix+"s:"+phone.SessionToken()); left <= idle-500*time.Millisecond || left > idle {
+		if left := pttl(t, env, env.App.Sessions.DataKey(phone.SessionToken())); left <= idle-500*time.Millisecond || left > idle {
 			t.Errorf("after a request to an instance %v off, the idle expiry is %v, want %v", time.Until(inst.Clock.Now()).Round(time.Minute), left, idle)
 		}
 	}

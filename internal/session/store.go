@@ -8,8 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 )
 
 // store is scs's Redis store with an authenticated Find: in the same round
@@ -31,8 +30,7 @@ import (
 // Sentinel; on Cluster the data and owner keys would need a shared hash tag
 // and the user hash a second round trip.
 type store struct {
-	*redisstore.RedisStore
-	pool     *redis.Pool
+	rdb      redis.UniversalClient
 	keys     keys
 	idle     time.Duration // 0: no idle timeout
 	lifetime time.Duration
@@ -44,7 +42,7 @@ type store struct {
 // its data deleted here: {"", uid, sid, "0", end mark}, the mark empty
 // once the end is recorded (ends.go).
 // KEYS[1] data key, KEYS[2] owner key; ARGV[1] user-hash key prefix, ARGV[2] token.
-var findScript = redis.NewScript(2, `
+var findScript = redis.NewScript(`
 local data = redis.call('GET', KEYS[1])
 if not data then return {} end
 local owner = redis.call('GET', KEYS[2])
@@ -101,7 +99,7 @@ var errRenewRefused = errors.New("session ended during renewal")
 // ARGV[1] idle ms (0: none), ARGV[2] lifetime ms for a token not yet
 // registered (0: the owner key must exist), ARGV[3] the data, absent when
 // unchanged.
-var commitScript = redis.NewScript(2, `
+var commitScript = redis.NewScript(`
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl < 0 then ttl = tonumber(ARGV[2]) end
 if ttl <= 0 then return 0 end
@@ -124,7 +122,7 @@ return 1`)
 // meanwhile). KEYS[1] user hash, KEYS[2] old owner, KEYS[3] new owner,
 // KEYS[4] old data, KEYS[5] new data; ARGV[1] field, ARGV[2] old token,
 // ARGV[3] new token, ARGV[4] data, ARGV[5] idle ms (0: none).
-var renewScript = redis.NewScript(5, `
+var renewScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 local left = redis.call('PTTL', KEYS[2])
 if left <= 0 then return 0 end
@@ -144,15 +142,10 @@ func (s *store) CommitCtx(ctx context.Context, token string, b []byte, _ time.Ti
 	if lk == nil {
 		lk = &lookup{}
 	}
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer conn.Close()
 	if lk.renewFrom != "" && lk.renewFrom != token {
-		ok, err := redis.Int(renewScript.Do(conn, s.keys.user(lk.userID), s.keys.owner(lk.renewFrom), s.keys.owner(token),
-			s.keys.data()+lk.renewFrom, s.keys.data()+token,
-			sessionField+lk.publicID, lk.renewFrom, token, b, s.idle.Milliseconds()))
+		ok, err := renewScript.Run(ctx, s.rdb, []string{s.keys.user(lk.userID), s.keys.owner(lk.renewFrom), s.keys.owner(token),
+			s.keys.data() + lk.renewFrom, s.keys.data() + token},
+			sessionField+lk.publicID, lk.renewFrom, token, b, s.idle.Milliseconds()).Int()
 		if err != nil {
 			return fmt.Errorf("renew session: %w", err)
 		}
@@ -166,14 +159,14 @@ func (s *store) CommitCtx(ctx context.Context, token string, b []byte, _ time.Ti
 	if token == lk.fresh {
 		lifetime = s.lifetime.Milliseconds()
 	}
-	args := []any{s.keys.data() + token, s.keys.owner(token), s.idle.Milliseconds(), lifetime}
+	args := []any{s.idle.Milliseconds(), lifetime}
 	if !bytes.Equal(b, lk.saved) {
 		args = append(args, b)
 	}
-	if _, err := commitScript.Do(conn, args...); err != nil {
+	if err := commitScript.Run(ctx, s.rdb, []string{s.keys.data() + token, s.keys.owner(token)}, args...).Err(); err != nil {
 		return fmt.Errorf("save session: %w", err)
 	}
-	if len(args) == 5 {
+	if len(args) == 3 {
 		lk.saved = b
 	}
 	return nil
@@ -187,12 +180,7 @@ func (s *store) DeleteCtx(ctx context.Context, token string) error {
 	if lk := lookupOf(ctx); lk != nil && lk.renewFrom != "" && token == lk.renewFrom {
 		return nil
 	}
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("redis: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.Do("DEL", s.keys.data()+token); err != nil {
+	if err := s.rdb.Del(ctx, s.keys.data()+token).Err(); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -200,27 +188,19 @@ func (s *store) DeleteCtx(ctx context.Context, token string) error {
 
 // FindCtx implements scs's CtxStore lookup.
 func (s *store) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		return nil, false, fmt.Errorf("redis: %w", err)
-	}
-	defer conn.Close()
-	vals, err := redis.Values(findScript.Do(conn, s.keys.data()+token, s.keys.owner(token), s.keys.userPrefix(), token))
+	vals, err := findScript.Run(ctx, s.rdb, []string{s.keys.data() + token, s.keys.owner(token)}, s.keys.userPrefix(), token).StringSlice()
 	if err != nil {
 		return nil, false, fmt.Errorf("find session: %w", err)
 	}
 	if len(vals) == 0 {
 		return nil, false, nil
 	}
-	data, _ := redis.Bytes(vals[0], nil)
+	data := []byte(vals[0])
 	lk := lookupOf(ctx)
 	if len(vals) == 1 || lk == nil {
 		return data, len(data) > 0, nil
 	}
-	strs, err := redis.Strings(vals[1:], nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("find session: %w", err)
-	}
+	strs := vals[1:]
 	lk.userID, _ = strconv.ParseInt(strs[0], 10, 64)
 	lk.publicID = strs[1]
 	if strs[2] != "1" {
@@ -235,3 +215,13 @@ func (s *store) FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 	lk.saved = data
 	return data, true, nil
 }
+
+// Find, Commit and Delete complete scs's Store interface; scs calls the
+// context versions above.
+func (s *store) Find(token string) ([]byte, bool, error) {
+	return s.FindCtx(context.Background(), token)
+}
+func (s *store) Commit(token string, b []byte, expiry time.Time) error {
+	return s.CommitCtx(context.Background(), token, b, expiry)
+}
+func (s *store) Delete(token string) error { return s.DeleteCtx(context.Background(), token) }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 )
@@ -45,7 +45,7 @@ const (
 
 // forgetScript removes a session's field if it still names the token the
 // sweep found without data. KEYS[1] user hash; ARGV: field, token.
-var forgetScript = redis.NewScript(1, `
+var forgetScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0`)
 
@@ -93,90 +93,50 @@ func (m *Manager) Sweep(ctx context.Context, batch int) (SweepResult, error) {
 // batch: HGET of every field, EXISTS of every token found, and the
 // removal of stale fields, each pipelined.
 func (m *Manager) gone(cands []models.SweepCandidate) ([]models.SweepCandidate, error) {
-	conn := m.pool.Get()
-	defer conn.Close()
-	tokens := make([]string, len(cands))
-	err := pipeline(conn, len(cands), func(i int) error {
-		return conn.Send("HGET", m.keys.user(cands[i].UserID), sessionField+cands[i].PublicID)
-	}, func(i int, reply any) error {
-		t, err := redis.String(reply, nil)
-		if errors.Is(err, redis.ErrNil) {
-			return nil // no field: revoked, or forgotten by List
-		}
-		tokens[i] = t
-		return err
-	})
-	if err != nil {
+	ctx := context.Background()
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	pipe := m.rdb.Pipeline()
+	fields := make([]*redis.StringCmd, len(cands))
+	for i, c := range cands {
+		fields[i] = pipe.HGet(ctx, m.keys.user(c.UserID), sessionField+c.PublicID)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("sweep: read sessions: %w", err)
 	}
-	var withToken []int
+	tokens := make([]string, len(cands))
+	for i, f := range fields {
+		tokens[i] = f.Val() // "" for no field: revoked, or forgotten by List
+	}
+	exists := make([]*redis.IntCmd, len(cands))
 	for i, t := range tokens {
 		if t != "" {
-			withToken = append(withToken, i)
+			exists[i] = pipe.Exists(ctx, m.keys.data()+t)
 		}
 	}
-	exists := make([]bool, len(cands))
-	err = pipeline(conn, len(withToken), func(j int) error {
-		return conn.Send("EXISTS", m.keys.data()+tokens[withToken[j]])
-	}, func(j int, reply any) error {
-		n, err := redis.Int(reply, nil)
-		exists[withToken[j]] = n == 1
-		return err
-	})
-	if err != nil {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("sweep: check session data: %w", err)
 	}
 	var gone []models.SweepCandidate
-	var stale []int
+	stale := 0
 	for i, c := range cands {
-		if exists[i] {
+		if exists[i] != nil && exists[i].Val() == 1 {
 			continue
 		}
 		gone = append(gone, c)
 		if tokens[i] != "" {
-			stale = append(stale, i)
+			forgetScript.Eval(ctx, pipe, []string{m.keys.user(c.UserID)}, sessionField+c.PublicID, tokens[i])
+			stale++
 		}
 	}
-	err = pipeline(conn, len(stale), func(j int) error {
-		i := stale[j]
-		return forgetScript.Send(conn, m.keys.user(cands[i].UserID), sessionField+cands[i].PublicID, tokens[i])
-	}, func(int, any) error { return nil })
-	if err != nil {
-		// The records are still right to close: the data is gone.
-		m.log.Warn("sweep: removing stale session fields", "err", err)
+	if stale > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			// The records are still right to close: the data is gone.
+			m.log.Warn("sweep: removing stale session fields", "err", err)
+		}
 	}
 	return gone, nil
-}
-
-// pipeline sends n commands, then reads their n replies in order. A reply
-// that is an error is handed to read as such (as redis.Error).
-func pipeline(conn redis.Conn, n int, send func(int) error, read func(int, any) error) error {
-	if n == 0 {
-		return nil
-	}
-	for i := range n {
-		if err := send(i); err != nil {
-			return err
-		}
-	}
-	if err := conn.Flush(); err != nil {
-		return err
-	}
-	var first error
-	for i := range n {
-		reply, err := conn.Receive()
-		if err == nil {
-			err = read(i, reply)
-		}
-		var replyErr redis.Error
-		if err != nil && !errors.As(err, &replyErr) {
-			return err // the connection failed: the remaining replies are lost
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	return first
 }
 
 // endsRetryEvery is how often the sweeper wakes the end recorder, so that

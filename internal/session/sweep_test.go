@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
 	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -76,15 +75,14 @@ func TestSweepEndsRecordsWhoseRedisDataIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	conn := env.App.Redis.Get()
-	defer conn.Close()
-	userHash := fmt.Sprintf("%su:{%d}", env.Config.RedisPrefix, user.ID)
+	ctx, rdb := context.Background(), env.App.Redis
+	userHash := env.App.Sessions.UserKey(user.ID)
 	// One session's data expires (as its TTL would remove it); another
 	// loses its field (a revoke whose record was never written).
-	if _, err := conn.Do("DEL", env.Config.RedisPrefix+"s:"+expired.SessionToken()); err != nil {
+	if err := rdb.Del(ctx, env.App.Sessions.DataKey(expired.SessionToken())).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Do("HDEL", userHash, "s:"+lostID); err != nil {
+	if err := rdb.HDel(ctx, userHash, "s:"+lostID).Err(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -109,7 +107,7 @@ func TestSweepEndsRecordsWhoseRedisDataIsGone(t *testing.T) {
 		}
 	}
 	// The stale field of the expired session is gone from the user hash.
-	if n, _ := redis.Int(conn.Do("HEXISTS", userHash, "s:"+expiredID)); n != 0 {
+	if found, _ := rdb.HExists(ctx, userHash, "s:"+expiredID).Result(); found {
 		t.Error("the expired session's field is still in the user hash")
 	}
 	for _, c := range []*apptest.Client{live, other} {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 )
 
 // The policy.
@@ -48,19 +48,30 @@ const (
 // any number of Limiters (app instances) on one Redis and prefix share
 // their counters.
 type Limiter struct {
-	pool   *redis.Pool
+	rdb    redis.UniversalClient
 	prefix string
 	now    func() time.Time
 }
 
-// New returns a Limiter keeping its counters under prefix in pool's Redis,
+// slotTag follows the prefix of every counter: an attempt checks and
+// counts an account key and an address key in one script, so on a Redis
+// Cluster they must share a hash slot. Counters are only touched by
+// password attempts and sign-ups, never by the pages a signed-in user
+// opens, so one slot carries them easily.
+const slotTag = "{t}"
+
+// New returns a Limiter keeping its counters under prefix in rdb's Redis,
 // deciding by the clock now (time.Now when nil).
-func New(pool *redis.Pool, prefix string, now func() time.Time) *Limiter {
+func New(rdb redis.UniversalClient, prefix string, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{pool: pool, prefix: prefix, now: now}
+	return &Limiter{rdb: rdb, prefix: prefix + slotTag, now: now}
 }
+
+// Key is the Redis key of the counter key (from AccountKey, IPKey or
+// SignUpKey).
+func (l *Limiter) Key(key string) string { return l.prefix + key }
 
 // AccountKey is the key counting attempts on the account with email,
 // whatever its case. The email is hashed, so it is not kept in clear.
@@ -133,7 +144,7 @@ end
 // is the delay its count imposes, since its last attempt (an instance whose
 // clock runs behind the one that counted never waits longer than the delay
 // itself).
-var beginScript = redis.NewScript(-1, luaCounter+`
+var beginScript = redis.NewScript(luaCounter + `
 local base, cap = tonumber(ARGV[3]), tonumber(ARGV[4])
 -- delay is the wait imposed after the n-th attempt of a key with free
 -- free attempts: none before the last free one, then base, doubling, capped.
@@ -162,7 +173,7 @@ return 0`)
 // "fail" moves its last attempt time to now, so the wait a failure imposes
 // runs from when the password was found wrong, not from when the attempt
 // began (a slow hash must not use up the wait).
-var settleScript = redis.NewScript(-1, luaCounter+`
+var settleScript = redis.NewScript(luaCounter + `
 for i, key in ipairs(KEYS) do
   local n, last = counter(key)
   local how = ARGV[2 + i]
@@ -193,11 +204,7 @@ type Attempt struct {
 func (l *Limiter) Begin(ctx context.Context, keys ...string) (*Attempt, time.Duration, error) {
 	// A key named twice would count twice.
 	keys = slices.Compact(slices.Sorted(slices.Values(keys)))
-	args := make([]any, 0, 5+2*len(keys))
-	args = append(args, len(keys))
-	for _, k := range keys {
-		args = append(args, l.prefix+k)
-	}
+	args := make([]any, 0, 4+len(keys))
 	args = append(args, l.now().UnixMilli(), Window.Milliseconds(), BaseDelay.Milliseconds(), MaxDelay.Milliseconds())
 	for _, k := range keys {
 		free, err := freeFailures(k)
@@ -210,7 +217,7 @@ func (l *Limiter) Begin(ctx context.Context, keys ...string) (*Attempt, time.Dur
 	if len(keys) == 0 {
 		return a, 0, nil
 	}
-	ms, err := l.run(ctx, beginScript, args)
+	ms, err := beginScript.Run(ctx, l.rdb, l.redisKeys(keys), args...).Int64()
 	if err != nil {
 		return nil, 0, fmt.Errorf("throttle begin: %w", err)
 	}
@@ -249,16 +256,12 @@ func (a *Attempt) settle(ctx context.Context, how func(key string) string) error
 	if len(a.keys) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 3+2*len(a.keys))
-	args = append(args, len(a.keys))
-	for _, k := range a.keys {
-		args = append(args, a.l.prefix+k)
-	}
+	args := make([]any, 0, 2+len(a.keys))
 	args = append(args, a.l.now().UnixMilli(), Window.Milliseconds())
 	for _, k := range a.keys {
 		args = append(args, how(k))
 	}
-	if _, err := a.l.run(ctx, settleScript, args); err != nil {
+	if err := settleScript.Run(ctx, a.l.rdb, a.l.redisKeys(a.keys), args...).Err(); err != nil {
 		return fmt.Errorf("throttle settle: %w", err)
 	}
 	return nil
@@ -268,7 +271,7 @@ func (a *Attempt) settle(ctx context.Context, how func(key string) string) error
 // with the first event: ARGV[1] is now and ARGV[2] the window, in ms, and
 // ARGV[3] the cap. It returns 0 having counted, or the wait until the
 // window ends, in ms, having counted nothing.
-var takeScript = redis.NewScript(1, `
+var takeScript = redis.NewScript(`
 local now, per, limit = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local v = redis.call('HMGET', KEYS[1], 'n', 'start')
 local n, start = tonumber(v[1]), tonumber(v[2])
@@ -292,20 +295,18 @@ func (l *Limiter) Take(ctx context.Context, key string, limit int, per time.Dura
 	if !strings.HasPrefix(key, signUpKind) {
 		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey", key)
 	}
-	ms, err := l.run(ctx, takeScript, []any{l.prefix + key, l.now().UnixMilli(), per.Milliseconds(), limit})
+	ms, err := takeScript.Run(ctx, l.rdb, []string{l.Key(key)}, l.now().UnixMilli(), per.Milliseconds(), limit).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("throttle take: %w", err)
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// run evaluates script with args (the key count first, when the script
-// takes any number of keys) in one round trip.
-func (l *Limiter) run(ctx context.Context, script *redis.Script, args []any) (int64, error) {
-	conn, err := l.pool.GetContext(ctx)
-	if err != nil {
-		return 0, err
+// redisKeys returns the Redis keys of keys.
+func (l *Limiter) redisKeys(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = l.Key(k)
 	}
-	defer conn.Close()
-	return redis.Int64(script.DoContext(ctx, conn, args...))
+	return out
 }

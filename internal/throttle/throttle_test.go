@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/throttle"
@@ -35,7 +35,7 @@ func (c *clock) Advance(d time.Duration) {
 
 type fixture struct {
 	t      *testing.T
-	pool   *redis.Pool
+	rdb    redis.UniversalClient
 	prefix string
 	clock  *clock
 	lim    *throttle.Limiter
@@ -46,9 +46,9 @@ type fixture struct {
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	prefix := apptest.RedisPrefix(t)
-	pool := apptest.RedisPool(t)
+	rdb := apptest.Redis(t)
 	clk := &clock{t: time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)}
-	return &fixture{t: t, pool: pool, prefix: prefix, clock: clk, lim: throttle.New(pool, prefix, clk.Now)}
+	return &fixture{t: t, rdb: rdb, prefix: prefix, clock: clk, lim: throttle.New(rdb, prefix, clk.Now)}
 }
 
 // begin starts an attempt on keys, returning it (nil when refused) and the
@@ -309,13 +309,11 @@ func TestCountersResetAfterWindow(t *testing.T) {
 	}
 	f.refused(time.Second, account)
 	// Redis removes the key by itself some time after the window.
-	conn := f.pool.Get()
-	defer conn.Close()
-	ttl, err := redis.Int64(conn.Do("PTTL", f.prefix+account))
+	ttl, err := f.rdb.PTTL(context.Background(), f.lim.Key(account)).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ttl <= 0 || ttl > throttle.Window.Milliseconds() {
+	if ttl <= 0 || ttl > throttle.Window {
 		t.Errorf("PTTL = %dms, want up to %v", ttl, throttle.Window)
 	}
 }
@@ -323,7 +321,7 @@ func TestCountersResetAfterWindow(t *testing.T) {
 func TestInstancesShareState(t *testing.T) {
 	f := setup(t)
 	// Another instance: its own pool and clock, the same Redis and prefix.
-	other := throttle.New(apptest.RedisPool(t), f.prefix, f.clock.Now)
+	other := throttle.New(apptest.Redis(t), f.prefix, f.clock.Now)
 	for range throttle.AccountFreeFailures {
 		f.fail(account)
 	}
@@ -456,9 +454,7 @@ func TestRepeatedKeyCountsOnce(t *testing.T) {
 // fields returns the raw hash of key, or nil if it does not exist.
 func (f *fixture) fields(key string) map[string]string {
 	f.t.Helper()
-	conn := f.pool.Get()
-	defer conn.Close()
-	m, err := redis.StringMap(conn.Do("HGETALL", f.prefix+key))
+	m, err := f.rdb.HGetAll(context.Background(), f.lim.Key(key)).Result()
 	if err != nil {
 		f.t.Fatal(err)
 	}
