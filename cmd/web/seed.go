@@ -79,8 +79,12 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		return err
 	}
 	defer rdb.Close()
+	tagKey, err := models.Secret(ctx, db, session.TagSecret, 32)
+	if err != nil {
+		return err
+	}
 	mgr := session.New(session.Options{
-		Redis: rdb, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
+		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, Logger: log,
 	})
 	defer mgr.Close(ctx)
@@ -153,7 +157,7 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 			}
 			if tokens != nil {
 				for _, s := range batch {
-					tokens.WriteString(s.Token)
+					tokens.WriteString(mgr.CookieValue(s.UserID, s.Token))
 					tokens.WriteByte('\n')
 				}
 			}

@@ -83,8 +83,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Audit = models.NewAuditStore(db)
 	a.Auditing = session.NewAuditQueue(rdb, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
 	a.Audit.UseQueue(a.Auditing)
+	tagKey, err := models.Secret(ctx, db, session.TagSecret, 32)
+	if err != nil {
+		return fail(fmt.Errorf("postgres: %w", err))
+	}
 	a.Sessions = session.New(session.Options{
-		Redis: rdb, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
+		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
 		Logger: log, Now: opt.Now,
 	})
@@ -92,7 +96,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		if err := a.Sessions.Check(ctx); err != nil {
 			return fmt.Errorf("redis at %s is unreachable: %w", cfg.Redis.Addr(), err)
 		}
-		return a.Sessions.LoadScripts(ctx)
+		if err := a.Sessions.LoadScripts(ctx); err != nil {
+			return err
+		}
+		return a.Sessions.DetectReplicas(ctx, cfg.Redis.RevokeReplicas)
 	})
 	if err != nil {
 		return fail(err)

@@ -51,11 +51,6 @@ func redisURL() string {
 	return "redis://127.0.0.1:6379/0"
 }
 
-// redisVars are the settings that point an app at the test Redis.
-func redisVars() map[string]string {
-	return map[string]string{"REDIS_URL": redisURL()}
-}
-
 // redisModes are the variables that choose a Redis: setting one of them
 // (With) unsets the others.
 var redisModes = []string{"REDIS_URL", "REDIS_SENTINEL_ADDRS", "REDIS_CLUSTER_ADDRS"}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 
@@ -79,4 +80,21 @@ func (r *PrivateRedis) Client() *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", r.Port), Protocol: 2, DisableIdentity: true, MaxRetries: -1})
 	r.t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Pause stops the server process (SIGSTOP) without closing its
+// connections: to a replica, replication stands still.
+func (r *PrivateRedis) Pause() {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (r *PrivateRedis) Resume() {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		r.t.Fatal(err)
+	}
 }

@@ -279,6 +279,10 @@ type Redis struct {
 	SentinelPassword string // REDIS_SENTINEL_PASSWORD
 	// ClusterAddrs are seed nodes of a Redis Cluster (host:port).
 	ClusterAddrs []string // REDIS_CLUSTER_ADDRS, comma-separated
+	// RevokeReplicas is how many replicas must acknowledge a revoke
+	// (WAIT) before it counts as safe from a failover; -1 (unset): 1 when
+	// every primary has a replica, else 0.
+	RevokeReplicas int // REDIS_REVOKE_REPLICAS
 	// Username and Password authenticate to the Sentinel group's or the
 	// Cluster's data nodes (with REDIS_URL they are in the URL).
 	Username string // REDIS_USERNAME
@@ -330,6 +334,7 @@ func (p *parser) redis() Redis {
 		Password:         p.getenv("REDIS_PASSWORD"),
 		TLS:              p.boolean("REDIS_TLS", false),
 		TLSCAFile:        p.str("REDIS_TLS_CA_FILE", ""),
+		RevokeReplicas:   p.count("REDIS_REVOKE_REPLICAS", -1),
 	}
 	var set []string
 	for _, name := range []string{"REDIS_URL", "REDIS_SENTINEL_ADDRS", "REDIS_CLUSTER_ADDRS"} {

@@ -160,10 +160,7 @@ func TestSignInFailsWhenItsRecordCannotBeWritten(t *testing.T) {
 	// and its field.
 	ctx := context.Background()
 	for pattern, want := range map[string]int{"s:*": 1, "o:*": 1} {
-		keys, err := env.App.Redis.Keys(ctx, env.Config.RedisPrefix+pattern).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys := apptest.Keys(t, env.App.Redis, env.Config.RedisPrefix+pattern)
 		if len(keys) != want {
 			t.Errorf("%d keys %s, want %d", len(keys), pattern, want)
 		}

@@ -44,8 +44,10 @@ func TestSessionCookieAttributes(t *testing.T) {
 		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || ck.Secure {
 			t.Errorf("remember=%v: cookie %q, want HttpOnly, SameSite=Lax, Path=/, not Secure on http", remember, ck.String())
 		}
-		if len(ck.Value) != 43 || strings.ContainsAny(ck.Value, ":|.") {
-			t.Errorf("cookie value %q is not a bare scs token", ck.Value)
+		// The user's slot tag (an HMAC, not the id), a dot, the scs token.
+		if tag, token, ok := strings.Cut(ck.Value, "."); !ok || len(tag) != 16 || len(token) != 43 ||
+			strings.ContainsAny(ck.Value, ":|") {
+			t.Errorf("cookie value %q is not a tag and a bare scs token", ck.Value)
 		}
 		// Without "remember me" the cookie dies with the browser session;
 		// with it, it persists up to the session's expiry.

@@ -48,7 +48,7 @@ func New(cfg config.Redis, maxConns int) (redis.UniversalClient, error) {
 		c = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: cfg.SentinelMaster, SentinelAddrs: cfg.SentinelAddrs, SentinelPassword: cfg.SentinelPassword,
 			Username: cfg.Username, Password: cfg.Password, TLSConfig: tlsConf,
-			Protocol: 2, DisableIdentity: true, MaxRetries: -1,
+			Protocol: 2, DisableIdentity: true, MaxRetries: -1, DialerRetries: 1,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout,
 			PoolSize: maxConns, MaxActiveConns: maxConns, MaxIdleConns: maxConns, PoolTimeout: poolTimeout,
 			ConnMaxIdleTime: 4 * time.Minute,
@@ -64,7 +64,7 @@ func New(cfg config.Redis, maxConns int) (redis.UniversalClient, error) {
 			// Redirects (MOVED, ASK while slots move) are followed; a
 			// command that failed on the network is not sent again: a
 			// script that ran may not run twice.
-			MaxRedirects: 8, MaxRetries: -1,
+			MaxRedirects: 8, MaxRetries: -1, DialerRetries: 1,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout,
 			PoolSize: maxConns, MaxActiveConns: maxConns, MaxIdleConns: maxConns, PoolTimeout: poolTimeout,
 			ConnMaxIdleTime: 4 * time.Minute,
@@ -74,7 +74,7 @@ func New(cfg config.Redis, maxConns int) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
-		opt.Protocol, opt.DisableIdentity, opt.MaxRetries = 2, true, -1
+		opt.Protocol, opt.DisableIdentity, opt.MaxRetries, opt.DialerRetries = 2, true, -1, 1
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = dialTimeout, ioTimeout, ioTimeout
 		opt.PoolSize, opt.MaxActiveConns, opt.MaxIdleConns, opt.PoolTimeout = maxConns, maxConns, maxConns, poolTimeout
 		opt.ConnMaxIdleTime = 4 * time.Minute

@@ -84,41 +84,33 @@ func (e endMark) apply(r *models.SessionRecord) {
 	r.EndedAt, r.EndReason, r.EndedBy = &at, e.reason, e.actor
 }
 
-// markEndedLua, the end of the revoke and disable scripts, marks the
-// sessions in the list ended as ending for the recorder. KEYS[1] user
-// hash, KEYS[2] the ending set; ARGV[1] the mark, ARGV[2] the user id.
-const markEndedLua = `
-for _, id in ipairs(ended) do redis.call('HSET', KEYS[1], 'e:' .. id, ARGV[1]) end
-if #ended > 0 then redis.call('SADD', KEYS[2], ARGV[2]) end
-return ended`
+// afterEnd names the user in the ending set when sessions ended, so that
+// the recorder finds their marks. It runs after the revoke script, on its
+// own: the set has a slot of its own on a Cluster. If it fails (or the
+// instance dies first), the marks still wait in the user hash, and the
+// sweep puts the user back in the set when it meets one (sweep.go).
+func (m *Manager) afterEnd(ctx context.Context, userID int64, ended []string) {
+	if len(ended) == 0 {
+		return
+	}
+	if err := m.rdb.SAdd(ctx, m.keys.ending(), userID).Err(); err != nil {
+		m.log.WarnContext(ctx, "sessions ended; their records wait for the sweep", "user", userID, "err", err)
+	}
+}
 
-// pendingScript returns a user's marks, {public id, mark, ...}, and takes
-// the user out of the ending set when there are none. KEYS[1] user hash,
-// KEYS[2] ending set; ARGV[1] user id.
-var pendingScript = redis.NewScript(`
-local out = {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if string.sub(all[i], 1, 2) == 'e:' then
-    table.insert(out, string.sub(all[i], 3))
-    table.insert(out, all[i + 1])
-  end
-end
-if #out == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end
-return out`)
-
-// clearScript removes the marks that were recorded, if they are unchanged,
-// and takes the user out of the ending set when none is left. KEYS[1] user
-// hash, KEYS[2] ending set; ARGV[1] user id, then public id, mark pairs.
+// clearScript removes the marks that were recorded, if they are unchanged.
+// KEYS[1]  the user hash
+// ARGV     public id, mark, public id, mark...
+// Result: how many marks are left in the hash.
 var clearScript = redis.NewScript(`
-for i = 2, #ARGV, 2 do
+for i = 1, #ARGV, 2 do
   if redis.call('HGET', KEYS[1], 'e:' .. ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], 'e:' .. ARGV[i]) end
 end
+local left = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(field, 1, 2) == 'e:' then return 0 end
+  if string.sub(field, 1, 2) == 'e:' then left = left + 1 end
 end
-redis.call('SREM', KEYS[2], ARGV[1])
-return 1`)
+return left`)
 
 // endsTimeout bounds one background recording pass.
 const endsTimeout = 10 * time.Second
@@ -227,6 +219,10 @@ func (m *Manager) holdMarkedEnds(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if len(marks) == 0 {
+			// Recorded meanwhile, or the set outlived its marks.
+			m.rdb.SRem(ctx, m.keys.ending(), userID)
+		}
 		m.held.add(userID, marks)
 	}
 	return nil
@@ -268,21 +264,57 @@ func (m *Manager) recordUserEnds(ctx context.Context, userID int64) (int, error)
 		m.held.drop(userID, recorded)
 		// Should this fail, the marks stay in Redis and are recorded again
 		// later, which is harmless.
-		args := append([]any{userID}, recorded...)
-		if err := clearScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, args...).Err(); err != nil {
+		if err := m.clearMarks(ctx, userID, recorded); err != nil {
 			failure = errors.Join(failure, fmt.Errorf("clear recorded session ends: %w", err))
 		}
 	}
 	return done, failure
 }
 
+// clearMarks removes the recorded marks (public id, mark pairs) from the
+// user's hashes and, when none is left, the user from the ending set. A
+// revoke that marks a session between the two is seen by the check after
+// the removal, which names the user again.
+func (m *Manager) clearMarks(ctx context.Context, userID int64, recorded []any) error {
+	left := int64(0)
+	for _, h := range m.keys.hashes(userID) {
+		n, err := clearScript.Run(ctx, m.rdb, []string{h.key}, recorded...).Int64()
+		if err != nil {
+			return err
+		}
+		left += n
+	}
+	if left > 0 {
+		return nil
+	}
+	if err := m.rdb.SRem(ctx, m.keys.ending(), userID).Err(); err != nil {
+		return err
+	}
+	marks, err := m.endMarks(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if len(marks) > 0 {
+		return m.rdb.SAdd(ctx, m.keys.ending(), userID).Err()
+	}
+	return nil
+}
+
 // endMarks returns the user's marks by public id.
 func (m *Manager) endMarks(ctx context.Context, userID int64) (map[string]string, error) {
-	list, err := pendingScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, userID).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("read session ends: %w", err)
+	marks := map[string]string{}
+	for _, h := range m.keys.hashes(userID) {
+		all, err := m.rdb.HGetAll(ctx, h.key).Result()
+		if err != nil {
+			return nil, fmt.Errorf("read session ends: %w", err)
+		}
+		for field, v := range all {
+			if id, ok := strings.CutPrefix(field, endField); ok {
+				marks[id] = v
+			}
+		}
 	}
-	return pairs(list), nil
+	return marks, nil
 }
 
 // endingUsers returns the users with end marks.
@@ -334,16 +366,18 @@ func (m *Manager) DropEnded(ctx context.Context, page []models.SessionView) ([]m
 		return page, nil
 	}
 	pipe := m.rdb.Pipeline()
-	ended := make([]*redis.BoolCmd, len(page))
+	ended := make([][]*redis.BoolCmd, len(page))
 	for i, v := range page {
-		ended[i] = pipe.HExists(ctx, m.keys.user(v.UserID), endField+v.PublicID)
+		for _, h := range m.keys.hashes(v.UserID) {
+			ended[i] = append(ended[i], pipe.HExists(ctx, h.key, endField+v.PublicID))
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("read session ends: %w", err)
 	}
 	out := page[:0:0]
 	for i, v := range page {
-		if !ended[i].Val() {
+		if !slices.ContainsFunc(ended[i], func(c *redis.BoolCmd) bool { return c.Val() }) {
 			out = append(out, v)
 		}
 	}

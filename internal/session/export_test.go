@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"strings"
 	"time"
 )
 
@@ -14,3 +15,37 @@ func (m *Manager) CommitWithExpiry(ctx context.Context, token string, data []byt
 
 // EndingKey names the set of users with end marks.
 func (m *Manager) EndingKey() string { return m.keys.ending() }
+
+// MakeOld moves the session whose cookie is cookie to the layout from
+// before tags (P s:<token>, P o:<token>, P u:{<user id>}), as a session
+// signed in before the upgrade left it, and returns its cookie then: the
+// bare token.
+func (m *Manager) MakeOld(ctx context.Context, userID int64, cookie string) (string, error) {
+	tag, token, _ := splitCookie(cookie)
+	data, err := m.rdb.Get(ctx, m.keys.data(tag, token)).Bytes()
+	if err != nil {
+		return "", err
+	}
+	owner, err := m.rdb.Get(ctx, m.keys.owner(tag, token)).Result()
+	if err != nil {
+		return "", err
+	}
+	dataTTL := m.rdb.PTTL(ctx, m.keys.data(tag, token)).Val()
+	ownerTTL := m.rdb.PTTL(ctx, m.keys.owner(tag, token)).Val()
+	_, publicID, _ := strings.Cut(owner, ":")
+	user := m.keys.user(tag, userID)
+	profile, err := m.rdb.HMGet(ctx, user, "name", "email", "role").Result()
+	if err != nil {
+		return "", err
+	}
+	old := m.keys.user("", userID)
+	pipe := m.rdb.TxPipeline()
+	pipe.Set(ctx, m.keys.data("", token), data, dataTTL)
+	pipe.Set(ctx, m.keys.owner("", token), owner, ownerTTL)
+	pipe.HSet(ctx, old, sessionField+publicID, token, "name", profile[0], "email", profile[1], "role", profile[2])
+	pipe.Expire(ctx, old, time.Hour)
+	pipe.Del(ctx, m.keys.data(tag, token), m.keys.owner(tag, token))
+	pipe.HDel(ctx, user, sessionField+publicID)
+	_, err = pipe.Exec(ctx)
+	return token, err
+}

@@ -2,6 +2,10 @@ package session
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,48 +14,149 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis layout, every key under the configured prefix P:
+// Redis layout, every key under the configured prefix P. A user's keys
+// carry the user's tag T in braces, Redis Cluster's hash tag, so they all
+// sit in one slot and every script touches one slot:
 //
-//	P s:<token>        scs session data (redisstore), expires with the session
-//	P o:<token>        "<user id>:<public id>": whose session the token is,
-//	                   so Find can check it in the same round trip (store.go)
-//	P u:{<user id>}    hash: "s:<public id>" -> token for each live session,
-//	                   plus the user's name, email and role for page chrome,
-//	                   and "e:<public id>" -> end mark for each ended
-//	                   session whose record is not yet written (ends.go)
-//	P ending           set: the users with end marks
+//	P s:{T}<token>  scs session data, expires with the session
+//	P o:{T}<token>  "<user id>:<public id>": whose session the token is,
+//	                so the lookup checks it in the same script (store.go)
+//	P u:{T}         hash: "s:<public id>" -> token for each live session,
+//	                "uid" -> the user id, the user's name, email and role
+//	                for page chrome, and "e:<public id>" -> end mark for
+//	                each ended session whose record is not yet written
+//	                (ends.go)
+//	P ending        set: the users with end marks (its own slot, written
+//	                after the revoke, never inside a script)
 //
-// The user hash is the kill switch: a request is authenticated only while its
-// session's field there names its token. Revoking is removing fields from
-// that one key, which is atomic on its own, and in one Cluster slot thanks
-// to the {} hash tag. The revoked session's data is left to the next request
-// that presents it (which finds its field gone, learns which session ended so
-// it can say why, and deletes it) or to its TTL.
-type keys struct{ prefix string }
-
-func (k keys) data() string { return k.prefix + "s:" }
-func (k keys) user(userID int64) string {
-	return k.userPrefix() + strconv.FormatInt(userID, 10) + "}"
+// T is 16 characters of base64url: 96 bits of HMAC-SHA256 of the user id
+// under a secret kept in Postgres (models.Secret "session-tag"). It names
+// the user's slot without revealing the id, and the cookie carries it
+// ("T.<token>"), so a request finds the session's slot from its cookie
+// alone. Two users sharing a tag (about one chance in 10^13 among 100
+// million users) would share a hash: the "uid" field makes sign-in refuse
+// rather than mix them.
+//
+// Sessions signed in before tags (cookies that are a bare token) keep
+// their old keys until they end: P s:<token>, P o:<token>, P u:{<user id>}.
+// Their lookup costs a GET of the owner key first, and revokes, lists and
+// end records look at both user hashes (keys.hashes). On a Cluster there
+// are none: Gatehouse never ran on one before.
+//
+// The user hash is the kill switch: a request is authenticated only while
+// its session's field there names its token. Revoking is removing fields
+// from that one key, which is atomic on its own. The revoked session's data
+// is left to the next request that presents it (which finds its field
+// gone, learns which session ended so it can say why, and deletes it) or
+// to its TTL.
+type keys struct {
+	prefix string
+	tagKey []byte // HMAC key of tags
+	legacy bool   // sessions may still use the layout before tags
 }
 
-func (k keys) userPrefix() string { return k.prefix + "u:{" }
+// TagSecret names the secret (models.Secret) that keys tags.
+const TagSecret = "session-tag"
 
-// owner names the key that says whose a token is: "<user id>:<public id>".
-func (k keys) owner(token string) string { return k.prefix + "o:" + token }
+// tagLen is the length of a tag: 12 bytes of HMAC in base64url.
+const tagLen = 16
+
+// tag returns the user's tag.
+func (k keys) tag(userID int64) string {
+	mac := hmac.New(sha256.New, k.tagKey)
+	mac.Write([]byte("session-tag:" + strconv.FormatInt(userID, 10)))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil)[:tagLen*3/4])
+}
+
+// data, owner and user name a session's keys and its user's hash; tag ""
+// names the layout before tags.
+func (k keys) data(tag, token string) string {
+	if tag == "" {
+		return k.prefix + "s:" + token
+	}
+	return k.prefix + "s:{" + tag + "}" + token
+}
+
+func (k keys) owner(tag, token string) string {
+	if tag == "" {
+		return k.prefix + "o:" + token
+	}
+	return k.prefix + "o:{" + tag + "}" + token
+}
+
+func (k keys) user(tag string, userID int64) string {
+	if tag == "" {
+		return k.prefix + "u:{" + strconv.FormatInt(userID, 10) + "}"
+	}
+	return k.prefix + "u:{" + tag + "}"
+}
+
+// userHash is one of a user's hashes and the tag of its sessions' keys.
+type userHash struct{ tag, key string }
+
+// hashes returns the user's hashes: the tagged one, then the one from
+// before tags when such sessions may still exist.
+func (k keys) hashes(userID int64) []userHash {
+	tag := k.tag(userID)
+	out := []userHash{{tag, k.user(tag, userID)}}
+	if k.legacy {
+		out = append(out, userHash{"", k.user("", userID)})
+	}
+	return out
+}
+
+// cookieValue is what the session cookie holds for token of a user with
+// tag.
+func cookieValue(tag, token string) string {
+	if tag == "" {
+		return token
+	}
+	return tag + "." + token
+}
+
+// splitCookie returns the tag and the token of a cookie value, tag ""
+// for a session from before tags; ok false when the value has the shape
+// of neither (so malformed cookies never reach the store).
+func splitCookie(v string) (tag, token string, ok bool) {
+	if len(v) == tagLen+1+tokenLen && v[tagLen] == '.' {
+		tag, token = v[:tagLen], v[tagLen+1:]
+		return tag, token, base64url(tag) && base64url(token)
+	}
+	return "", v, len(v) == tokenLen && base64url(v)
+}
+
+// tokenLen is the length of an scs token: 32 random bytes, base64url.
+const tokenLen = 43
+
+func base64url(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
+}
 
 const sessionField = "s:"
 
-// register adds a live session to the user hash, refreshes the user's
-// chrome fields, and returns how many sessions the user now has; -1 if an
-// administrator has disabled the account (the "disabled" field), which
-// closes the race between a sign-in that checked the account and a disable
-// that ended every session.
-// KEYS[1] user hash, KEYS[2] owner key; ARGV: field, token, ttl seconds,
-// name, email, role, owner, owner ttl ms.
+// registerScript adds a live session to the user hash and refreshes the
+// user's chrome fields.
+// KEYS[1]  the user hash
+// KEYS[2]  the session's owner key
+// ARGV[1]  the session's field, "s:<public id>"
+// ARGV[2]  the session's token
+// ARGV[3]  TTL of the user hash, seconds (it is only ever lengthened)
+// ARGV[4..6] the user's name, email, role
+// ARGV[7]  the owner key's value, "<user id>:<public id>"
+// ARGV[8]  the owner key's TTL, ms (the absolute lifetime)
+// ARGV[9]  the user id
+// Result: how many sessions the user now has; -1 if an administrator has
+// disabled the account (the "disabled" field, which closes the race
+// between a sign-in that checked the account and a disable that ended
+// every session); -2 if the hash belongs to another user (tags collide).
 var registerScript = redis.NewScript(`
 if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return -1 end
+local uid = redis.call('HGET', KEYS[1], 'uid')
+if uid and uid ~= ARGV[9] then return -2 end
 redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6], 'uid', ARGV[9])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 local n = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
@@ -59,117 +164,145 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
 end
 return n`)
 
-// revoke ends sessions, marks them for the end recorder (ends.go), and
-// returns the public ids it ended. With ARGV[3] = "only" it ends the public
-// ids in ARGV[4..]; with "except" it ends every session but those.
-// KEYS[1] user hash, KEYS[2] ending set; ARGV[1] end mark, ARGV[2] user id.
+// revokeScript ends sessions and leaves an end mark for each (ends.go).
+// KEYS[1]  the user hash
+// ARGV[1]  the end mark
+// ARGV[2]  "only": end the public ids in ARGV[3..]; "except": end every
+//
+//	session but those
+//
+// ARGV[3..] public ids
+// Result: the public ids it ended.
 var revokeScript = redis.NewScript(`
 local ended = {}
-if ARGV[3] == 'only' then
-  for i = 4, #ARGV do
+if ARGV[2] == 'only' then
+  for i = 3, #ARGV do
     if redis.call('HDEL', KEYS[1], 's:' .. ARGV[i]) == 1 then table.insert(ended, ARGV[i]) end
   end
 else
   local keep = {}
-  for i = 4, #ARGV do keep['s:' .. ARGV[i]] = true end
+  for i = 3, #ARGV do keep['s:' .. ARGV[i]] = true end
   for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(field, 1, 2) == 's:' and not keep[field] then
       redis.call('HDEL', KEYS[1], field)
       table.insert(ended, string.sub(field, 3))
     end
   end
-end` + markEndedLua)
+end
+for _, id in ipairs(ended) do redis.call('HSET', KEYS[1], 'e:' .. id, ARGV[1]) end
+return ended`)
 
-// disable marks the user disabled (so register refuses new sessions until
-// enable clears it) and ends every session, marking them for the end
-// recorder, and returns their public ids. KEYS[1] user hash, KEYS[2]
-// ending set; ARGV[1] end mark, ARGV[2] user id, ARGV[3] ttl seconds for
-// the disabled mark.
+// disableScript marks the user disabled, so that registerScript refuses
+// new sessions until Enable clears it, and ends every session with an end
+// mark.
+// KEYS[1]  the user hash
+// ARGV[1]  the end mark
+// ARGV[2]  TTL of the disabled mark, seconds (it is only ever lengthened)
+// Result: the public ids it ended.
 var disableScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], 'disabled', '1')
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 local ended = {}
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, 2) == 's:' then
     redis.call('HDEL', KEYS[1], field)
+    redis.call('HSET', KEYS[1], 'e:' .. string.sub(field, 3), ARGV[1])
     table.insert(ended, string.sub(field, 3))
   end
-end` + markEndedLua)
-
-// live returns three lists: the public ids of the user's sessions whose
-// data still exists; of those whose data expired, whose fields it forgets;
-// and the ended sessions whose record is not yet written, with their end
-// marks (id, mark, id, mark...). KEYS[1] user hash; ARGV[1] data key
-// prefix. (It reads data keys by name, so on Redis Cluster it would have
-// to become a pipeline of EXISTS.)
-var liveScript = redis.NewScript(`
-local live, gone, ending = {}, {}, {}
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local kind = string.sub(all[i], 1, 2)
-  if kind == 's:' then
-    if redis.call('EXISTS', ARGV[1] .. all[i + 1]) == 1 then
-      table.insert(live, string.sub(all[i], 3))
-    else
-      redis.call('HDEL', KEYS[1], all[i])
-      table.insert(gone, string.sub(all[i], 3))
-    end
-  elseif kind == 'e:' then
-    table.insert(ending, string.sub(all[i], 3))
-    table.insert(ending, all[i + 1])
-  end
 end
-return {live, gone, ending}`)
+return ended`)
 
-// setProfile refreshes the chrome fields of a user hash that exists (a user
-// with no live session has none, and must not get one without a TTL).
-// KEYS[1] user hash; ARGV: field, value, field, value...
+// forgetScript removes a session's field if it still names the token
+// found without data (List and the sweep).
+// KEYS[1]  the user hash
+// ARGV[1]  the field, "s:<public id>"
+// ARGV[2]  the token
+// Result: 1 if removed, 0 if the field names another token or is gone.
+var forgetScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`)
+
+// setProfileScript refreshes the chrome fields of a user hash that exists
+// (a user with no live session has none, and must not get one without a
+// TTL).
+// KEYS[1]  the user hash
+// ARGV     field, value, field, value...
+// Result: 1 if refreshed, 0 if there is no hash.
 var setProfileScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, revokeScript, disableScript, liveScript, setProfileScript, pendingScript, clearScript}
+var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, revokeScript, disableScript,
+	forgetScript, setProfileScript, clearScript}
+
+// errTagCollision means two users' tags are equal: sign-in is refused
+// rather than mixing their sessions in one hash.
+var errTagCollision = errors.New("session tag collision: another user's hash has this tag")
 
 // register enters a session in the user hash and returns the user's number
 // of sessions, or ErrAccountDisabled.
-func (m *Manager) register(ctx context.Context, userID int64, publicID, token, name, email, role string) (int, error) {
-	n, err := registerScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.owner(token)}, sessionField+publicID, token,
-		m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds()).Int()
-	if err != nil {
+func (m *Manager) register(ctx context.Context, userID int64, publicID, tag, token, name, email, role string) (int, error) {
+	n, err := registerScript.Run(ctx, m.rdb, []string{m.keys.user(tag, userID), m.keys.owner(tag, token)},
+		sessionField+publicID, token, m.userKeyTTL(), name, email, role, owner(userID, publicID), m.lifetime.Milliseconds(),
+		userID).Int()
+	switch {
+	case err != nil:
 		return 0, fmt.Errorf("register session: %w", err)
-	}
-	if n < 0 {
+	case n == -1:
 		return 0, ErrAccountDisabled
+	case n < 0:
+		return 0, errTagCollision
 	}
 	return n, nil
 }
 
 // revoke ends the named sessions (mode "only") or all but them ("except"),
-// marked with mark. One round trip, however many sessions.
+// marked with mark: one script per user hash, each atomic, and a kill
+// switch for its own sessions. The user is then named in the ending set,
+// outside the scripts (another slot); should that fail, the sweep finds
+// the marks (sweep.go).
 func (m *Manager) revoke(ctx context.Context, userID int64, mode string, publicIDs []string, mark endMark) ([]string, error) {
-	args := make([]any, 0, 3+len(publicIDs))
-	args = append(args, mark.String(), userID, mode)
+	args := make([]any, 0, 2+len(publicIDs))
+	args = append(args, mark.String(), mode)
 	for _, id := range publicIDs {
 		args = append(args, id)
 	}
-	ended, err := revokeScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, args...).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("revoke sessions: %w", err)
+	var ended []string
+	for _, h := range m.keys.hashes(userID) {
+		some, err := m.runRevoke(ctx, revokeScript, h.key, args...)
+		if err != nil {
+			return ended, fmt.Errorf("revoke sessions: %w", err)
+		}
+		ended = append(ended, some...)
 	}
+	m.afterEnd(ctx, userID, ended)
 	return ended, nil
 }
 
 func (m *Manager) disable(ctx context.Context, userID int64, mark endMark) ([]string, error) {
-	ended, err := disableScript.Run(ctx, m.rdb, []string{m.keys.user(userID), m.keys.ending()}, mark.String(), userID, m.userKeyTTL()).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("disable sessions: %w", err)
+	var ended []string
+	for i, h := range m.keys.hashes(userID) {
+		var some []string
+		var err error
+		if i == 0 {
+			some, err = m.runRevoke(ctx, disableScript, h.key, mark.String(), m.userKeyTTL())
+		} else {
+			// Sessions from before tags: ended, and never registered again.
+			some, err = m.runRevoke(ctx, revokeScript, h.key, mark.String(), "except")
+		}
+		if err != nil {
+			return ended, fmt.Errorf("disable sessions: %w", err)
+		}
+		ended = append(ended, some...)
 	}
+	m.afterEnd(ctx, userID, ended)
 	return ended, nil
 }
 
 func (m *Manager) enable(userID int64) error {
-	if err := m.rdb.HDel(context.Background(), m.keys.user(userID), "disabled").Err(); err != nil {
+	tag := m.keys.tag(userID)
+	if err := m.rdb.HDel(context.Background(), m.keys.user(tag, userID), "disabled").Err(); err != nil {
 		return fmt.Errorf("enable sessions: %w", err)
 	}
 	return nil
@@ -182,31 +315,54 @@ type liveness struct {
 	ending map[string]endMark // ended, by public id, not yet recorded
 }
 
-// live reads the user's sessions in Redis (liveScript).
+// live reads the user's sessions in Redis: each hash whole, then whether
+// each session's data exists (pipelined), then the removal of the fields
+// whose data is gone; three round trips per hash at most, whatever the
+// number of sessions.
 func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
-	var l liveness
-	lists, err := liveScript.Run(ctx, m.rdb, []string{m.keys.user(userID)}, m.keys.data()).Slice()
-	if err == nil && len(lists) != 3 {
-		err = fmt.Errorf("unexpected reply %v", lists)
-	}
-	var ending []string
-	if err == nil {
-		l.live, err = strs(lists[0])
-	}
-	if err == nil {
-		l.gone, err = strs(lists[1])
-	}
-	if err == nil {
-		ending, err = strs(lists[2])
-	}
-	if err != nil {
-		return liveness{}, fmt.Errorf("live sessions: %w", err)
-	}
-	marks := pairs(ending)
-	l.ending = make(map[string]endMark, len(marks))
-	for id, s := range marks {
-		if e, err := parseEndMark(s); err == nil {
-			l.ending[id] = e
+	l := liveness{ending: map[string]endMark{}}
+	for _, h := range m.keys.hashes(userID) {
+		all, err := m.rdb.HGetAll(ctx, h.key).Result()
+		if err != nil {
+			return liveness{}, fmt.Errorf("live sessions: %w", err)
+		}
+		type session struct{ id, token string }
+		var sessions []session
+		for field, v := range all {
+			switch kind, id := field[:min(2, len(field))], field[min(2, len(field)):]; kind {
+			case sessionField:
+				sessions = append(sessions, session{id, v})
+			case endField:
+				if e, err := parseEndMark(v); err == nil {
+					l.ending[id] = e
+				}
+			}
+		}
+		if len(sessions) == 0 {
+			continue
+		}
+		pipe := m.rdb.Pipeline()
+		exists := make([]*redis.IntCmd, len(sessions))
+		for i, s := range sessions {
+			exists[i] = pipe.Exists(ctx, m.keys.data(h.tag, s.token))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return liveness{}, fmt.Errorf("live sessions: %w", err)
+		}
+		forget := 0
+		for i, s := range sessions {
+			if exists[i].Val() == 1 {
+				l.live = append(l.live, s.id)
+				continue
+			}
+			l.gone = append(l.gone, s.id)
+			forgetScript.Eval(ctx, pipe, []string{h.key}, sessionField+s.id, s.token)
+			forget++
+		}
+		if forget > 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return liveness{}, fmt.Errorf("live sessions: %w", err)
+			}
 		}
 	}
 	return l, nil
@@ -215,9 +371,11 @@ func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
 // SetProfile refreshes the name, email and role that every live session of
 // the user shows, so a change made on one device shows on all of them.
 func (m *Manager) SetProfile(userID int64, name, email, role string) error {
-	err := setProfileScript.Run(context.Background(), m.rdb, []string{m.keys.user(userID)}, "name", name, "email", email, "role", role).Err()
-	if err != nil {
-		return fmt.Errorf("set profile: %w", err)
+	for _, h := range m.keys.hashes(userID) {
+		err := setProfileScript.Run(context.Background(), m.rdb, []string{h.key}, "name", name, "email", email, "role", role).Err()
+		if err != nil {
+			return fmt.Errorf("set profile: %w", err)
+		}
 	}
 	return nil
 }
@@ -233,45 +391,18 @@ func (m *Manager) userKeyTTL() int64 {
 	return int64((m.lifetime + time.Minute) / time.Second)
 }
 
-// validToken reports whether s has the shape of an scs token (32 random
-// bytes, base64url), so malformed cookies never reach the store.
-func validToken(s string) bool {
-	if len(s) != 43 {
-		return false
-	}
-	return strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-	}) < 0
-}
-
-// strs reads a reply that is a list of strings (a script's table).
-func strs(reply any) ([]string, error) {
-	list, ok := reply.([]any)
-	if !ok {
-		return nil, fmt.Errorf("unexpected reply %v", reply)
-	}
-	out := make([]string, len(list))
-	for i, v := range list {
-		if out[i], ok = v.(string); !ok {
-			return nil, fmt.Errorf("unexpected reply %v", reply)
-		}
-	}
-	return out, nil
-}
-
-// pairs turns a list k1, v1, k2, v2... into a map.
-func pairs(list []string) map[string]string {
-	m := make(map[string]string, len(list)/2)
-	for i := 0; i+1 < len(list); i += 2 {
-		m[list[i]] = list[i+1]
-	}
-	return m
-}
-
 // DataKey, OwnerKey and UserKey name the Redis keys of the session whose
-// cookie value is cookie and of a user's hash: for tests and tools that
-// look at Redis behind the manager's back. Nothing else outside this
-// package should know key names.
-func (m *Manager) DataKey(cookie string) string  { return m.keys.data() + cookie }
-func (m *Manager) OwnerKey(cookie string) string { return m.keys.owner(cookie) }
-func (m *Manager) UserKey(userID int64) string   { return m.keys.user(userID) }
+// cookie value is cookie and of a user's (tagged) hash: for tests and
+// tools that look at Redis behind the manager's back. Nothing else outside
+// this package should know key names.
+func (m *Manager) DataKey(cookie string) string {
+	tag, token, _ := splitCookie(cookie)
+	return m.keys.data(tag, token)
+}
+
+func (m *Manager) OwnerKey(cookie string) string {
+	tag, token, _ := splitCookie(cookie)
+	return m.keys.owner(tag, token)
+}
+
+func (m *Manager) UserKey(userID int64) string { return m.keys.user(m.keys.tag(userID), userID) }

@@ -12,7 +12,7 @@ import (
 // load tests and demos (`web seed`). Its Postgres record is the caller's
 // business, written before Seed as sign-in does.
 type SeedSession struct {
-	Token     string // the cookie value; NewToken makes one
+	Token     string // NewToken makes one; the cookie value is CookieValue(UserID, Token)
 	PublicID  string // NewPublicID makes one
 	UserID    int64
 	Name      string
@@ -31,6 +31,12 @@ func NewToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
+// CookieValue is the session cookie's value for token of userID's
+// session (its tag, a dot, the token).
+func (m *Manager) CookieValue(userID int64, token string) string {
+	return cookieValue(m.keys.tag(userID), token)
+}
+
 // NewPublicID returns a new public session id.
 func NewPublicID() (string, error) { return newPublicID() }
 
@@ -38,9 +44,9 @@ func NewPublicID() (string, error) { return newPublicID() }
 const seedBatch = 1000
 
 // Seed writes sessions into Redis exactly as a sign-in leaves them (Start,
-// activate, register): the scs data under P s:<token> with the manager's
-// codec and expiry, the owner key P o:<token>, and the session's field plus
-// the chrome fields in the user hash P u:{uid}. Writes are pipelined, a
+// activate, register): the scs data, the owner key and the session's
+// field plus the chrome fields in the user hash (redis.go), with the
+// manager's codec and expiry. Writes are pipelined, a
 // thousand sessions per flush, so a million sessions take seconds. Unlike
 // register it neither checks the "disabled" mark nor enforces the session
 // limit: it is for filling a test Redis, never for signing anyone in.
@@ -57,12 +63,14 @@ func (m *Manager) Seed(ctx context.Context, sessions []SeedSession) error {
 			now := m.now()
 			ownerTTL := max(s.CreatedAt.Add(m.lifetime).Sub(now).Milliseconds(), 1)
 			userTTL := max(int64(s.CreatedAt.Add(m.lifetime+time.Minute).Sub(now)/time.Second), 1)
-			pipe.Set(ctx, m.keys.data()+s.Token, data, time.Duration(max(expiry.Sub(now).Milliseconds(), 1))*time.Millisecond)
-			pipe.Set(ctx, m.keys.owner(s.Token), owner(s.UserID, s.PublicID), time.Duration(ownerTTL)*time.Millisecond)
-			pipe.HSet(ctx, m.keys.user(s.UserID), sessionField+s.PublicID, s.Token, "name", s.Name, "email", s.Email, "role", s.Role)
-			pipe.ExpireGT(ctx, m.keys.user(s.UserID), time.Duration(userTTL)*time.Second)
+			tag := m.keys.tag(s.UserID)
+			user := m.keys.user(tag, s.UserID)
+			pipe.Set(ctx, m.keys.data(tag, s.Token), data, time.Duration(max(expiry.Sub(now).Milliseconds(), 1))*time.Millisecond)
+			pipe.Set(ctx, m.keys.owner(tag, s.Token), owner(s.UserID, s.PublicID), time.Duration(ownerTTL)*time.Millisecond)
+			pipe.HSet(ctx, user, sessionField+s.PublicID, s.Token, "name", s.Name, "email", s.Email, "role", s.Role, "uid", s.UserID)
+			pipe.ExpireGT(ctx, user, time.Duration(userTTL)*time.Second)
 			// GT leaves a new hash (no TTL counts as infinite) alone: NX gives it one.
-			pipe.ExpireNX(ctx, m.keys.user(s.UserID), time.Duration(userTTL)*time.Second)
+			pipe.ExpireNX(ctx, user, time.Duration(userTTL)*time.Second)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return fmt.Errorf("seed sessions: %w", err)

@@ -53,7 +53,13 @@ var ErrAccountDisabled = errors.New("account disabled")
 
 // Options configure a Manager.
 type Options struct {
-	Redis         redis.UniversalClient // from redisconn.New
+	Redis redis.UniversalClient // from redisconn.New
+	// TagKey keys the tags that place each user's keys in one Redis
+	// Cluster slot (redis.go); every instance must use the same one
+	// (models.Secret "session-tag").
+	TagKey []byte
+	// Cluster says Redis is a Cluster: no session there predates tags.
+	Cluster       bool
 	Records       *models.SessionStore
 	Prefix        string        // prefix of every Redis key
 	IdleTimeout   time.Duration // end after this long without a request
@@ -82,11 +88,16 @@ type Manager struct {
 	endsLoop *loop
 	// held keeps the end marks read from Redis until recorded (ends.go).
 	held heldEnds
+	// durability: how many replicas acknowledge revokes (durable.go).
+	durability
 }
 
 // New returns a Manager.
 func New(o Options) *Manager {
-	k := keys{prefix: o.Prefix}
+	if len(o.TagKey) < 16 {
+		panic("session.New: TagKey must hold at least 16 bytes")
+	}
+	k := keys{prefix: o.Prefix, tagKey: o.TagKey, legacy: !o.Cluster}
 	sm := scs.New()
 	sm.Store = &store{rdb: o.Redis, keys: k,
 		idle: o.IdleTimeout, lifetime: o.Lifetime}
@@ -195,13 +206,13 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		req := c.Request()
 		st := &requestState{}
 		token := ""
+		lk := &lookup{}
 		if ck, err := req.Cookie(m.scs.Cookie.Name); err == nil {
-			if validToken(ck.Value) {
-				token = ck.Value
+			if tag, t, ok := splitCookie(ck.Value); ok {
+				lk.tag, token = tag, t
 			}
 			st.stale = true // until the session proves live
 		}
-		lk := &lookup{}
 		ctx, err := m.scs.Load(context.WithValue(req.Context(), lookupKey{}, lk), token)
 		if err != nil {
 			return fmt.Errorf("load session: %w", err)
@@ -267,7 +278,11 @@ func (m *Manager) commit(c echo.Context) {
 			m.log.ErrorContext(ctx, "committing session", "err", err)
 			return
 		}
-		m.scs.WriteSessionCookie(ctx, w, token, expiry)
+		tag := ""
+		if lk := lookupOf(ctx); lk != nil {
+			tag = lk.tag
+		}
+		m.scs.WriteSessionCookie(ctx, w, cookieValue(tag, token), expiry)
 	case scs.Destroyed:
 		m.scs.WriteSessionCookie(ctx, w, "", time.Time{})
 	default:
@@ -295,8 +310,10 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publi
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return "", fmt.Errorf("renew token: %w", err)
 	}
-	// The new token's data is stored before its owner key exists (activate).
-	lk.fresh = m.scs.Token(ctx)
+	// The new token's data is stored before its owner key exists (activate),
+	// under the user's tag.
+	lk.fresh, lk.tag = m.scs.Token(ctx), m.keys.tag(user.ID)
+	lk.live, lk.saved = false, nil
 	now := m.now()
 	publicID, err = newPublicID()
 	if err != nil {
@@ -343,7 +360,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 		return fmt.Errorf("commit session: %w", err)
 	}
 	publicID := m.scs.GetString(ctx, keyPublicID)
-	n, err := m.register(ctx, user.ID, publicID, token, user.Name, user.Email, user.Role)
+	n, err := m.register(ctx, user.ID, publicID, lookupOf(ctx).tag, token, user.Name, user.Email, user.Role)
 	if err != nil {
 		return err
 	}

@@ -6,29 +6,33 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// store is scs's Redis store with an authenticated Find: in the same round
-// trip as the session data, a Lua script reads the session's owner
-// ("<user id>:<public id>", kept under P o:<token>) and checks the user
-// hash still names this token. So a request costs two round trips: this
-// Find, and scs's re-save (CommitCtx: one script that renews the expiry).
+// store is scs's store, Gatehouse's own on go-redis, with an
+// authenticated Find: one Lua script reads the session data, reads the
+// session's owner ("<user id>:<public id>", kept under P o:{T}<token>),
+// checks the user hash still names this token, and slides the idle
+// expiry. A signed-in request that changes nothing costs that one command:
+// CommitCtx writes only data that changed (sign-in, re-authentication,
+// the once-a-minute last-seen mark).
+//
+// Every key the script touches carries the user's tag T (redis.go), so it
+// runs on one Redis Cluster slot, and names only its KEYS. Another kind of
+// credential (an API token, say) can resolve through the same script:
+// what it needs is a data key and an owner key in the user's slot.
 //
 // Expiry never comes from an instance's clock. scs hands CommitCtx an
 // absolute expiry computed from the local clock, which an instance minutes
 // behind or ahead would get wrong; the store ignores it. The owner key is
-// set at sign-in with a relative TTL of the absolute lifetime, and every
-// commit gives the data the smaller of the idle timeout and what is left
-// of the owner key's TTL, both relative and measured by Redis
-// (commitScript). A renewal moves the owner key's remaining TTL to the new
+// set at sign-in with a relative TTL of the absolute lifetime, and the
+// data's TTL is always the smaller of the idle timeout and what is left
+// of the owner key's TTL, both relative and measured by Redis (findScript,
+// commitScript). A renewal moves the owner key's remaining TTL to the new
 // token, so the absolute deadline stays where sign-in put it.
-//
-// The scripts build key names themselves, which suits a single Redis or
-// Sentinel; on Cluster the data and owner keys would need a shared hash tag
-// and the user hash a second round trip.
 type store struct {
 	rdb      redis.UniversalClient
 	keys     keys
@@ -36,22 +40,34 @@ type store struct {
 	lifetime time.Duration
 }
 
-// findScript returns {} when there is no data; {data} for data without an
-// owner; {data, uid, sid, live, name, email, role} otherwise, with live 1
-// when the user hash still names this token. A session found revoked has
-// its data deleted here: {"", uid, sid, "0", end mark}, the mark empty
-// once the end is recorded (ends.go).
-// KEYS[1] data key, KEYS[2] owner key; ARGV[1] user-hash key prefix, ARGV[2] token.
+// findScript looks a session up, and slides its idle expiry when it is
+// live. A session found revoked has its data deleted here.
+// KEYS[1]  the session data
+// KEYS[2]  the session's owner key
+// KEYS[3]  the user hash (of the cookie's tag)
+// ARGV[1]  the token
+// ARGV[2]  the idle timeout, ms (0: none)
+// Result: {} when there is no data; {data} for data without an owner (or
+// whose owner the hash does not belong to); {data, uid, sid, "1", name,
+// email, role} for a live session; {"", uid, sid, "0", end mark} for a
+// revoked one, the mark empty once the end is recorded (ends.go).
 var findScript = redis.NewScript(`
 local data = redis.call('GET', KEYS[1])
 if not data then return {} end
 local owner = redis.call('GET', KEYS[2])
 if not owner then return {data} end
 local uid, sid = string.match(owner, '^(%d+):(.+)$')
-local v = redis.call('HMGET', ARGV[1] .. uid .. '}', 's:' .. sid, 'name', 'email', 'role', 'e:' .. sid)
-if v[1] ~= ARGV[2] then
+local v = redis.call('HMGET', KEYS[3], 's:' .. sid, 'name', 'email', 'role', 'e:' .. sid, 'uid')
+if v[6] and v[6] ~= uid then return {data} end
+if v[1] ~= ARGV[1] then
   redis.call('DEL', KEYS[1])
   return {'', uid, sid, '0', v[5] or ''}
+end
+local idle = tonumber(ARGV[2])
+if idle > 0 then
+  local left = redis.call('PTTL', KEYS[2])
+  if left > 0 and left < idle then idle = left end
+  redis.call('PEXPIRE', KEYS[1], idle)
 end
 return {data, uid, sid, '1', v[2] or '', v[3] or '', v[4] or ''}`)
 
@@ -60,6 +76,9 @@ return {data, uid, sid, '1', v[2] or '', v[3] or '', v[4] or ''}`)
 // learned about the session's owner, and Start and Renew say what the
 // next commit is.
 type lookup struct {
+	// tag is the session's tag (from its cookie, or from its user at
+	// sign-in); "" for a session from before tags.
+	tag               string
 	userID            int64
 	publicID          string
 	live              bool
@@ -68,7 +87,8 @@ type lookup struct {
 	endMark           string // of a revoked session whose end is not yet recorded
 
 	// saved is the session's data as Redis holds it (found, or last
-	// committed): a commit of the same bytes only renews the expiry.
+	// committed): a commit of the same bytes writes nothing, since the
+	// lookup has slid the expiry already.
 	saved []byte
 	// fresh is the token Start is signing in with: its data is written
 	// before its owner key exists, with the whole lifetime ahead of it.
@@ -90,15 +110,21 @@ func lookupOf(ctx context.Context) *lookup {
 // renewed.
 var errRenewRefused = errors.New("session ended during renewal")
 
-// commitScript saves or extends a session's data; it returns 0 when the
-// session no longer exists (it never brings expired data back), 1 when
-// saved, and extends the expiry even when Redis refuses the new data (out
-// of memory under noeviction: PEXPIRE needs no memory). The TTL is the
-// idle timeout, capped by what is left of the owner key's TTL (the
-// absolute lifetime), both relative. KEYS[1] data, KEYS[2] owner;
-// ARGV[1] idle ms (0: none), ARGV[2] lifetime ms for a token not yet
-// registered (0: the owner key must exist), ARGV[3] the data, absent when
-// unchanged.
+// commitScript saves a session's data, or extends its expiry. The TTL is
+// the idle timeout, capped by what is left of the owner key's TTL (the
+// absolute lifetime), both relative. It never brings expired data back,
+// and extends the expiry even when Redis refuses the new data (out of
+// memory under noeviction: PEXPIRE needs no memory).
+// KEYS[1]  the session data
+// KEYS[2]  the session's owner key
+// ARGV[1]  the idle timeout, ms (0: none)
+// ARGV[2]  the lifetime, ms, for a token not yet registered (0: the owner
+//
+//	key must exist)
+//
+// ARGV[3]  the data; absent: only extend the expiry
+// Result: 1 when saved (or extended), 0 when the session no longer exists,
+// Redis's error when it refused the data.
 var commitScript = redis.NewScript(`
 local ttl = redis.call('PTTL', KEYS[2])
 if ttl < 0 then ttl = tonumber(ARGV[2]) end
@@ -118,10 +144,19 @@ return 1`)
 // shows it expired: the new data, the new owner key (with what is left of
 // the old one's TTL, so the absolute deadline does not move), then the
 // switch of the user hash's field, then the old token's keys gone; all in
-// one atomic step. 0 if the field no longer names the old token (revoked
-// meanwhile). KEYS[1] user hash, KEYS[2] old owner, KEYS[3] new owner,
-// KEYS[4] old data, KEYS[5] new data; ARGV[1] field, ARGV[2] old token,
-// ARGV[3] new token, ARGV[4] data, ARGV[5] idle ms (0: none).
+// one atomic step, on the user's slot.
+// KEYS[1]  the user hash
+// KEYS[2]  the old owner key
+// KEYS[3]  the new owner key
+// KEYS[4]  the old data
+// KEYS[5]  the new data
+// ARGV[1]  the session's field, "s:<public id>"
+// ARGV[2]  the old token
+// ARGV[3]  the new token
+// ARGV[4]  the data
+// ARGV[5]  the idle timeout, ms (0: none)
+// Result: 1 when moved; 0 if the field no longer names the old token
+// (revoked meanwhile) or the session has expired.
 var renewScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 local left = redis.call('PTTL', KEYS[2])
@@ -143,8 +178,9 @@ func (s *store) CommitCtx(ctx context.Context, token string, b []byte, _ time.Ti
 		lk = &lookup{}
 	}
 	if lk.renewFrom != "" && lk.renewFrom != token {
-		ok, err := renewScript.Run(ctx, s.rdb, []string{s.keys.user(lk.userID), s.keys.owner(lk.renewFrom), s.keys.owner(token),
-			s.keys.data() + lk.renewFrom, s.keys.data() + token},
+		t := lk.tag
+		ok, err := renewScript.Run(ctx, s.rdb, []string{s.keys.user(t, lk.userID), s.keys.owner(t, lk.renewFrom), s.keys.owner(t, token),
+			s.keys.data(t, lk.renewFrom), s.keys.data(t, token)},
 			sessionField+lk.publicID, lk.renewFrom, token, b, s.idle.Milliseconds()).Int()
 		if err != nil {
 			return fmt.Errorf("renew session: %w", err)
@@ -155,6 +191,9 @@ func (s *store) CommitCtx(ctx context.Context, token string, b []byte, _ time.Ti
 		lk.saved = b
 		return nil
 	}
+	if lk.live && bytes.Equal(b, lk.saved) {
+		return nil // unchanged, and findScript has slid the expiry
+	}
 	var lifetime int64
 	if token == lk.fresh {
 		lifetime = s.lifetime.Milliseconds()
@@ -163,7 +202,7 @@ func (s *store) CommitCtx(ctx context.Context, token string, b []byte, _ time.Ti
 	if !bytes.Equal(b, lk.saved) {
 		args = append(args, b)
 	}
-	if err := commitScript.Run(ctx, s.rdb, []string{s.keys.data() + token, s.keys.owner(token)}, args...).Err(); err != nil {
+	if err := commitScript.Run(ctx, s.rdb, []string{s.keys.data(lk.tag, token), s.keys.owner(lk.tag, token)}, args...).Err(); err != nil {
 		return fmt.Errorf("save session: %w", err)
 	}
 	if len(args) == 3 {
@@ -180,7 +219,11 @@ func (s *store) DeleteCtx(ctx context.Context, token string) error {
 	if lk := lookupOf(ctx); lk != nil && lk.renewFrom != "" && token == lk.renewFrom {
 		return nil
 	}
-	if err := s.rdb.Del(ctx, s.keys.data()+token).Err(); err != nil {
+	tag := ""
+	if lk := lookupOf(ctx); lk != nil {
+		tag = lk.tag
+	}
+	if err := s.rdb.Del(ctx, s.keys.data(tag, token)).Err(); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
@@ -188,7 +231,29 @@ func (s *store) DeleteCtx(ctx context.Context, token string) error {
 
 // FindCtx implements scs's CtxStore lookup.
 func (s *store) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	vals, err := findScript.Run(ctx, s.rdb, []string{s.keys.data() + token, s.keys.owner(token)}, s.keys.userPrefix(), token).StringSlice()
+	lk := lookupOf(ctx)
+	tag := ""
+	if lk != nil {
+		tag = lk.tag
+	}
+	userKey := s.keys.user(tag, 0)
+	if tag == "" {
+		// A session from before tags: its user hash is named by the user
+		// id, read from the owner key first (a second round trip until
+		// such sessions have ended).
+		owner, err := s.rdb.Get(ctx, s.keys.owner("", token)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, false, fmt.Errorf("find session: %w", err)
+		}
+		if owner == "" {
+			return nil, false, nil // no session (or one not yet registered)
+		}
+		uid, _, _ := strings.Cut(owner, ":")
+		id, _ := strconv.ParseInt(uid, 10, 64)
+		userKey = s.keys.user("", id)
+	}
+	vals, err := findScript.Run(ctx, s.rdb, []string{s.keys.data(tag, token), s.keys.owner(tag, token), userKey},
+		token, s.idle.Milliseconds()).StringSlice()
 	if err != nil {
 		return nil, false, fmt.Errorf("find session: %w", err)
 	}
@@ -196,7 +261,6 @@ func (s *store) FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 		return nil, false, nil
 	}
 	data := []byte(vals[0])
-	lk := lookupOf(ctx)
 	if len(vals) == 1 || lk == nil {
 		return data, len(data) > 0, nil
 	}

@@ -43,12 +43,6 @@ const (
 	sweepSettle = time.Minute
 )
 
-// forgetScript removes a session's field if it still names the token the
-// sweep found without data. KEYS[1] user hash; ARGV: field, token.
-var forgetScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 0`)
-
 // SweepResult is what one sweep did.
 type SweepResult struct {
 	Recorded int // ended sessions whose record was written (ends.go)
@@ -90,29 +84,53 @@ func (m *Manager) Sweep(ctx context.Context, batch int) (SweepResult, error) {
 
 // gone returns the candidates whose session no longer exists in Redis, and
 // removes their stale fields. Three round trips at most, whatever the
-// batch: HGET of every field, EXISTS of every token found, and the
-// removal of stale fields, each pipelined.
+// batch: HMGET of every session's field and end mark (in each of the
+// user's hashes), EXISTS of every token found, and the removal of stale
+// fields, each pipelined.
+//
+// A candidate with an end mark is not gone but ended, and waits for the
+// end recorder: the sweep names its user in the ending set again, the
+// safety net for a revoke whose instance died between its script and
+// naming the user there (ends.go).
 func (m *Manager) gone(cands []models.SweepCandidate) ([]models.SweepCandidate, error) {
 	ctx := context.Background()
 	if len(cands) == 0 {
 		return nil, nil
 	}
-	pipe := m.rdb.Pipeline()
-	fields := make([]*redis.StringCmd, len(cands))
-	for i, c := range cands {
-		fields[i] = pipe.HGet(ctx, m.keys.user(c.UserID), sessionField+c.PublicID)
+	type found struct {
+		hash  userHash
+		token string
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	pipe := m.rdb.Pipeline()
+	fields := make([][]*redis.SliceCmd, len(cands))
+	hashes := make([][]userHash, len(cands))
+	for i, c := range cands {
+		hashes[i] = m.keys.hashes(c.UserID)
+		for _, h := range hashes[i] {
+			fields[i] = append(fields[i], pipe.HMGet(ctx, h.key, sessionField+c.PublicID, endField+c.PublicID))
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("sweep: read sessions: %w", err)
 	}
-	tokens := make([]string, len(cands))
-	for i, f := range fields {
-		tokens[i] = f.Val() // "" for no field: revoked, or forgotten by List
+	tokens := make([]found, len(cands))
+	ended := make([]bool, len(cands))
+	marked := map[int64]bool{}
+	for i, c := range cands {
+		for j, f := range fields[i] {
+			v := f.Val()
+			if len(v) == 2 && v[1] != nil {
+				ended[i], marked[c.UserID] = true, true
+			}
+			if t, ok := v[0].(string); ok && len(v) == 2 {
+				tokens[i] = found{hashes[i][j], t} // no field: revoked, or forgotten by List
+			}
+		}
 	}
 	exists := make([]*redis.IntCmd, len(cands))
 	for i, t := range tokens {
-		if t != "" {
-			exists[i] = pipe.Exists(ctx, m.keys.data()+t)
+		if t.token != "" {
+			exists[i] = pipe.Exists(ctx, m.keys.data(t.hash.tag, t.token))
 		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
@@ -121,20 +139,27 @@ func (m *Manager) gone(cands []models.SweepCandidate) ([]models.SweepCandidate, 
 	var gone []models.SweepCandidate
 	stale := 0
 	for i, c := range cands {
-		if exists[i] != nil && exists[i].Val() == 1 {
+		if exists[i] != nil && exists[i].Val() == 1 || ended[i] {
 			continue
 		}
 		gone = append(gone, c)
-		if tokens[i] != "" {
-			forgetScript.Eval(ctx, pipe, []string{m.keys.user(c.UserID)}, sessionField+c.PublicID, tokens[i])
+		if t := tokens[i]; t.token != "" {
+			forgetScript.Eval(ctx, pipe, []string{t.hash.key}, sessionField+c.PublicID, t.token)
 			stale++
 		}
+	}
+	for userID := range marked {
+		pipe.SAdd(ctx, m.keys.ending(), userID)
+		stale++
 	}
 	if stale > 0 {
 		if _, err := pipe.Exec(ctx); err != nil {
 			// The records are still right to close: the data is gone.
 			m.log.Warn("sweep: removing stale session fields", "err", err)
 		}
+	}
+	if len(marked) > 0 {
+		m.endsLoop.kick()
 	}
 	return gone, nil
 }
