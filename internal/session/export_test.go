@@ -6,10 +6,12 @@ import (
 	"time"
 )
 
-// CommitWithExpiry saves data under token through the store, as scs does
+// CommitWithExpiry saves data of the session whose cookie is cookie through the store, as scs does
 // at the end of a request, handing it the absolute expiry scs computed
 // from its instance's clock.
-func (m *Manager) CommitWithExpiry(ctx context.Context, token string, data []byte, expiry time.Time) error {
+func (m *Manager) CommitWithExpiry(ctx context.Context, cookie string, data []byte, expiry time.Time) error {
+	tag, token, _ := splitCookie(cookie)
+	ctx = context.WithValue(ctx, lookupKey{}, &lookup{tag: tag})
 	return m.scs.Store.(*store).CommitCtx(ctx, token, data, expiry)
 }
 
@@ -48,4 +50,29 @@ func (m *Manager) MakeOld(ctx context.Context, userID int64, cookie string) (str
 	pipe.HDel(ctx, user, sessionField+publicID)
 	_, err = pipe.Exec(ctx)
 	return token, err
+}
+
+// The scripts and key names, for scripts_test.go.
+var (
+	FindScript       = findScript
+	CommitScript     = commitScript
+	RenewScript      = renewScript
+	RegisterScript   = registerScript
+	RevokeScript     = revokeScript
+	DisableScript    = disableScript
+	ForgetScript     = forgetScript
+	SetProfileScript = setProfileScript
+	ClearScript      = clearScript
+	Owner            = owner
+)
+
+// Keys names keys as the manager does under prefix.
+type Keys struct{ k keys }
+
+func NewKeys(prefix string) Keys { return Keys{keys{prefix: prefix, tagKey: make([]byte, 32)}} }
+
+func (k Keys) Data(tag, token string) string  { return k.k.data(tag, token) }
+func (k Keys) Owner(tag, token string) string { return k.k.owner(tag, token) }
+func (k Keys) User(tag string, uid int64) string {
+	return k.k.user(tag, uid)
 }

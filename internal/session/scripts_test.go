@@ -1,0 +1,234 @@
+package session_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
+	"github.com/gatehouse/gatehouse/internal/session"
+)
+
+// One test per Lua script, run straight against the test Redis (a
+// Cluster too, with GATEHOUSE_TEST_REDIS=cluster: every call names keys of
+// one tag only). Each key is under a prefix of the test's own.
+
+type scriptFixture struct {
+	t   *testing.T
+	ctx context.Context
+	rdb redis.UniversalClient
+	k   session.Keys
+	tag string
+}
+
+func newScriptFixture(t *testing.T) *scriptFixture {
+	return &scriptFixture{t: t, ctx: context.Background(), rdb: apptest.Redis(t),
+		k: session.NewKeys(apptest.RedisPrefix(t)), tag: "AAAAAAAAAAAAAAAA"}
+}
+
+func (f *scriptFixture) run(s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	f.t.Helper()
+	return s.Run(f.ctx, f.rdb, keys, args...)
+}
+
+func (f *scriptFixture) must(err error) {
+	f.t.Helper()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// session writes a live session: data, owner key, field in the user hash.
+func (f *scriptFixture) session(token, sid string, uid int64) {
+	f.t.Helper()
+	n, err := f.run(session.RegisterScript, []string{f.k.User(f.tag, uid), f.k.Owner(f.tag, token)},
+		"s:"+sid, token, 3600, "Ada", "ada@example.com", "user", session.Owner(uid, sid), time.Hour.Milliseconds(), uid).Int()
+	f.must(err)
+	if n < 1 {
+		f.t.Fatalf("register: %d", n)
+	}
+	f.must(f.rdb.Set(f.ctx, f.k.Data(f.tag, token), "data-"+token, time.Minute).Err())
+}
+
+func (f *scriptFixture) find(token string, idle time.Duration) []string {
+	f.t.Helper()
+	v, err := f.run(session.FindScript, []string{f.k.Data(f.tag, token), f.k.Owner(f.tag, token), f.k.User(f.tag, 0)},
+		token, idle.Milliseconds()).StringSlice()
+	f.must(err)
+	return v
+}
+
+func TestFindScript(t *testing.T) {
+	f := newScriptFixture(t)
+	if got := f.find("none", time.Minute); len(got) != 0 {
+		t.Errorf("no data: %q", got)
+	}
+	f.must(f.rdb.Set(f.ctx, f.k.Data(f.tag, "unowned"), "x", time.Minute).Err())
+	if got := f.find("unowned", time.Minute); !slices.Equal(got, []string{"x"}) {
+		t.Errorf("data without owner: %q", got)
+	}
+	f.session("tok", "sid1", 7)
+	f.must(f.rdb.PExpire(f.ctx, f.k.Data(f.tag, "tok"), time.Second).Err())
+	if got := f.find("tok", 30*time.Second); !slices.Equal(got, []string{"data-tok", "7", "sid1", "1", "Ada", "ada@example.com", "user"}) {
+		t.Errorf("live: %q", got)
+	}
+	if left := f.rdb.PTTL(f.ctx, f.k.Data(f.tag, "tok")).Val(); left < 29*time.Second || left > 30*time.Second {
+		t.Errorf("the lookup left the idle expiry at %v, want it slid to 30s", left)
+	}
+	// The idle expiry never outlives the absolute lifetime (the owner key).
+	f.must(f.rdb.PExpire(f.ctx, f.k.Owner(f.tag, "tok"), 5*time.Second).Err())
+	f.find("tok", 30*time.Second)
+	if left := f.rdb.PTTL(f.ctx, f.k.Data(f.tag, "tok")).Val(); left > 5*time.Second {
+		t.Errorf("slid past the lifetime: %v", left)
+	}
+	// Another user's hash under the same tag: not this session's owner.
+	f.must(f.rdb.HSet(f.ctx, f.k.User(f.tag, 0), "uid", "8").Err())
+	if got := f.find("tok", time.Minute); len(got) != 1 {
+		t.Errorf("a hash of another user: %q, want the data alone (unowned)", got)
+	}
+	f.must(f.rdb.HSet(f.ctx, f.k.User(f.tag, 0), "uid", "7").Err())
+	// Revoked: the field is gone, an end mark waits; the data is deleted.
+	f.must(f.rdb.HDel(f.ctx, f.k.User(f.tag, 0), "s:sid1").Err())
+	f.must(f.rdb.HSet(f.ctx, f.k.User(f.tag, 0), "e:sid1", "mark").Err())
+	if got := f.find("tok", time.Minute); !slices.Equal(got, []string{"", "7", "sid1", "0", "mark"}) {
+		t.Errorf("revoked: %q", got)
+	}
+	if f.rdb.Exists(f.ctx, f.k.Data(f.tag, "tok")).Val() != 0 {
+		t.Error("a revoked session's data was kept")
+	}
+}
+
+func TestCommitScript(t *testing.T) {
+	f := newScriptFixture(t)
+	keys := []string{f.k.Data(f.tag, "tok"), f.k.Owner(f.tag, "tok")}
+	// A token not yet registered is written with the lifetime given.
+	if n, err := f.run(session.CommitScript, keys, 0, time.Hour.Milliseconds(), "v1").Int(); err != nil || n != 1 {
+		t.Fatalf("fresh: %d, %v", n, err)
+	}
+	f.must(f.rdb.Del(f.ctx, keys[0]).Err())
+	// Expired data is never brought back by a later commit.
+	if n, err := f.run(session.CommitScript, keys, time.Minute.Milliseconds(), 0, "v2").Int(); err != nil || n != 0 {
+		t.Errorf("expired: %d, %v; want 0", n, err)
+	}
+	if f.rdb.Exists(f.ctx, keys[0]).Val() != 0 {
+		t.Error("expired data came back")
+	}
+	f.session("tok", "sid", 1)
+	if n, err := f.run(session.CommitScript, keys, time.Minute.Milliseconds(), 0, "v3").Int(); err != nil || n != 1 {
+		t.Fatalf("live: %d, %v", n, err)
+	}
+	if v := f.rdb.Get(f.ctx, keys[0]).Val(); v != "v3" {
+		t.Errorf("data %q, want v3", v)
+	}
+	if left := f.rdb.PTTL(f.ctx, keys[0]).Val(); left > time.Minute || left < 59*time.Second {
+		t.Errorf("TTL %v, want the idle timeout", left)
+	}
+}
+
+func TestRenewScript(t *testing.T) {
+	f := newScriptFixture(t)
+	f.session("old", "sid", 1)
+	user := f.k.User(f.tag, 1)
+	keys := []string{user, f.k.Owner(f.tag, "old"), f.k.Owner(f.tag, "new"), f.k.Data(f.tag, "old"), f.k.Data(f.tag, "new")}
+	if n, err := f.run(session.RenewScript, keys, "s:sid", "old", "new", "renewed", time.Minute.Milliseconds()).Int(); err != nil || n != 1 {
+		t.Fatalf("renew: %d, %v", n, err)
+	}
+	if f.rdb.HGet(f.ctx, user, "s:sid").Val() != "new" || f.rdb.Get(f.ctx, keys[4]).Val() != "renewed" ||
+		f.rdb.Exists(f.ctx, keys[1], keys[3]).Val() != 0 || f.rdb.Get(f.ctx, keys[2]).Val() != "1:sid" {
+		t.Error("the session did not move to the new token")
+	}
+	if left := f.rdb.PTTL(f.ctx, keys[2]).Val(); left > time.Hour || left < 59*time.Minute {
+		t.Errorf("the new owner key lives %v, want what was left of the old one", left)
+	}
+	// Revoked meanwhile: nothing moves.
+	f.must(f.rdb.HDel(f.ctx, user, "s:sid").Err())
+	keys = []string{user, keys[2], f.k.Owner(f.tag, "newer"), keys[4], f.k.Data(f.tag, "newer")}
+	if n, err := f.run(session.RenewScript, keys, "s:sid", "new", "newer", "x", 0).Int(); err != nil || n != 0 {
+		t.Errorf("revoked: %d, %v; want 0", n, err)
+	}
+	if f.rdb.Exists(f.ctx, keys[4]).Val() != 0 {
+		t.Error("a revoked session was renewed")
+	}
+}
+
+func TestRegisterScript(t *testing.T) {
+	f := newScriptFixture(t)
+	f.session("a", "sid-a", 1)
+	f.session("b", "sid-b", 1)
+	user := f.k.User(f.tag, 1)
+	reg := func(uid int64, token string) int {
+		n, err := f.run(session.RegisterScript, []string{user, f.k.Owner(f.tag, token)}, "s:x"+token, token, 3600,
+			"n", "e", "r", session.Owner(uid, "x"+token), 60000, uid).Int()
+		f.must(err)
+		return n
+	}
+	if n := reg(1, "c"); n != 3 {
+		t.Errorf("third session: count %d", n)
+	}
+	if n := reg(2, "d"); n != -2 {
+		t.Errorf("another user's hash (tags collide): %d, want -2", n)
+	}
+	if f.rdb.HExists(f.ctx, user, "s:xd").Val() {
+		t.Error("a colliding user's session was entered")
+	}
+	f.must(f.rdb.HSet(f.ctx, user, "disabled", "1").Err())
+	if n := reg(1, "e"); n != -1 {
+		t.Errorf("disabled account: %d, want -1", n)
+	}
+}
+
+func TestRevokeAndDisableScripts(t *testing.T) {
+	f := newScriptFixture(t)
+	for _, s := range []string{"1", "2", "3", "4"} {
+		f.session("t"+s, "sid"+s, 1)
+	}
+	user := f.k.User(f.tag, 1)
+	ended, err := f.run(session.RevokeScript, []string{user}, "mark1", "only", "sid1", "nosuch").StringSlice()
+	if f.must(err); !slices.Equal(ended, []string{"sid1"}) {
+		t.Errorf("only: ended %q", ended)
+	}
+	ended, err = f.run(session.RevokeScript, []string{user}, "mark2", "except", "sid2").StringSlice()
+	f.must(err)
+	if slices.Sort(ended); !slices.Equal(ended, []string{"sid3", "sid4"}) {
+		t.Errorf("except: ended %q", ended)
+	}
+	all := f.rdb.HGetAll(f.ctx, user).Val()
+	if all["e:sid1"] != "mark1" || all["e:sid3"] != "mark2" || all["s:sid2"] != "t2" || all["s:sid1"] != "" {
+		t.Errorf("hash after revokes: %v", all)
+	}
+	ended, err = f.run(session.DisableScript, []string{user}, "mark3", 3600).StringSlice()
+	if f.must(err); !slices.Equal(ended, []string{"sid2"}) || f.rdb.HGet(f.ctx, user, "disabled").Val() != "1" ||
+		f.rdb.HGet(f.ctx, user, "e:sid2").Val() != "mark3" {
+		t.Errorf("disable: ended %q, hash %v", ended, f.rdb.HGetAll(f.ctx, user).Val())
+	}
+}
+
+func TestForgetSetProfileAndClearScripts(t *testing.T) {
+	f := newScriptFixture(t)
+	f.session("tok", "sid", 1)
+	user := f.k.User(f.tag, 1)
+	if n, _ := f.run(session.ForgetScript, []string{user}, "s:sid", "other").Int(); n != 0 || !f.rdb.HExists(f.ctx, user, "s:sid").Val() {
+		t.Error("forget removed a field naming another token")
+	}
+	if n, _ := f.run(session.ForgetScript, []string{user}, "s:sid", "tok").Int(); n != 1 || f.rdb.HExists(f.ctx, user, "s:sid").Val() {
+		t.Error("forget kept a stale field")
+	}
+	if n, _ := f.run(session.SetProfileScript, []string{f.k.User("BBBBBBBBBBBBBBBB", 9)}, "name", "x").Int(); n != 0 ||
+		f.rdb.Exists(f.ctx, f.k.User("BBBBBBBBBBBBBBBB", 9)).Val() != 0 {
+		t.Error("setProfile made a hash without a TTL")
+	}
+	if n, _ := f.run(session.SetProfileScript, []string{user}, "name", "Grace").Int(); n != 1 || f.rdb.HGet(f.ctx, user, "name").Val() != "Grace" {
+		t.Error("setProfile did not refresh the hash")
+	}
+	f.must(f.rdb.HSet(f.ctx, user, "e:a", "m1", "e:b", "m2").Err())
+	// A mark replaced since it was read stays; the others go.
+	if n, err := f.run(session.ClearScript, []string{user}, "a", "m1", "b", "old").Int(); err != nil || n != 1 {
+		t.Errorf("clear: %d left, %v; want 1", n, err)
+	}
+	if f.rdb.HExists(f.ctx, user, "e:a").Val() || !f.rdb.HExists(f.ctx, user, "e:b").Val() {
+		t.Errorf("clear left %v", f.rdb.HGetAll(f.ctx, user).Val())
+	}
+}
