@@ -115,6 +115,11 @@ func Load(getenv func(string) string) (Config, error) {
 		SignUpRatePerIP:          p.count("SIGNUP_RATE_PER_IP", 30),
 		PasswordConcurrencyPerIP: p.count("PASSWORD_CONCURRENCY_PER_IP", 4),
 	}
+	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
+		// Braces would make the prefix Redis Cluster's hash tag: every key
+		// in one slot, and the users' tags ignored.
+		p.fail("REDIS_PREFIX", cfg.RedisPrefix, "must not contain { or }")
+	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
 	}

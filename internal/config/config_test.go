@@ -48,6 +48,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"STARTUP_TIMEOUT":       "-5s",
 		"SWEEP_INTERVAL":        "often",
 		"REDIS_MAX_CONNECTIONS": "0",
+		"REDIS_PREFIX":          "gh:{x}:",
+		"REDIS_REVOKE_REPLICAS": "-1",
 	} {
 		_, err := Load(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name+"=") {
