@@ -83,6 +83,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Audit = models.NewAuditStore(db)
 	a.Auditing = session.NewAuditQueue(rdb, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
 	a.Audit.UseQueue(a.Auditing)
+	err = retryUntil(ctx, log, "redis", deadline, func(ctx context.Context) error {
+		if err := session.CheckRedis(ctx, rdb, cfg.RedisPrefix); err != nil {
+			return fmt.Errorf("redis at %s is unreachable: %w", cfg.Redis.Addr(), err)
+		}
+		return session.LoadScripts(ctx, rdb)
+	})
+	if err != nil {
+		return fail(err)
+	}
 	tagKey, err := models.Secret(ctx, db, session.TagSecret, 32)
 	if err != nil {
 		return fail(fmt.Errorf("postgres: %w", err))
@@ -92,16 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
 		Logger: log, Now: opt.Now,
 	})
-	err = retryUntil(ctx, log, "redis", deadline, func(ctx context.Context) error {
-		if err := a.Sessions.Check(ctx); err != nil {
-			return fmt.Errorf("redis at %s is unreachable: %w", cfg.Redis.Addr(), err)
-		}
-		if err := a.Sessions.LoadScripts(ctx); err != nil {
-			return err
-		}
-		return a.Sessions.DetectReplicas(ctx, cfg.Redis.RevokeReplicas)
-	})
-	if err != nil {
+	if err := a.Sessions.DetectReplicas(ctx, cfg.Redis.RevokeReplicas); err != nil {
 		return fail(err)
 	}
 	if warning, err := a.Sessions.EvictionWarning(ctx); err != nil {

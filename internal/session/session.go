@@ -570,12 +570,16 @@ func latestEnded(pending, recorded []models.SessionRecord, limit int) []models.S
 }
 
 // Check pings Redis: a probe key written and deleted.
-func (m *Manager) Check(ctx context.Context) error {
-	probe := m.keys.prefix + "probe"
-	if err := m.rdb.Set(ctx, probe, "1", 5*time.Second).Err(); err != nil {
+func (m *Manager) Check(ctx context.Context) error { return CheckRedis(ctx, m.rdb, m.keys.prefix) }
+
+// CheckRedis is Check before there is a Manager (start-up): a probe key
+// under prefix written and deleted.
+func CheckRedis(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
+	probe := prefix + "probe"
+	if err := rdb.Set(ctx, probe, "1", 5*time.Second).Err(); err != nil {
 		return fmt.Errorf("redis write: %w", err)
 	}
-	if err := m.rdb.Del(ctx, probe).Err(); err != nil {
+	if err := rdb.Del(ctx, probe).Err(); err != nil {
 		return fmt.Errorf("redis delete: %w", err)
 	}
 	return nil
@@ -603,9 +607,12 @@ func (m *Manager) EvictionWarning(ctx context.Context) (string, error) {
 // LoadScripts loads the Lua scripts into Redis, so that even the first
 // revoke is one EVALSHA round trip. (After a Redis restart go-redis falls back
 // to EVAL once by itself.)
-func (m *Manager) LoadScripts(ctx context.Context) error {
+func (m *Manager) LoadScripts(ctx context.Context) error { return LoadScripts(ctx, m.rdb) }
+
+// LoadScripts is Manager.LoadScripts before there is a Manager.
+func LoadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 	for _, s := range scripts {
-		if err := s.Load(ctx, m.rdb).Err(); err != nil {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return fmt.Errorf("load redis script: %w", err)
 		}
 	}
