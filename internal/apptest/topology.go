@@ -183,11 +183,11 @@ func startCluster() (map[string]string, error) {
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Protocol: 2, DisableIdentity: true})
 	defer cc.Close()
 	err = waitFor(20*time.Second, "cluster replicas", func() bool {
-		slots, err := cc.ClusterSlots(context.Background()).Result()
-		if err != nil || len(slots) != 3 {
+		shards, err := cc.ClusterShards(context.Background()).Result()
+		if err != nil || len(shards) != 3 {
 			return false
 		}
-		for _, s := range slots {
+		for _, s := range shards {
 			if len(s.Nodes) != 2 {
 				return false
 			}
