@@ -100,6 +100,8 @@ func endedFlash(rec *models.SessionRecord) flashKey {
 		return flashEndedLimit
 	case models.EndRoleChanged:
 		return flashEndedByRole
+	case models.EndPasswordReset:
+		return flashEndedByReset
 	case models.EndSignedOut:
 		return flashSignedOut
 	}

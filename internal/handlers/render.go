@@ -93,6 +93,10 @@ const (
 	// request renewed its token.
 	flashPasswordEnded flashKey = "password_changed_ended"
 	flashConfirmEnded  flashKey = "confirm_ended"
+	flashEndedByReset  flashKey = "ended_by_reset"
+	flashPasswordReset flashKey = "password_reset"
+	flashVerified      flashKey = "email_verified"
+	flashVerifySent    flashKey = "verification_sent"
 )
 
 var flashes = map[flashKey]string{
@@ -118,6 +122,10 @@ var flashes = map[flashKey]string{
 	flashConfirmed:       "Password confirmed. You can continue.",
 	flashPasswordEnded:   "Your password has been changed, and this device was signed out meanwhile. Please sign in with your new password.",
 	flashConfirmEnded:    "This device was signed out while you confirmed your password. Please sign in again.",
+	flashEndedByReset:    "Your password was reset by e-mail, so this device was signed out. Please sign in again.",
+	flashPasswordReset:   "Your new password is set and every device was signed out. Sign in with your new password.",
+	flashVerified:        "Your email address is verified. Thank you.",
+	flashVerifySent:      "We sent a new verification link. Check your inbox.",
 }
 
 const flashCookie = "gatehouse_flash"

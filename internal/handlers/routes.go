@@ -68,6 +68,17 @@ func New(d Deps) *echo.Echo {
 	e.POST("/signin", h.signIn, hashing...)
 	e.POST("/signout", h.signOut, web...)
 
+	// Links sent by mail work without a session (mailflows.go).
+	e.GET("/password/forgot", h.forgotForm, web...)
+	e.POST("/password/forgot", h.forgot, web...)
+	e.GET("/password/reset", h.resetForm, web...)
+	e.POST("/password/reset", h.reset, hashing...)
+	if d.DevMailbox {
+		// Only when mail goes nowhere else and BASE_URL is this machine.
+		e.GET("/dev/mail", h.devMailbox)
+		e.GET("/dev/mail/:id", h.devMailboxMessage)
+	}
+
 	e.GET("/account", h.account, signedIn...)
 	e.POST("/account", h.saveProfile, signedIn...)
 	e.POST("/account/password", h.changePassword, signedInHashing...)

@@ -25,8 +25,11 @@ type User struct {
 	PasswordHash string
 	Role         string
 	DisabledAt   *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// EmailVerifiedAt is when the owner opened a verification link sent
+	// to the current address; nil while it is unproved.
+	EmailVerifiedAt *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Disabled reports whether an administrator has disabled the account.
