@@ -127,7 +127,13 @@ func Load(getenv func(string) string) (Config, error) {
 		SMTPURL:         p.smtpURL("SMTP_URL"),
 		MailGiveUpAfter: p.duration("MAIL_GIVE_UP_AFTER", 24*time.Hour),
 	}
-	cfg.MailFrom = p.mailFrom("MAIL_FROM", "Gatehouse <no-reply@"+cfg.BaseURL.Hostname()+">")
+	// By default, mail comes from no-reply@ BASE_URL's host name (from
+	// localhost when that is an IP address).
+	fromHost := cfg.BaseURL.Hostname()
+	if fromHost == "" || net.ParseIP(fromHost) != nil {
+		fromHost = "localhost"
+	}
+	cfg.MailFrom = p.mailFrom("MAIL_FROM", "Gatehouse <no-reply@"+fromHost+">")
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
 	}
