@@ -40,6 +40,10 @@ type App struct {
 	Hasher   *password.Hasher
 	// Mail sends the outbox; RunMail runs it.
 	Mail *mail.Sender
+	// mailSQL is the mail worker's own small pool: background polling
+	// never takes a connection a request needs, and a hung Postgres holds
+	// at most two of them.
+	mailSQL *sql.DB
 }
 
 // Options adjust what New builds; the zero value is production.
@@ -105,7 +109,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	} else if warning != "" {
 		log.Warn("start-up: redis " + warning)
 	}
-	a.Mail, err = newSender(cfg, db, log, opt)
+	mailDB, mailSQL, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{Timeout: cfg.DBTimeout, MaxConns: 2})
+	if err != nil {
+		return fail(err)
+	}
+	a.mailSQL = mailSQL
+	a.Mail, err = newSender(cfg, mailDB, log, opt)
 	if err != nil {
 		return fail(err)
 	}
@@ -138,7 +147,11 @@ func (a *App) Close() error {
 	if a.Sessions != nil {
 		a.Sessions.Close(ctx)
 	}
-	return errors.Join(a.Redis.Close(), a.SQL.Close())
+	var mailErr error
+	if a.mailSQL != nil {
+		mailErr = a.mailSQL.Close()
+	}
+	return errors.Join(a.Redis.Close(), a.SQL.Close(), mailErr)
 }
 
 // NewRedisPool returns a redigo pool for url of at most maxConns

@@ -150,18 +150,31 @@ func (s *Sink) To(to string) []*Mail {
 // returns the newest.
 func (s *Sink) WaitFor(t testing.TB, to string, n int) *Mail {
 	t.Helper()
+	return s.WaitForSubject(t, to, "", n)
+}
+
+// WaitForSubject is WaitFor counting only the messages with subject (all
+// of them when subject is "").
+func (s *Sink) WaitForSubject(t testing.TB, to, subject string, n int) *Mail {
+	t.Helper()
 	deadline := time.After(15 * time.Second)
 	for {
 		s.mu.Lock()
 		arrived := s.arrived
 		s.mu.Unlock()
-		if got := s.To(to); len(got) >= n {
+		var got []*Mail
+		for _, m := range s.To(to) {
+			if subject == "" || m.Subject() == subject {
+				got = append(got, m)
+			}
+		}
+		if len(got) >= n {
 			return got[len(got)-1]
 		}
 		select {
 		case <-arrived:
 		case <-deadline:
-			t.Fatalf("no mail #%d to %s after 15 s; the sink has %d mails, %d offered", n, to, len(s.Mails()), s.Attempts())
+			t.Fatalf("no mail #%d to %s (subject %q) after 15 s; the sink has %d mails, %d offered", n, to, subject, len(s.Mails()), s.Attempts())
 			return nil
 		}
 	}

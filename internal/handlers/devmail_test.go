@@ -38,7 +38,7 @@ func TestDevMailboxShowsTheMailWithoutSMTP(t *testing.T) {
 	}
 	// The HTML part is served on its own, styled inline, with no script.
 	doc := page.Doc(t)
-	href, _ := doc.Find(`[data-testid="devmail-message"] a`).Last().Attr("href")
+	href, _ := doc.Find(`[data-testid="devmail-message"] a`).First().Attr("href") // newest first: the reset mail
 	html := env.Client(t).Get(href)
 	if html.StatusCode != http.StatusOK || !strings.Contains(html.Body, "Choose a new password") ||
 		!strings.Contains(html.Header.Get("Content-Security-Policy"), "default-src 'none'") {

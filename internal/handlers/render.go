@@ -97,6 +97,7 @@ const (
 	flashPasswordReset flashKey = "password_reset"
 	flashVerified      flashKey = "email_verified"
 	flashVerifySent    flashKey = "verification_sent"
+	flashResetSent     flashKey = "reset_sent"
 )
 
 var flashes = map[flashKey]string{
@@ -126,6 +127,7 @@ var flashes = map[flashKey]string{
 	flashPasswordReset:   "Your new password is set and every device was signed out. Sign in with your new password.",
 	flashVerified:        "Your email address is verified. Thank you.",
 	flashVerifySent:      "We sent a new verification link. Check your inbox.",
+	flashResetSent:       "A password reset link has been sent to the user's email address.",
 }
 
 const flashCookie = "gatehouse_flash"

@@ -73,6 +73,9 @@ func New(d Deps) *echo.Echo {
 	e.POST("/password/forgot", h.forgot, web...)
 	e.GET("/password/reset", h.resetForm, web...)
 	e.POST("/password/reset", h.reset, hashing...)
+	e.GET("/verify", h.verifyForm, web...)
+	e.POST("/verify", h.verify, web...)
+	e.POST("/account/verify/resend", h.resendVerification, signedIn...)
 	if d.DevMailbox {
 		// Only when mail goes nowhere else and BASE_URL is this machine.
 		e.GET("/dev/mail", h.devMailbox)
@@ -107,7 +110,8 @@ func New(d Deps) *echo.Echo {
 	admin.POST("/users/:id/enable", h.adminEnable, h.requireRecentAuth)
 	admin.POST("/users/:id/promote", h.adminPromote, h.requireRecentAuth)
 	admin.POST("/users/:id/demote", h.adminDemote, h.requireRecentAuth)
-	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote"} {
+	admin.POST("/users/:id/send-reset", h.adminSendReset, h.requireRecentAuth)
+	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote", "/send-reset"} {
 		admin.GET("/users/:id"+action, h.pendingActionPage)
 	}
 	admin.GET("/sessions", h.adminSessions)

@@ -95,17 +95,26 @@ func (s *Sender) Wake() {
 // Run sends until ctx is cancelled. A failing database or mail server is
 // logged and tried again at the next round; nothing is lost.
 func (s *Sender) Run(ctx context.Context) {
-	t := time.NewTicker(s.opt.Poll)
-	defer t.Stop()
+	failures := 0
 	for {
+		wait := s.opt.Poll
 		if err := s.Round(ctx); err != nil && ctx.Err() == nil {
-			s.opt.Logger.WarnContext(ctx, "mail: sending round failed; retrying", "err", err)
+			// While Postgres is down, wait longer between rounds (up to
+			// 64 polls) and say so less often.
+			failures++
+			wait = s.opt.Poll << min(failures, 6)
+			s.opt.Logger.WarnContext(ctx, "mail: sending round failed; retrying", "in", wait, "err", err)
+		} else {
+			failures = 0
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		case <-s.wake:
+			t.Stop()
 		}
 	}
 }

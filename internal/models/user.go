@@ -94,7 +94,9 @@ func (s *UserStore) UpdateProfile(ctx context.Context, id int64, name, email str
 		return fmt.Errorf("update profile: %w", err)
 	}
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
-		Updates(map[string]any{"name": name, "email": email, "updated_at": gorm.Expr("now()")})
+		Updates(map[string]any{"name": name, "email": email, "updated_at": gorm.Expr("now()"),
+			// A new address is unproved.
+			"email_verified_at": gorm.Expr("CASE WHEN email = ? THEN email_verified_at END", email)})
 	if res.Error != nil {
 		return fmt.Errorf("update profile: %w", translate(res.Error))
 	}
