@@ -467,7 +467,7 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	// and the change of address.
 	link := env.Mail.WaitFor(t, "user2@example.com", 1).Link(t, "/verify")
 	c.Post("/verify", url.Values{"token": {strings.TrimPrefix(link, "/verify?token=")}}) // email_verified
-	c.Post("/password/forgot", url.Values{"email": {"user2@example.com"}})                 // password_reset_requested
+	c.Post("/password/forgot", url.Values{"email": {"user2@example.com"}})               // password_reset_requested
 	link = env.Mail.WaitForSubject(t, "user2@example.com", "Reset your Gatehouse password", 1).Link(t, "/password/reset")
 	c.Post("/password/reset", url.Values{"token": {strings.TrimPrefix(link, "/password/reset?token=")}, "new_password": {"reset user password"}}) // password_reset
 
