@@ -22,14 +22,16 @@ CREATE INDEX mail_tokens_user_idx ON mail_tokens (user_id, purpose) WHERE used_a
 
 ALTER TABLE users ADD COLUMN email_verified_at timestamptz;
 
--- A password reset ends every session of the account.
+-- A password reset, and undoing an address change, end every session of
+-- the account.
 ALTER TABLE sessions DROP CONSTRAINT sessions_end_reason_check;
 ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check CHECK (end_reason IN (
     'signed_out', 'revoked_by_user', 'revoked_by_admin', 'password_changed', 'account_disabled',
-    'idle_timeout', 'lifetime_reached', 'session_limit', 'role_changed', 'password_reset'));
+    'idle_timeout', 'lifetime_reached', 'session_limit', 'role_changed', 'password_reset',
+    'email_change_undone'));
 
 -- +goose Down
-UPDATE sessions SET end_reason = 'password_changed' WHERE end_reason = 'password_reset';
+UPDATE sessions SET end_reason = 'password_changed' WHERE end_reason IN ('password_reset', 'email_change_undone');
 ALTER TABLE sessions DROP CONSTRAINT sessions_end_reason_check;
 ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check CHECK (end_reason IN (
     'signed_out', 'revoked_by_user', 'revoked_by_admin', 'password_changed', 'account_disabled',

@@ -49,3 +49,36 @@ func (m VerifyMail) Text() string {
 		m.Link + "\n"
 }
 func (m VerifyMail) HTML() templ.Component { return verifyMailHTML(m) }
+
+// ChangeEmailMail goes to a new address, to confirm it.
+type ChangeEmailMail struct {
+	Name, OldEmail, NewEmail string
+	Link                     string // /email/confirm?token=...
+}
+
+func (ChangeEmailMail) Subject() string { return "Confirm your new email address for Gatehouse" }
+func (m ChangeEmailMail) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"Someone (we hope you) asked to change the address of your Gatehouse account from\n" +
+		m.OldEmail + " to " + m.NewEmail + ". The address changes when you open this link, within 24 hours:\n\n" +
+		m.Link + "\n\n" +
+		"If you did not ask for this, ignore this mail: nothing changes.\n"
+}
+func (m ChangeEmailMail) HTML() templ.Component { return changeEmailMailHTML(m) }
+
+// EmailChangedNotice goes to the old address after a change, with a link
+// to undo it.
+type EmailChangedNotice struct {
+	Name, OldEmail, NewEmail string
+	UndoLink                 string // /email/undo?token=...
+}
+
+func (EmailChangedNotice) Subject() string { return "Your Gatehouse email address was changed" }
+func (m EmailChangedNotice) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"The address of your Gatehouse account was changed from " + m.OldEmail + " to " + m.NewEmail + ".\n\n" +
+		"If this was not you, undo it within 7 days: your address comes back, every device is\n" +
+		"signed out, and you choose a new password:\n\n" +
+		m.UndoLink + "\n"
+}
+func (m EmailChangedNotice) HTML() templ.Component { return emailChangedNoticeHTML(m) }

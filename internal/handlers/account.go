@@ -47,28 +47,31 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 	if email != p.Email && !h.recentlyAuthenticated(c) {
 		return h.askToConfirm(c)
 	}
-	// A new address is unproved: it gets a verification link, written in
-	// the same transaction as the change.
-	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := models.NewUserStore(tx).UpdateProfile(ctx, p.UserID, f.Name, email); err != nil || email == p.Email {
+	// The name changes now; a new address only once its owner opens the
+	// link mailed to it (emailchange.go).
+	if email != p.Email {
+		if _, err := h.users.ByEmail(ctx, email); err == nil {
+			f.Errors["email"] = "Another account already uses this email."
+			return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
+		} else if !errors.Is(err, models.ErrNotFound) {
 			return err
 		}
-		return h.sendVerification(ctx, tx, &models.User{ID: p.UserID, Name: f.Name, Email: email}, h.requestEvent(c, "", p.UserID))
+	}
+	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := models.NewUserStore(tx).UpdateProfile(ctx, p.UserID, f.Name, p.Email); err != nil || email == p.Email {
+			return err
+		}
+		return h.requestEmailChange(ctx, tx, c, &models.User{ID: p.UserID, Name: f.Name, Email: p.Email}, email)
 	})
-	if errors.Is(err, models.ErrConflict) {
-		f.Errors["email"] = "Another account already uses this email."
-		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
-	} else if err != nil {
+	if err != nil {
 		return err
 	}
-	if err := h.sessions.SetProfile(p.UserID, f.Name, email, p.Role); err != nil {
+	if err := h.sessions.SetProfile(p.UserID, f.Name, p.Email, p.Role); err != nil {
 		return err
 	}
 	if email != p.Email {
 		h.wakeMail()
-		h.setUnverifiedHint(c, &models.User{ID: p.UserID}) // a new address is unproved
-		h.record(c, models.AuditEvent{Kind: models.AuditEmailChanged, UserID: &p.UserID, SessionID: p.SessionID,
-			Detail: p.Email + " → " + email})
+		return h.redirect(c, "/account", flashEmailChangeSent)
 	}
 	return h.redirect(c, "/account", flashProfileSaved)
 }

@@ -102,6 +102,8 @@ func endedFlash(rec *models.SessionRecord) flashKey {
 		return flashEndedByRole
 	case models.EndPasswordReset:
 		return flashEndedByReset
+	case models.EndEmailUndone:
+		return flashEndedByUndo
 	case models.EndSignedOut:
 		return flashSignedOut
 	}

@@ -91,13 +91,16 @@ const (
 	flashConfirmed       flashKey = "confirmed"
 	// The session ended (another device, an administrator) while the
 	// request renewed its token.
-	flashPasswordEnded flashKey = "password_changed_ended"
-	flashConfirmEnded  flashKey = "confirm_ended"
-	flashEndedByReset  flashKey = "ended_by_reset"
-	flashPasswordReset flashKey = "password_reset"
-	flashVerified      flashKey = "email_verified"
-	flashVerifySent    flashKey = "verification_sent"
-	flashResetSent     flashKey = "reset_sent"
+	flashPasswordEnded   flashKey = "password_changed_ended"
+	flashConfirmEnded    flashKey = "confirm_ended"
+	flashEndedByReset    flashKey = "ended_by_reset"
+	flashPasswordReset   flashKey = "password_reset"
+	flashVerified        flashKey = "email_verified"
+	flashVerifySent      flashKey = "verification_sent"
+	flashResetSent       flashKey = "reset_sent"
+	flashEmailChangeSent flashKey = "email_change_sent"
+	flashEmailChanged    flashKey = "email_changed"
+	flashEndedByUndo     flashKey = "ended_by_undo"
 )
 
 var flashes = map[flashKey]string{
@@ -128,6 +131,9 @@ var flashes = map[flashKey]string{
 	flashVerified:        "Your email address is verified. Thank you.",
 	flashVerifySent:      "We sent a new verification link. Check your inbox.",
 	flashResetSent:       "A password reset link has been sent to the user's email address.",
+	flashEmailChangeSent: "We sent a confirmation link to your new address. Your email changes when you open it.",
+	flashEmailChanged:    "Your email address has been changed.",
+	flashEndedByUndo:     "An email change on your account was undone, so every device was signed out. Set a new password with the link we sent.",
 }
 
 const flashCookie = "gatehouse_flash"

@@ -76,6 +76,10 @@ func New(d Deps) *echo.Echo {
 	e.GET("/verify", h.verifyForm, web...)
 	e.POST("/verify", h.verify, web...)
 	e.POST("/account/verify/resend", h.resendVerification, signedIn...)
+	e.GET("/email/confirm", h.confirmEmailForm, web...)
+	e.POST("/email/confirm", h.confirmEmail, web...)
+	e.GET("/email/undo", h.undoEmailForm, web...)
+	e.POST("/email/undo", h.undoEmail, append([]echo.MiddlewareFunc{h.capPasswordWork}, web...)...)
 	if d.DevMailbox {
 		// Only when mail goes nowhere else and BASE_URL is this machine.
 		e.GET("/dev/mail", h.devMailbox)

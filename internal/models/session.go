@@ -24,6 +24,7 @@ const (
 	EndSessionLimit    EndReason = "session_limit"
 	EndRoleChanged     EndReason = "role_changed"
 	EndPasswordReset   EndReason = "password_reset"
+	EndEmailUndone     EndReason = "email_change_undone"
 )
 
 // Value stores the empty reason as NULL, as the schema requires.
