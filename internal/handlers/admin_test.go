@@ -467,7 +467,7 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	c.Post("/account", url.Values{"name": {"U"}, "email": {"user2@example.com"}}) // email_change_requested
 	link = env.Mail.WaitFor(t, "user2@example.com", 1).Link(t, "/email/confirm")
 	c.Post("/email/confirm", url.Values{"token": {strings.TrimPrefix(link, "/email/confirm?token=")}}) // email_changed
-	admin.Post(userPath(user)+"/promote", nil)                                    // role_changed
+	admin.Post(userPath(user)+"/promote", nil)                                                         // role_changed
 	admin.Post(userPath(user)+"/disable", nil)
 	admin.Post(userPath(user)+"/enable", nil)
 	// The old address undoes the change: email_change_undone, and a reset
