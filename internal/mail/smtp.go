@@ -39,7 +39,7 @@ type SMTP struct {
 func ParseSMTPURL(raw string, from *mail.Address) (*SMTP, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Hostname() == "" {
-		return nil, errors.New("want smtp://[user:pass@]host[:port] or smtps://...")
+		return nil, errors.New("want smtp://[user:pass@]host[:port] or smtps://[user:pass@]host[:port]")
 	}
 	s := &SMTP{host: u.Hostname(), from: from, Timeout: 15 * time.Second}
 	switch u.Scheme {
