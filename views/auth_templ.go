@@ -283,7 +283,7 @@ func SignInPage(f SignInForm) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "> Keep me signed in on this device</label> <button type=\"submit\">Sign in</button></form><p>New here? <a href=\"/signup\">Create an account</a></p></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 22, "> Keep me signed in on this device</label> <button type=\"submit\">Sign in</button></form><p><a href=\"/password/forgot\" data-testid=\"forgot-link\">Forgot your password?</a></p><p>New here? <a href=\"/signup\">Create an account</a></p></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

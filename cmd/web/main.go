@@ -104,6 +104,16 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}()
 	defer func() { stopSweep(); <-sweepDone }()
 
+	// The mail sender runs beside the server and stops before the app
+	// closes; mail it has not sent waits in the outbox.
+	mailCtx, stopMail := context.WithCancel(context.Background())
+	mailDone := make(chan struct{})
+	go func() {
+		defer close(mailDone)
+		a.RunMail(mailCtx)
+	}()
+	defer func() { stopMail(); <-mailDone }()
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -19,6 +19,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/handlers"
 	"github.com/gatehouse/gatehouse/internal/logging"
+	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/redisconn"
@@ -37,12 +38,21 @@ type App struct {
 	Auditing *session.AuditQueue // writes Audit's events in the background
 	Sessions *session.Manager
 	Hasher   *password.Hasher
+	// Mail sends the outbox; RunMail runs it.
+	Mail *mail.Sender
+	// mailSQL is the mail worker's own small pool: background polling
+	// never takes a connection a request needs, and a hung Postgres holds
+	// at most two of them.
+	mailSQL *sql.DB
 }
 
 // Options adjust what New builds; the zero value is production.
 type Options struct {
 	Now    func() time.Time // the clock; time.Now when nil
 	Hasher *password.Hasher // shared by tests, which build many apps
+	// SMTPTimeout bounds each step of an SMTP conversation (15 s when 0);
+	// tests of a hung mail server shorten it.
+	SMTPTimeout time.Duration
 }
 
 // New connects to Postgres and Redis (checking both, and saying which one
@@ -109,6 +119,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	} else if warning != "" {
 		log.Warn("start-up: redis " + warning)
 	}
+	mailDB, mailSQL, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{Timeout: cfg.DBTimeout, MaxConns: 2})
+	if err != nil {
+		return fail(err)
+	}
+	a.mailSQL = mailSQL
+	a.Mail, err = newSender(cfg, mailDB, log, opt)
+	if err != nil {
+		return fail(err)
+	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
 		a.Hasher = password.NewHasher()
@@ -120,6 +139,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Throttle:     throttle.New(rdb, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
+		Gorm: db, BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),
 	})
 	return a, nil
 }
@@ -137,5 +157,54 @@ func (a *App) Close() error {
 	if a.Sessions != nil {
 		a.Sessions.Close(ctx)
 	}
-	return errors.Join(a.Redis.Close(), a.SQL.Close())
+	var mailErr error
+	if a.mailSQL != nil {
+		mailErr = a.mailSQL.Close()
+	}
+	return errors.Join(a.Redis.Close(), a.SQL.Close(), mailErr)
 }
+
+// newSender builds the mail sender: to SMTP_URL, or to the development
+// mailbox (mail kept, shown at /dev/mail), or, with neither, nowhere:
+// mail then waits in the outbox for a configured instance. The SMTP server
+// is not contacted here: the app starts and serves while it is down.
+func newSender(cfg config.Config, db *gorm.DB, log *slog.Logger, opt Options) (*mail.Sender, error) {
+	now := opt.Now
+	if now == nil {
+		now = time.Now
+	}
+	accounts := &handlers.AccountMail{DB: db, BaseURL: cfg.BaseURL, Now: now, Logger: log}
+	so := mail.SenderOptions{GiveUpAfter: cfg.MailGiveUpAfter, Logger: log, Before: accounts.ProcessResetRequests}
+	switch {
+	case cfg.SMTPURL != "":
+		t, err := mail.ParseSMTPURL(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, fmt.Errorf("SMTP_URL: %w", err)
+		}
+		if opt.SMTPTimeout > 0 {
+			t.Timeout = opt.SMTPTimeout
+		}
+		so.Transport = t
+	case cfg.DevMailbox():
+		so.Transport, so.KeepBodies = devMailbox{}, true
+		log.Info("mail: SMTP_URL is unset; mail is kept in the development mailbox at " + cfg.BaseURL.String() + "/dev/mail")
+	default:
+		log.Warn("mail: SMTP_URL is unset and BASE_URL is not a loopback address: mail waits in the outbox until an instance with SMTP_URL sends it")
+	}
+	if opt.SMTPTimeout > 0 {
+		so.SendTimeout = 2 * opt.SMTPTimeout
+	}
+	return mail.NewSender(db, so), nil
+}
+
+// devMailbox "sends" by keeping the message in the outbox, where /dev/mail
+// shows it.
+type devMailbox struct{}
+
+func (devMailbox) Send(_ context.Context, msgs []mail.Message) ([]error, error) {
+	return make([]error, len(msgs)), nil
+}
+
+// RunMail sends mail until ctx is cancelled: the web command and the test
+// harness run it beside the server.
+func (a *App) RunMail(ctx context.Context) { a.Mail.Run(ctx) }

@@ -77,7 +77,11 @@ type Env struct {
 	Config config.Config
 	Clock  *Clock
 	Logs   *Logs // everything the app logged
+	// Mail is the SMTP server the app sends to (nil when the test set
+	// SMTP_URL itself, or for an instance started with Start).
+	Mail *Sink
 
+	stopMail func() // stops the mail sender and waits for it
 	stopOnce sync.Once
 }
 
@@ -99,19 +103,25 @@ func With(name, value string) Option {
 // New starts an isolated Gatehouse for t.
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	return start(t, newConfig(t, opts), Hasher())
+	cfg, sink := newConfig(t, opts)
+	env := start(t, cfg, Hasher())
+	env.Mail = sink
+	return env
 }
 
 // NewWithHasher starts an isolated Gatehouse for t that hashes passwords
 // with h, not the shared Hasher: for tests that make the hasher busy.
 func NewWithHasher(t testing.TB, h *password.Hasher, opts ...Option) *Env {
 	t.Helper()
-	return start(t, newConfig(t, opts), h)
+	cfg, sink := newConfig(t, opts)
+	env := start(t, cfg, h)
+	env.Mail = sink
+	return env
 }
 
-// newConfig is the configuration of a new Env: its own database and Redis
-// prefix, then opts.
-func newConfig(t testing.TB, opts []Option) config.Config {
+// newConfig is the configuration of a new Env: its own database, Redis
+// prefix and SMTP sink, then opts.
+func newConfig(t testing.TB, opts []Option) (config.Config, *Sink) {
 	t.Helper()
 	dbURL := NewDatabase(t)
 	prefix := RedisPrefix(t)
@@ -123,11 +133,16 @@ func newConfig(t testing.TB, opts []Option) config.Config {
 	for _, o := range opts {
 		o(vars)
 	}
+	var sink *Sink
+	if _, set := vars["SMTP_URL"]; !set {
+		sink = StartSink(t, nil)
+		vars["SMTP_URL"] = sink.URL()
+	}
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return cfg
+	return cfg, sink
 }
 
 // Start runs another app with cfg, e.g. a second instance sharing an Env's
@@ -142,12 +157,21 @@ func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
 	logs := &Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := &Clock{}
-	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: hasher})
+	// A short SMTP timeout: the sink is local, and tests of a hung mail
+	// server should not wait long.
+	a, err := app.New(context.Background(), cfg, log, app.Options{Now: clock.Now, Hasher: hasher, SMTPTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
 	srv := httptest.NewServer(a.Handler)
-	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs}
+	mailCtx, cancelMail := context.WithCancel(context.Background())
+	mailDone := make(chan struct{})
+	go func() {
+		defer close(mailDone)
+		a.RunMail(mailCtx)
+	}()
+	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs,
+		stopMail: func() { cancelMail(); <-mailDone }}
 	t.Cleanup(func() {
 		env.Stop()
 		if t.Failed() {
@@ -164,6 +188,7 @@ func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
 		e.Server.Close()
+		e.stopMail()
 		e.App.Close()
 	})
 }

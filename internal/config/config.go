@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Config is the whole of Gatehouse's configuration.
@@ -74,6 +76,15 @@ type Config struct {
 	// (sign-in, sign-up, confirm, password change) one client address may
 	// have in flight at once on an instance; 0 turns the cap off.
 	PasswordConcurrencyPerIP int // PASSWORD_CONCURRENCY_PER_IP
+
+	// SMTPURL is the mail server (smtp:// or smtps://, with user:pass@ for
+	// AUTH); empty: mail goes to the development mailbox at /dev/mail when
+	// BASE_URL is a loopback address, and otherwise waits in the outbox.
+	SMTPURL string // SMTP_URL
+	// MailFrom is the From of every mail: "Name <address>" or an address.
+	MailFrom *mail.Address // MAIL_FROM
+	// MailGiveUpAfter is how long a mail is retried before it is given up.
+	MailGiveUpAfter time.Duration // MAIL_GIVE_UP_AFTER
 }
 
 // Defaults follow OWASP ASVS level 2 (4.0.3 V3.3.2): re-authentication after
@@ -114,12 +125,22 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisMaxConnections:      p.positiveInt("REDIS_MAX_CONNECTIONS", DefaultRedisMaxConnections),
 		SignUpRatePerIP:          p.count("SIGNUP_RATE_PER_IP", 30),
 		PasswordConcurrencyPerIP: p.count("PASSWORD_CONCURRENCY_PER_IP", 4),
+
+		SMTPURL:         p.smtpURL("SMTP_URL"),
+		MailGiveUpAfter: p.duration("MAIL_GIVE_UP_AFTER", 24*time.Hour),
 	}
 	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
 		// Braces would make the prefix Redis Cluster's hash tag: every key
 		// in one slot, and the users' tags ignored.
 		p.fail("REDIS_PREFIX", cfg.RedisPrefix, "must not contain { or }")
 	}
+	// By default, mail comes from no-reply@ BASE_URL's host name (from
+	// localhost when that is an IP address).
+	fromHost := cfg.BaseURL.Hostname()
+	if fromHost == "" || net.ParseIP(fromHost) != nil {
+		fromHost = "localhost"
+	}
+	cfg.MailFrom = p.mailFrom("MAIL_FROM", "Gatehouse <no-reply@"+fromHost+">")
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
 	}
@@ -129,6 +150,20 @@ func Load(getenv func(string) string) (Config, error) {
 // SecureCookies reports whether cookies must be Secure (and may use the
 // __Host- prefix): only when the public URL is https.
 func (c Config) SecureCookies() bool { return c.BaseURL.Scheme == "https" }
+
+// DevMailbox reports whether mail goes to the development mailbox
+// (/dev/mail): no SMTP_URL, and a BASE_URL on this machine.
+func (c Config) DevMailbox() bool {
+	if c.SMTPURL != "" {
+		return false
+	}
+	host := c.BaseURL.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
 
 // parser collects the errors of every variable, so one run of the program
 // names all bad values at once.
@@ -376,4 +411,37 @@ func (p *parser) addrs(name string) []string {
 		out = append(out, item)
 	}
 	return out
+}
+
+// smtpURL reads SMTP_URL: empty, or smtp:// or smtps:// with a host.
+func (p *parser) smtpURL(name string) string {
+	v := p.str(name, "")
+	if v == "" {
+		return ""
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Hostname() == "" || (u.Scheme != "smtp" && u.Scheme != "smtps") ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		shown := v
+		if err == nil {
+			shown = u.Redacted()
+		} else {
+			shown = "(unparseable URL)"
+		}
+		p.fail(name, shown, "want smtp://[user:pass@]host[:port] (STARTTLS when offered) or smtps://... (TLS)")
+		return ""
+	}
+	return v
+}
+
+// mailFrom reads an address for the From header: "Name <address>" or a
+// bare address, with nothing that could start another header.
+func (p *parser) mailFrom(name, def string) *mail.Address {
+	v := p.str(name, def)
+	a, err := mail.ParseAddress(v)
+	if err != nil || strings.ContainsFunc(v, unicode.IsControl) {
+		p.fail(name, v, "want an address such as Gatehouse <no-reply@example.com>")
+		return &mail.Address{Name: "Gatehouse", Address: "no-reply@localhost"}
+	}
+	return a
 }

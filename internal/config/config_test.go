@@ -166,3 +166,39 @@ func TestRedisIsOneOfThree(t *testing.T) {
 		}
 	}
 }
+
+func TestMailSettings(t *testing.T) {
+	cfg, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.SMTPURL != "" || !cfg.DevMailbox() || cfg.MailFrom.Address != "no-reply@localhost" || cfg.MailGiveUpAfter != 24*time.Hour {
+		t.Fatalf("mail defaults: %q %v %v %v", cfg.SMTPURL, cfg.DevMailbox(), cfg.MailFrom, cfg.MailGiveUpAfter)
+	}
+	for base, dev := range map[string]bool{"http://127.0.0.1:8080": true, "http://[::1]:8080": true,
+		"https://id.example.com": false, "http://10.0.0.5": false} {
+		cfg, err := Load(env(map[string]string{"BASE_URL": base}))
+		if err != nil || cfg.DevMailbox() != dev {
+			t.Errorf("BASE_URL=%s: dev mailbox %v (%v), want %v", base, cfg.DevMailbox(), err, dev)
+		}
+	}
+	cfg, err = Load(env(map[string]string{"SMTP_URL": "smtps://u:p@mail.example.com", "MAIL_FROM": "Acme ID <id@acme.example>"}))
+	if err != nil || cfg.DevMailbox() || cfg.MailFrom.Name != "Acme ID" {
+		t.Fatalf("with SMTP_URL: %v %v %v", err, cfg.DevMailbox(), cfg.MailFrom)
+	}
+	for name, value := range map[string]string{
+		"SMTP_URL":           "http://mail.example.com",
+		"MAIL_FROM":          "id@acme.example\r\nBcc: victim@example.com",
+		"MAIL_GIVE_UP_AFTER": "never",
+	} {
+		_, err := Load(env(map[string]string{name: value}))
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: %v", name, value, err)
+		}
+	}
+	// A bad SMTP_URL's password is not repeated in the error.
+	_, err = Load(env(map[string]string{"SMTP_URL": "ftp://user:hunter2@mail.example.com"}))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -20,6 +21,7 @@ func (h *Handlers) account(c echo.Context) error {
 		Profile:  views.ProfileForm{Name: p.Name, Email: p.Email},
 		Password: views.PasswordForm{RevokeOthers: true},
 	}
+	page.Unverified = unverifiedHint(c, p.UserID) // verify.go: no query on this page
 	// An email change that waited for the password comes back re-filled,
 	// for the user to check and save (pending.go).
 	if name, email, ok := pendingProfile(c.QueryParams()); ok {
@@ -45,18 +47,31 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 	if email != p.Email && !h.recentlyAuthenticated(c) {
 		return h.askToConfirm(c)
 	}
-	if err := h.users.UpdateProfile(ctx, p.UserID, f.Name, email); errors.Is(err, models.ErrConflict) {
-		f.Errors["email"] = "Another account already uses this email."
-		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
-	} else if err != nil {
+	// The name changes now; a new address only once its owner opens the
+	// link mailed to it (emailchange.go).
+	if email != p.Email {
+		if _, err := h.users.ByEmail(ctx, email); err == nil {
+			f.Errors["email"] = "Another account already uses this email."
+			return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
+		} else if !errors.Is(err, models.ErrNotFound) {
+			return err
+		}
+	}
+	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := models.NewUserStore(tx).UpdateProfile(ctx, p.UserID, f.Name, p.Email); err != nil || email == p.Email {
+			return err
+		}
+		return h.requestEmailChange(ctx, tx, c, &models.User{ID: p.UserID, Name: f.Name, Email: p.Email}, email)
+	})
+	if err != nil {
 		return err
 	}
-	if err := h.sessions.SetProfile(p.UserID, f.Name, email, p.Role); err != nil {
+	if err := h.sessions.SetProfile(p.UserID, f.Name, p.Email, p.Role); err != nil {
 		return err
 	}
 	if email != p.Email {
-		h.record(c, models.AuditEvent{Kind: models.AuditEmailChanged, UserID: &p.UserID, SessionID: p.SessionID,
-			Detail: p.Email + " → " + email})
+		h.wakeMail()
+		return h.redirect(c, "/account", flashEmailChangeSent)
 	}
 	return h.redirect(c, "/account", flashProfileSaved)
 }

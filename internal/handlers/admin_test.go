@@ -431,6 +431,8 @@ func TestUserSeesOwnSecurityActivity(t *testing.T) {
 	other.SignIn("user@example.com", "user password")
 	c.Post("/account/sessions/revoke-others", nil)
 	c.Post("/account", url.Values{"name": {"New Name"}, "email": {"new@example.com"}})
+	confirmLink := env.Mail.WaitFor(t, "new@example.com", 1).Link(t, "/email/confirm")
+	c.Post("/email/confirm", url.Values{"token": {strings.TrimPrefix(confirmLink, "/email/confirm?token=")}})
 	doc := c.Get("/account/activity").Doc(t)
 	for _, k := range []string{"sessions_revoked", "email_changed"} {
 		if doc.Find(`tr[data-event-kind="`+k+`"]`).Length() == 0 {
@@ -459,10 +461,22 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	other.SignIn("user@example.com", "user password")
 	c.Post("/account/sessions/revoke-others", nil) // sessions_revoked
 	c.Post("/account/password", url.Values{"current_password": {"user password"}, "new_password": {"new user password"}})
-	c.Post("/account", url.Values{"name": {"U"}, "email": {"user2@example.com"}}) // email_changed
-	admin.Post(userPath(user)+"/promote", nil)                                    // role_changed
+	// email_verified: the sign-up's link, used before the address changes.
+	link := env.Mail.WaitFor(t, "user@example.com", 1).Link(t, "/verify")
+	c.Post("/verify", url.Values{"token": {strings.TrimPrefix(link, "/verify?token=")}})
+	c.Post("/account", url.Values{"name": {"U"}, "email": {"user2@example.com"}}) // email_change_requested
+	link = env.Mail.WaitFor(t, "user2@example.com", 1).Link(t, "/email/confirm")
+	c.Post("/email/confirm", url.Values{"token": {strings.TrimPrefix(link, "/email/confirm?token=")}}) // email_changed
+	admin.Post(userPath(user)+"/promote", nil)                                                         // role_changed
 	admin.Post(userPath(user)+"/disable", nil)
 	admin.Post(userPath(user)+"/enable", nil)
+	// The old address undoes the change: email_change_undone, and a reset
+	// link (password_reset_requested came with the forgot page, below).
+	link = env.Mail.WaitForSubject(t, "user@example.com", "Your Gatehouse email address was changed", 1).Link(t, "/email/undo")
+	c.Post("/email/undo", url.Values{"token": {strings.TrimPrefix(link, "/email/undo?token=")}})
+	c.Post("/password/forgot", url.Values{"email": {"user@example.com"}}) // password_reset_requested
+	link = env.Mail.WaitForSubject(t, "user@example.com", "Reset your Gatehouse password", 2).Link(t, "/password/reset")
+	c.Post("/password/reset", url.Values{"token": {strings.TrimPrefix(link, "/password/reset?token=")}, "new_password": {"reset user password"}}) // password_reset
 
 	kinds := auditKinds(t, env, user.ID)
 	for _, k := range models.AuditKinds {

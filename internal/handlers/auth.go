@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -59,7 +60,16 @@ func (h *Handlers) signUp(c echo.Context) error {
 		return err
 	}
 	u := &models.User{Name: f.Name, Email: email, PasswordHash: hash}
-	if err := h.users.Create(ctx, u); errors.Is(err, models.ErrConflict) {
+	// The account and its verification mail are written together.
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := models.NewUserStore(tx).Create(ctx, u); err != nil {
+			return err
+		}
+		e := h.requestEvent(c, "", u.ID)
+		e.ActorID, e.SessionID = &u.ID, ""
+		return h.sendVerification(ctx, tx, u, e)
+	})
+	if errors.Is(err, models.ErrConflict) {
 		// The attempt stays counted: a failure on the client's address.
 		f.Errors["email"] = "An account with this email already exists. Sign in instead?"
 		return h.render(c, http.StatusUnprocessableEntity, views.SignUpPage(f))
@@ -68,6 +78,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 		return err
 	}
 	h.settle(ctx, attempt.Succeed)
+	h.wakeMail()
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}
@@ -76,6 +87,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 		return err
 	}
 	h.rotateCSRF(c)
+	h.setUnverifiedHint(c, u)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignUp, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	return h.redirect(c, "/account", flashWelcome)
 }
@@ -140,6 +152,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 		return err
 	}
 	h.rotateCSRF(c)
+	h.setUnverifiedHint(c, u)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	next := f.Next
 	if next == "" {

@@ -6,7 +6,10 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/url"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -39,6 +42,17 @@ type Deps struct {
 	// PasswordConcurrencyPerIP caps the requests hashing a password at once
 	// per client address (0: no cap).
 	PasswordConcurrencyPerIP int
+
+	// Gorm is the database for work that spans a transaction (a mail and
+	// the event that causes it).
+	Gorm *gorm.DB
+	// BaseURL is the public URL; mailed links are on it.
+	BaseURL *url.URL
+	// Mailer is woken when a request has queued mail; nil: mail waits for
+	// the sender's next poll.
+	Mailer Waker
+	// DevMailbox serves the development mailbox at /dev/mail.
+	DevMailbox bool
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -57,6 +71,9 @@ type Handlers struct {
 	reauthWindow time.Duration
 	signUpRate   int       // sign-ups per client address per hour; 0: no cap
 	inFlight     *inFlight // password work in flight per client address
+	gorm         *gorm.DB
+	baseURL      *url.URL
+	mailer       Waker
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -73,5 +90,6 @@ func newHandlers(d Deps) *Handlers {
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
+		gorm:     d.Gorm, baseURL: d.BaseURL, mailer: d.Mailer,
 	}
 }

@@ -100,6 +100,10 @@ func endedFlash(rec *models.SessionRecord) flashKey {
 		return flashEndedLimit
 	case models.EndRoleChanged:
 		return flashEndedByRole
+	case models.EndPasswordReset:
+		return flashEndedByReset
+	case models.EndEmailUndone:
+		return flashEndedByUndo
 	case models.EndSignedOut:
 		return flashSignedOut
 	}

@@ -49,6 +49,8 @@ var pendingActions = []pendingAction{
 		"enable the account of %s", "Enable the account of %s?", "They will be able to sign in again.", "Enable account")},
 	{route: "/admin/users/:id/promote", carry: []string{"return_to"}, describe: adminAction(
 		"make %s an administrator", "Make %s an administrator?", "Their sessions end, so the new role applies from their next sign-in.", "Make administrator")},
+	{route: "/admin/users/:id/send-reset", carry: []string{"return_to"}, describe: adminAction(
+		"send %s a password reset link", "Send %s a password reset link?", "They get a link, valid for one hour, to choose a new password themselves.", "Send reset link")},
 	{route: "/admin/users/:id/demote", carry: []string{"return_to"}, describe: adminAction(
 		"remove the administrator role from %s", "Remove the administrator role from %s?", "Their sessions end, so the change applies at once.", "Remove administrator role")},
 }

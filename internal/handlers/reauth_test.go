@@ -197,6 +197,9 @@ func TestPendingEmailChange(t *testing.T) {
 	if done := submitForm(t, me, form); done.StatusCode != http.StatusSeeOther || done.Location() != "/account" {
 		t.Fatalf("save: %d to %q", done.StatusCode, done.Location())
 	}
+	// The address changes when the link mailed to it is opened.
+	link := env.Mail.WaitFor(t, "countess@example.com", 1).Link(t, "/email/confirm")
+	me.Post("/email/confirm", url.Values{"token": {strings.TrimPrefix(link, "/email/confirm?token=")}})
 	if u, err := env.App.Users.ByEmail(context.Background(), "countess@example.com"); err != nil || u.Name != "Ada Lovelace" {
 		t.Errorf("after saving: %v %v", u, err)
 	}

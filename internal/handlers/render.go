@@ -91,8 +91,16 @@ const (
 	flashConfirmed       flashKey = "confirmed"
 	// The session ended (another device, an administrator) while the
 	// request renewed its token.
-	flashPasswordEnded flashKey = "password_changed_ended"
-	flashConfirmEnded  flashKey = "confirm_ended"
+	flashPasswordEnded   flashKey = "password_changed_ended"
+	flashConfirmEnded    flashKey = "confirm_ended"
+	flashEndedByReset    flashKey = "ended_by_reset"
+	flashPasswordReset   flashKey = "password_reset"
+	flashVerified        flashKey = "email_verified"
+	flashVerifySent      flashKey = "verification_sent"
+	flashResetSent       flashKey = "reset_sent"
+	flashEmailChangeSent flashKey = "email_change_sent"
+	flashEmailChanged    flashKey = "email_changed"
+	flashEndedByUndo     flashKey = "ended_by_undo"
 )
 
 var flashes = map[flashKey]string{
@@ -118,6 +126,14 @@ var flashes = map[flashKey]string{
 	flashConfirmed:       "Password confirmed. You can continue.",
 	flashPasswordEnded:   "Your password has been changed, and this device was signed out meanwhile. Please sign in with your new password.",
 	flashConfirmEnded:    "This device was signed out while you confirmed your password. Please sign in again.",
+	flashEndedByReset:    "Your password was reset by e-mail, so this device was signed out. Please sign in again.",
+	flashPasswordReset:   "Your new password is set and every device was signed out. Sign in with your new password.",
+	flashVerified:        "Your email address is verified. Thank you.",
+	flashVerifySent:      "We sent a new verification link. Check your inbox.",
+	flashResetSent:       "A password reset link has been sent to the user's email address.",
+	flashEmailChangeSent: "We sent a confirmation link to your new address. Your email changes when you open it.",
+	flashEmailChanged:    "Your email address has been changed.",
+	flashEndedByUndo:     "An email change on your account was undone, so every device was signed out. Set a new password with the link we sent.",
 }
 
 const flashCookie = "gatehouse_flash"

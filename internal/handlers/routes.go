@@ -68,6 +68,24 @@ func New(d Deps) *echo.Echo {
 	e.POST("/signin", h.signIn, hashing...)
 	e.POST("/signout", h.signOut, web...)
 
+	// Links sent by mail work without a session (mailflows.go).
+	e.GET("/password/forgot", h.forgotForm, web...)
+	e.POST("/password/forgot", h.forgot, web...)
+	e.GET("/password/reset", h.resetForm, web...)
+	e.POST("/password/reset", h.reset, hashing...)
+	e.GET("/verify", h.verifyForm, web...)
+	e.POST("/verify", h.verify, web...)
+	e.POST("/account/verify/resend", h.resendVerification, signedIn...)
+	e.GET("/email/confirm", h.confirmEmailForm, web...)
+	e.POST("/email/confirm", h.confirmEmail, web...)
+	e.GET("/email/undo", h.undoEmailForm, web...)
+	e.POST("/email/undo", h.undoEmail, append([]echo.MiddlewareFunc{h.capPasswordWork}, web...)...)
+	if d.DevMailbox {
+		// Only when mail goes nowhere else and BASE_URL is this machine.
+		e.GET("/dev/mail", h.devMailbox)
+		e.GET("/dev/mail/:id", h.devMailboxMessage)
+	}
+
 	e.GET("/account", h.account, signedIn...)
 	e.POST("/account", h.saveProfile, signedIn...)
 	e.POST("/account/password", h.changePassword, signedInHashing...)
@@ -96,7 +114,8 @@ func New(d Deps) *echo.Echo {
 	admin.POST("/users/:id/enable", h.adminEnable, h.requireRecentAuth)
 	admin.POST("/users/:id/promote", h.adminPromote, h.requireRecentAuth)
 	admin.POST("/users/:id/demote", h.adminDemote, h.requireRecentAuth)
-	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote"} {
+	admin.POST("/users/:id/send-reset", h.adminSendReset, h.requireRecentAuth)
+	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote", "/send-reset"} {
 		admin.GET("/users/:id"+action, h.pendingActionPage)
 	}
 	admin.GET("/sessions", h.adminSessions)

@@ -27,12 +27,21 @@ const (
 	AuditRoleChanged     AuditKind = "role_changed"
 	AuditAccountDisabled AuditKind = "account_disabled"
 	AuditAccountEnabled  AuditKind = "account_enabled"
+	// Mail-driven events.
+	AuditResetRequested       AuditKind = "password_reset_requested"
+	AuditPasswordReset        AuditKind = "password_reset"
+	AuditEmailVerifySent      AuditKind = "email_verification_sent"
+	AuditEmailVerified        AuditKind = "email_verified"
+	AuditEmailChangeRequested AuditKind = "email_change_requested"
+	AuditEmailChangeUndone    AuditKind = "email_change_undone"
 )
 
 // AuditKinds lists every kind, for filters.
 var AuditKinds = []AuditKind{
 	AuditSignUp, AuditSignIn, AuditSignInFailed, AuditSignOut, AuditSessionRevoked, AuditSessionsRevoked,
 	AuditPasswordChanged, AuditEmailChanged, AuditRoleChanged, AuditAccountDisabled, AuditAccountEnabled,
+	AuditResetRequested, AuditPasswordReset, AuditEmailVerifySent, AuditEmailVerified,
+	AuditEmailChangeRequested, AuditEmailChangeUndone,
 }
 
 // AuditEvent is one entry of the security event log.

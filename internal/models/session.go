@@ -23,6 +23,8 @@ const (
 	EndLifetimeReached EndReason = "lifetime_reached"
 	EndSessionLimit    EndReason = "session_limit"
 	EndRoleChanged     EndReason = "role_changed"
+	EndPasswordReset   EndReason = "password_reset"
+	EndEmailUndone     EndReason = "email_change_undone"
 )
 
 // Value stores the empty reason as NULL, as the schema requires.

@@ -25,8 +25,11 @@ type User struct {
 	PasswordHash string
 	Role         string
 	DisabledAt   *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// EmailVerifiedAt is when the owner opened a verification link sent
+	// to the current address; nil while it is unproved.
+	EmailVerifiedAt *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 }
 
 // Disabled reports whether an administrator has disabled the account.
@@ -91,7 +94,9 @@ func (s *UserStore) UpdateProfile(ctx context.Context, id int64, name, email str
 		return fmt.Errorf("update profile: %w", err)
 	}
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
-		Updates(map[string]any{"name": name, "email": email, "updated_at": gorm.Expr("now()")})
+		Updates(map[string]any{"name": name, "email": email, "updated_at": gorm.Expr("now()"),
+			// A new address is unproved.
+			"email_verified_at": gorm.Expr("CASE WHEN email = ? THEN email_verified_at END", email)})
 	if res.Error != nil {
 		return fmt.Errorf("update profile: %w", translate(res.Error))
 	}

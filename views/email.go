@@ -1,0 +1,84 @@
+package views
+
+import "github.com/a-h/templ"
+
+// ResetMail carries a password reset link.
+type ResetMail struct {
+	Name string
+	Link string // /password/reset?token=...
+}
+
+func (ResetMail) Subject() string { return "Reset your Gatehouse password" }
+func (m ResetMail) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"Someone (we hope you) asked to reset the password of your Gatehouse account.\n" +
+		"Choose a new password with this link. It works once, for one hour:\n\n" +
+		m.Link + "\n\n" +
+		"If you did not ask for this, ignore this mail: your password stays as it is.\n"
+}
+func (m ResetMail) HTML() templ.Component { return resetMailHTML(m) }
+
+// PasswordResetNotice tells the owner their password was reset.
+type PasswordResetNotice struct {
+	Name       string
+	ForgotLink string // /password/forgot
+}
+
+func (PasswordResetNotice) Subject() string { return "Your Gatehouse password was changed" }
+func (m PasswordResetNotice) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"The password of your Gatehouse account was just changed with a reset link, and\n" +
+		"every device signed in to your account was signed out.\n\n" +
+		"If this was not you, reset your password again at once and contact your administrator:\n\n" +
+		m.ForgotLink + "\n"
+}
+func (m PasswordResetNotice) HTML() templ.Component { return passwordResetNoticeHTML(m) }
+
+// VerifyMail asks the owner to prove an address.
+type VerifyMail struct {
+	Name  string
+	Email string
+	Link  string // /verify?token=...
+	Valid string // how long the link works, in words
+}
+
+func (VerifyMail) Subject() string { return "Verify your email address for Gatehouse" }
+func (m VerifyMail) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"Please confirm that " + m.Email + " is your address. The link works once, for " + m.Valid + ":\n\n" +
+		m.Link + "\n"
+}
+func (m VerifyMail) HTML() templ.Component { return verifyMailHTML(m) }
+
+// ChangeEmailMail goes to a new address, to confirm it.
+type ChangeEmailMail struct {
+	Name, OldEmail, NewEmail string
+	Link                     string // /email/confirm?token=...
+}
+
+func (ChangeEmailMail) Subject() string { return "Confirm your new email address for Gatehouse" }
+func (m ChangeEmailMail) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"Someone (we hope you) asked to change the address of your Gatehouse account from\n" +
+		m.OldEmail + " to " + m.NewEmail + ". The address changes when you open this link, within 24 hours:\n\n" +
+		m.Link + "\n\n" +
+		"If you did not ask for this, ignore this mail: nothing changes.\n"
+}
+func (m ChangeEmailMail) HTML() templ.Component { return changeEmailMailHTML(m) }
+
+// EmailChangedNotice goes to the old address after a change, with a link
+// to undo it.
+type EmailChangedNotice struct {
+	Name, OldEmail, NewEmail string
+	UndoLink                 string // /email/undo?token=...
+}
+
+func (EmailChangedNotice) Subject() string { return "Your Gatehouse email address was changed" }
+func (m EmailChangedNotice) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"The address of your Gatehouse account was changed from " + m.OldEmail + " to " + m.NewEmail + ".\n\n" +
+		"If this was not you, undo it within 7 days: your address comes back, every device is\n" +
+		"signed out, and you choose a new password:\n\n" +
+		m.UndoLink + "\n"
+}
+func (m EmailChangedNotice) HTML() templ.Component { return emailChangedNoticeHTML(m) }
