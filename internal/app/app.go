@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/factor"
 	"github.com/gatehouse/gatehouse/internal/handlers"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -99,6 +101,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	} else if warning != "" {
 		log.Warn("start-up: redis " + warning)
 	}
+	secretKey := cfg.SecretKey
+	if secretKey == nil {
+		// Only in development (config.Load requires SECRET_KEY elsewhere),
+		// and only when the caller kept no key file (the web command does).
+		log.Warn("start-up: SECRET_KEY is not set; second factors set up now stop working at the next start")
+		secretKey = []byte(rand.Text() + rand.Text())
+	}
+	keys, err := factor.NewKeys(secretKey)
+	if err != nil {
+		return fail(err)
+	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
 		a.Hasher = password.NewHasher()
@@ -107,7 +120,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
 		SecureCookies: cfg.SecureCookies(), TrustedProxies: cfg.TrustedProxies, Now: opt.Now,
 		ReauthWindow: cfg.ReauthWindow,
-		Throttle:     throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
+		Keys:         keys, Factors: models.NewFactorStore(db), Require2FAForAdmins: cfg.Require2FAForAdmins,
+		Throttle: throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 	})

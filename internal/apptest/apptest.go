@@ -104,6 +104,8 @@ func newConfig(t testing.TB, opts []Option) config.Config {
 	vars := map[string]string{
 		"DATABASE_URL": dbURL, "REDIS_URL": redisURL(), "REDIS_PREFIX": prefix,
 		"MIGRATE_ON_START": "false",
+		// Every instance of one test shares the key, as a deployment's do.
+		"SECRET_KEY": randomHex(32),
 	}
 	for _, o := range opts {
 		o(vars)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/factor"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -39,6 +40,12 @@ type Deps struct {
 	// PasswordConcurrencyPerIP caps the requests hashing a password at once
 	// per client address (0: no cap).
 	PasswordConcurrencyPerIP int
+	// Keys seal second-factor secrets and hash recovery codes (SECRET_KEY).
+	Keys    *factor.Keys
+	Factors *models.FactorStore // second factors and pending sign-ins
+	// Require2FAForAdmins sends an administrator without a second factor
+	// to set one up before any admin page.
+	Require2FAForAdmins bool
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -57,6 +64,10 @@ type Handlers struct {
 	reauthWindow time.Duration
 	signUpRate   int       // sign-ups per client address per hour; 0: no cap
 	inFlight     *inFlight // password work in flight per client address
+	keys         *factor.Keys
+	factors      *models.FactorStore
+	// require2FAForAdmins: REQUIRE_2FA_FOR_ADMINS.
+	require2FAForAdmins bool
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -73,5 +84,6 @@ func newHandlers(d Deps) *Handlers {
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
+		keys:     d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
 	}
 }
