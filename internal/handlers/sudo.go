@@ -63,6 +63,9 @@ func (h *Handlers) confirmForm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
+	if f.SecondFactor, err = h.factors.HasSecondFactor(c.Request().Context(), session.Current(c.Request().Context()).UserID); err != nil {
+		return err
+	}
 	return h.render(c, http.StatusOK, views.ConfirmView(f))
 }
 
@@ -74,17 +77,33 @@ func (h *Handlers) confirm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
-	pw := c.FormValue("password")
-	if pw == "" {
+	// A user with a second factor proves it too (twofactor.go).
+	if f.SecondFactor, err = h.factors.HasSecondFactor(ctx, p.UserID); err != nil {
+		return err
+	}
+	pw, code := c.FormValue("password"), c.FormValue("code")
+	if pw == "" || f.SecondFactor && code == "" {
 		f.Error = "Enter your password."
+		if f.SecondFactor {
+			f.Error = "Enter your password and the code from your authenticator app (or a recovery code)."
+		}
 		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
 	}
-	_, err = h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: pw, where: "when confirming"})
+	u, err := h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: pw, where: "when confirming"})
 	if status, msg, ok := formProblem(err, "That is not your password."); ok {
 		f.Error = msg
 		return h.render(c, status, views.ConfirmView(f))
 	} else if err != nil {
 		return err
+	}
+	if f.SecondFactor {
+		_, err := h.checkSecondFactor(c, u, code, "when confirming")
+		if status, msg, ok := codeProblem(err); ok {
+			f.Error = msg
+			return h.render(c, status, views.ConfirmView(f))
+		} else if err != nil {
+			return err
+		}
 	}
 	// Proving the password is a privilege change: new token.
 	if err := h.sessions.Renew(ctx); errors.Is(err, session.ErrNotFound) {

@@ -27,12 +27,20 @@ const (
 	AuditRoleChanged     AuditKind = "role_changed"
 	AuditAccountDisabled AuditKind = "account_disabled"
 	AuditAccountEnabled  AuditKind = "account_enabled"
+	// Second factors (docs/security.md).
+	AuditTwoFactorEnabled     AuditKind = "2fa_enabled"
+	AuditTwoFactorDisabled    AuditKind = "2fa_disabled"
+	AuditTwoFactorReset       AuditKind = "2fa_reset" // by an administrator
+	AuditRecoveryCodesRenewed AuditKind = "recovery_codes_renewed"
+	AuditRecoveryCodeUsed     AuditKind = "recovery_code_used"
 )
 
 // AuditKinds lists every kind, for filters.
 var AuditKinds = []AuditKind{
 	AuditSignUp, AuditSignIn, AuditSignInFailed, AuditSignOut, AuditSessionRevoked, AuditSessionsRevoked,
 	AuditPasswordChanged, AuditEmailChanged, AuditRoleChanged, AuditAccountDisabled, AuditAccountEnabled,
+	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
+	AuditRecoveryCodeUsed,
 }
 
 // AuditEvent is one entry of the security event log.

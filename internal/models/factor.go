@@ -57,6 +57,9 @@ type SignInChallenge struct {
 	ExpiresAt time.Time
 }
 
+// TableName maps SignInChallenge onto signin_challenges.
+func (SignInChallenge) TableName() string { return "signin_challenges" }
+
 // Factors says which second factors a user has.
 type Factors struct {
 	TOTP          bool
@@ -199,6 +202,17 @@ func (s *FactorStore) RemoveSecondFactors(ctx context.Context, userID int64) (bo
 	return had, nil
 }
 
+// HasSecondFactor reports whether userID must prove a second factor to
+// sign in.
+func (s *FactorStore) HasSecondFactor(ctx context.Context, userID int64) (bool, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&TOTPFactor{}).Where("user_id = ? AND confirmed_at IS NOT NULL", userID).Count(&n).Error
+	if err != nil {
+		return false, fmt.Errorf("has second factor: %w", err)
+	}
+	return n > 0, nil
+}
+
 // Factors says which second factors userID has.
 func (s *FactorStore) Factors(ctx context.Context, userID int64) (Factors, error) {
 	var f Factors
@@ -257,4 +271,3 @@ func (s *FactorStore) DropChallenge(ctx context.Context, tokenHash []byte) error
 	}
 	return nil
 }
-

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +68,15 @@ func New(pool *redis.Pool, prefix string, now func() time.Time) *Limiter {
 func AccountKey(email string) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(email))))
 	return accountKind + hex.EncodeToString(sum[:])
+}
+
+// SecondFactorKey is the key counting second-factor attempts on the
+// account userID. It counts as an account key (AccountFreeFailures), but
+// only a proved second factor clears it, not a right password: otherwise
+// each sign-in with a known password would buy a fresh set of free
+// guesses at the code.
+func SecondFactorKey(userID int64) string {
+	return accountKind + "2fa:" + strconv.FormatInt(userID, 10)
 }
 
 // IPKey is the key counting attempts from the client address ip. An IPv6
