@@ -112,6 +112,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return fail(err)
 	}
+	relyingParty, err := handlers.NewRelyingParty(cfg.BaseURL)
+	if err != nil {
+		return fail(fmt.Errorf("passkeys: BASE_URL: %w", err))
+	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
 		a.Hasher = password.NewHasher()
@@ -120,7 +124,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
 		SecureCookies: cfg.SecureCookies(), TrustedProxies: cfg.TrustedProxies, Now: opt.Now,
 		ReauthWindow: cfg.ReauthWindow,
-		Keys:         keys, Factors: models.NewFactorStore(db), Require2FAForAdmins: cfg.Require2FAForAdmins,
+		Keys:         keys, Factors: models.NewFactorStore(db),
+		Passkeys: models.NewPasskeyStore(db), WebAuthn: relyingParty, Require2FAForAdmins: cfg.Require2FAForAdmins,
 		Throttle: throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,

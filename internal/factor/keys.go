@@ -75,6 +75,15 @@ func (k *Keys) Open(userID int64, sealed []byte) ([]byte, error) {
 	return plain, nil
 }
 
+// UserHandle is userID's WebAuthn user handle: stable, opaque (a keyed
+// hash, not the id), 32 bytes.
+func (k *Keys) UserHandle(userID int64) []byte {
+	m := hmac.New(sha256.New, k.codeMAC)
+	m.Write([]byte("webauthn user handle\x00"))
+	m.Write(owner(userID))
+	return m.Sum(nil)
+}
+
 // HashRecoveryCode is the stored form of userID's recovery code (in the
 // form NormalizeRecoveryCode returns).
 func (k *Keys) HashRecoveryCode(userID int64, code string) []byte {

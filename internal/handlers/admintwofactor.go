@@ -51,7 +51,11 @@ func (h *Handlers) adminResetTwoFactor(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if !had {
+	n, err := h.passkeys.RemoveAll(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	if !had && n == 0 {
 		return h.redirect(c, adminBack(c, u.ID), flashNoSecondFactor)
 	}
 	me := session.Current(ctx)
@@ -59,11 +63,11 @@ func (h *Handlers) adminResetTwoFactor(c echo.Context) error {
 	if me.UserID == u.ID {
 		keep = []string{me.SessionID}
 	}
-	n, err := h.sessions.RevokeAll(ctx, u.ID, keep, models.EndRevokedByAdmin, &me.UserID)
+	ended, err := h.sessions.RevokeAll(ctx, u.ID, keep, models.EndRevokedByAdmin, &me.UserID)
 	if err != nil {
 		return err
 	}
 	h.securityNotice(c, models.AuditEvent{Kind: models.AuditTwoFactorReset, UserID: &u.ID,
-		Detail: sessionCount(n) + " ended"})
+		Detail: plural(n, "passkey") + " removed, " + sessionCount(ended) + " ended"})
 	return h.redirect(c, adminBack(c, u.ID), flashTwoFactorReset)
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/gatehouse/gatehouse/internal/factor"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -43,6 +45,10 @@ type Deps struct {
 	// Keys seal second-factor secrets and hash recovery codes (SECRET_KEY).
 	Keys    *factor.Keys
 	Factors *models.FactorStore // second factors and pending sign-ins
+	// Passkeys stores passkeys and WebAuthn ceremonies; WebAuthn is the
+	// relying party (NewRelyingParty).
+	Passkeys *models.PasskeyStore
+	WebAuthn *webauthn.WebAuthn
 	// Require2FAForAdmins sends an administrator without a second factor
 	// to set one up before any admin page.
 	Require2FAForAdmins bool
@@ -66,6 +72,8 @@ type Handlers struct {
 	inFlight     *inFlight // password work in flight per client address
 	keys         *factor.Keys
 	factors      *models.FactorStore
+	passkeys     *models.PasskeyStore
+	webauthn     *webauthn.WebAuthn
 	// require2FAForAdmins: REQUIRE_2FA_FOR_ADMINS.
 	require2FAForAdmins bool
 }
@@ -85,5 +93,6 @@ func newHandlers(d Deps) *Handlers {
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
 		keys:     d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
+		passkeys: d.Passkeys, webauthn: d.WebAuthn,
 	}
 }

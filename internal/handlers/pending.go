@@ -53,6 +53,7 @@ var pendingActions = []pendingAction{
 		"remove the administrator role from %s", "Remove the administrator role from %s?", "Their sessions end, so the change applies at once.", "Remove administrator role")},
 	{route: "/account/2fa/recovery-codes", describe: (*Handlers).describeNewRecoveryCodes},
 	{route: "/account/2fa/totp/disable", describe: (*Handlers).describeTOTPDisable},
+	{route: "/account/passkeys/:id/remove", describe: (*Handlers).describePasskeyRemove},
 	{route: "/admin/users/:id/2fa/reset", carry: []string{"return_to"}, describe: adminAction(
 		"remove the second factor of %s", "Remove the second factor of %s?",
 		"Their authenticator app and recovery codes stop working, their sessions end, and they can sign in with their password alone until they set up a new one.",

@@ -70,6 +70,11 @@ func New(d Deps) *echo.Echo {
 	// The second step of signing in to an account with a second factor.
 	e.GET("/signin/2fa", h.secondStepForm, web...)
 	e.POST("/signin/2fa", h.secondStep, web...)
+	// Passkeys (passkeys.go): JSON ceremonies driven by static/passkey.js.
+	e.POST("/signin/2fa/passkey/begin", h.secondStepPasskeyBegin, web...)
+	e.POST("/signin/2fa/passkey/finish", h.secondStepPasskeyFinish, web...)
+	e.POST("/signin/passkey/begin", h.passkeySignInBegin, web...)
+	e.POST("/signin/passkey/finish", h.passkeySignInFinish, web...)
 
 	e.GET("/account", h.account, signedIn...)
 	e.POST("/account", h.saveProfile, signedIn...)
@@ -91,6 +96,13 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account/2fa/totp/disable", h.pendingActionPage, signedIn...)
 	e.POST("/account/2fa/recovery-codes", h.newRecoveryCodes, sudo...)
 	e.GET("/account/2fa/recovery-codes", h.pendingActionPage, signedIn...)
+	e.GET("/account/passkeys", h.passkeyList, signedIn...)
+	e.GET("/account/passkeys/new", h.passkeyNew, sudo...)
+	e.POST("/account/passkeys/register/begin", h.passkeyRegisterBegin, signedIn...)
+	e.POST("/account/passkeys/register/finish", h.passkeyRegisterFinish, signedIn...)
+	e.POST("/account/passkeys/:id/rename", h.passkeyRename, signedIn...)
+	e.POST("/account/passkeys/:id/remove", h.passkeyRemove, sudo...)
+	e.GET("/account/passkeys/:id/remove", h.pendingActionPage, signedIn...)
 	e.GET("/account/confirm", h.confirmForm, signedIn...)
 	e.POST("/account/confirm", h.confirm, signedInHashing...)
 

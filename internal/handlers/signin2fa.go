@@ -91,7 +91,11 @@ func (h *Handlers) secondStepForm(c echo.Context) error {
 		h.setChallengeCookie(c, "", 0)
 		return h.redirect(c, "/signin", flashSignInExpired)
 	}
-	return h.render(c, http.StatusOK, views.SecondFactorSignInView(views.SecondFactorForm{}))
+	n, err := h.passkeys.Count(c.Request().Context(), ch.UserID)
+	if err != nil {
+		return err
+	}
+	return h.render(c, http.StatusOK, views.SecondFactorSignInView(views.SecondFactorForm{Passkeys: n > 0}))
 }
 
 // secondStep takes the code of a pending sign-in, and signs in.
@@ -105,7 +109,11 @@ func (h *Handlers) secondStep(c echo.Context) error {
 		return h.noPendingSignIn(c, "second step without a pending sign-in (expired, used, or from another browser)")
 	}
 	fail := func(status int, msg string) error {
-		return h.render(c, status, views.SecondFactorSignInView(views.SecondFactorForm{Error: msg}))
+		n, err := h.passkeys.Count(ctx, ch.UserID)
+		if err != nil {
+			return err
+		}
+		return h.render(c, status, views.SecondFactorSignInView(views.SecondFactorForm{Error: msg, Passkeys: n > 0}))
 	}
 	code := c.FormValue("code")
 	if code == "" {
@@ -133,7 +141,13 @@ func (h *Handlers) secondStep(c echo.Context) error {
 		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: &u.ID, Detail: "account disabled"})
 		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(views.SignInForm{Email: u.Email, Error: msgDisabled}))
 	}
-	return h.startSession(c, u, ch.Remember, ch.Next, method)
+	to, err := h.startSession(c, u, ch.Remember, ch.Next, method)
+	if errors.Is(err, session.ErrAccountDisabled) {
+		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(views.SignInForm{Email: u.Email, Error: msgDisabled}))
+	} else if err != nil {
+		return err
+	}
+	return h.redirect(c, to, flashSignedIn)
 }
 
 // noPendingSignIn refuses a code sent without a pending sign-in: counted
@@ -157,22 +171,24 @@ func (h *Handlers) noPendingSignIn(c echo.Context, detail string) error {
 	return page(http.StatusUnprocessableEntity, flashText(flashSignInExpired))
 }
 
-// startSession signs u in on this browser, by method, and goes on to next.
-func (h *Handlers) startSession(c echo.Context, u *models.User, remember bool, next string, method models.AuthMethod) error {
+// startSession signs u in on this browser, by method, and returns where
+// to go next; session.ErrAccountDisabled (audited) when the account was
+// disabled meanwhile.
+func (h *Handlers) startSession(c echo.Context, u *models.User, remember bool, next string, method models.AuthMethod) (string, error) {
 	if err := h.endCurrent(c); err != nil {
-		return err
+		return "", err
 	}
 	sid, err := h.sessions.Start(c, u, remember, session.SignedInWith(method))
 	if errors.Is(err, session.ErrAccountDisabled) {
 		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: &u.ID, Detail: "account disabled"})
-		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(views.SignInForm{Email: u.Email, Error: msgDisabled}))
+		return "", err
 	} else if err != nil {
-		return err
+		return "", err
 	}
 	h.rotateCSRF(c)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid, Detail: views.AuthMethodLabel(method)})
 	if next == "" {
 		next = "/account"
 	}
-	return h.redirect(c, next, flashSignedIn)
+	return next, nil
 }

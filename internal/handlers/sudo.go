@@ -77,24 +77,33 @@ func (h *Handlers) confirm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
-	// A user with a second factor proves it too (twofactor.go).
-	if f.SecondFactor, err = h.factors.HasSecondFactor(ctx, p.UserID); err != nil {
-		return err
+	// A user with a second factor proves it too (twofactor.go). The
+	// password is checked first, so a flood of guesses waits on the
+	// hasher's bounded queue and nothing else.
+	problem := func(status int, msg string) error {
+		var err error
+		if f.SecondFactor, err = h.factors.HasSecondFactor(ctx, p.UserID); err != nil {
+			return err
+		}
+		f.Error = msg
+		return h.render(c, status, views.ConfirmView(f))
 	}
 	pw, code := c.FormValue("password"), c.FormValue("code")
-	if pw == "" || f.SecondFactor && code == "" {
-		f.Error = "Enter your password."
-		if f.SecondFactor {
-			f.Error = "Enter your password and the code from your authenticator app (or a recovery code)."
-		}
-		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
+	if pw == "" {
+		return problem(http.StatusUnprocessableEntity, "Enter your password.")
 	}
 	u, err := h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: pw, where: "when confirming"})
 	if status, msg, ok := formProblem(err, "That is not your password."); ok {
-		f.Error = msg
-		return h.render(c, status, views.ConfirmView(f))
+		return problem(status, msg)
 	} else if err != nil {
 		return err
+	}
+	if f.SecondFactor, err = h.factors.HasSecondFactor(ctx, p.UserID); err != nil {
+		return err
+	}
+	if f.SecondFactor && code == "" {
+		f.Error = "Enter the code from your authenticator app (or a recovery code) as well as your password."
+		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
 	}
 	if f.SecondFactor {
 		_, err := h.checkSecondFactor(c, u, code, "when confirming")

@@ -56,6 +56,9 @@ const (
 	flashAdminNeeds2FA    flashKey = "admin_needs_2fa"
 	flashTwoFactorReset   flashKey = "2fa_reset"
 	flashNoSecondFactor   flashKey = "no_second_factor"
+	flashPasskeyAdded     flashKey = "passkey_added"
+	flashPasskeyRenamed   flashKey = "passkey_renamed"
+	flashPasskeyRemoved   flashKey = "passkey_removed"
 )
 
 var twoFactorFlashes = map[flashKey]string{
@@ -67,6 +70,9 @@ var twoFactorFlashes = map[flashKey]string{
 	flashAdminNeeds2FA:    "Administrators must use two-factor authentication. Set it up to open the admin pages.",
 	flashTwoFactorReset:   "The user's second factor has been removed and their sessions ended.",
 	flashNoSecondFactor:   "The user has no second factor.",
+	flashPasskeyAdded:     "Your passkey has been added.",
+	flashPasskeyRenamed:   "The passkey has been renamed.",
+	flashPasskeyRemoved:   "The passkey has been removed.",
 }
 
 // codeProblem says how a form answers checkSecondFactor's err, as

@@ -33,6 +33,9 @@ const (
 	AuditTwoFactorReset       AuditKind = "2fa_reset" // by an administrator
 	AuditRecoveryCodesRenewed AuditKind = "recovery_codes_renewed"
 	AuditRecoveryCodeUsed     AuditKind = "recovery_code_used"
+	AuditPasskeyAdded         AuditKind = "passkey_added"
+	AuditPasskeyRemoved       AuditKind = "passkey_removed"
+	AuditPasskeyRefused       AuditKind = "passkey_refused" // a ceremony that failed its checks
 )
 
 // AuditKinds lists every kind, for filters.
@@ -40,7 +43,7 @@ var AuditKinds = []AuditKind{
 	AuditSignUp, AuditSignIn, AuditSignInFailed, AuditSignOut, AuditSessionRevoked, AuditSessionsRevoked,
 	AuditPasswordChanged, AuditEmailChanged, AuditRoleChanged, AuditAccountDisabled, AuditAccountEnabled,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
-	AuditRecoveryCodeUsed,
+	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused,
 }
 
 // AuditEvent is one entry of the security event log.
