@@ -14,6 +14,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -70,6 +71,9 @@ type Env struct {
 	Config config.Config
 	Clock  *Clock
 	Logs   *Logs // everything the app logged
+	// BaseURL is where browsers reach the server: Server.URL, or
+	// http://localhost:PORT for NewOnLocalhost.
+	BaseURL string
 
 	stopOnce sync.Once
 }
@@ -86,6 +90,21 @@ func With(name, value string) Option {
 func New(t testing.TB, opts ...Option) *Env {
 	t.Helper()
 	return start(t, newConfig(t, opts), Hasher())
+}
+
+// NewOnLocalhost starts an isolated Gatehouse whose public URL (BASE_URL)
+// is http://localhost:PORT, the address its server listens on: WebAuthn
+// accepts localhost as a secure origin, but not 127.0.0.1. Browsers must
+// use Env.BaseURL.
+func NewOnLocalhost(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://localhost:%d", l.Addr().(*net.TCPAddr).Port)
+	opts = append([]Option{With("BASE_URL", base)}, opts...)
+	return startOn(t, newConfig(t, opts), Hasher(), l)
 }
 
 // NewWithHasher starts an isolated Gatehouse for t that hashes passwords
@@ -126,6 +145,12 @@ func Start(t testing.TB, cfg config.Config) *Env {
 
 func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
 	t.Helper()
+	return startOn(t, cfg, hasher, nil)
+}
+
+// startOn runs the app on listener l (a new one on 127.0.0.1 when nil).
+func startOn(t testing.TB, cfg config.Config, hasher *password.Hasher, l net.Listener) *Env {
+	t.Helper()
 	logs := &Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := &Clock{}
@@ -133,8 +158,16 @@ func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
-	srv := httptest.NewServer(a.Handler)
-	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs}
+	srv := httptest.NewUnstartedServer(a.Handler)
+	if l != nil {
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
+	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs, BaseURL: srv.URL}
+	if l != nil {
+		env.BaseURL = cfg.BaseURL.String()
+	}
 	t.Cleanup(func() {
 		env.Stop()
 		if t.Failed() {
