@@ -234,7 +234,18 @@ func TestPasskeyRemoveNeedsRecentAuth(t *testing.T) {
 	if res := c.Post(path, nil); res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Location(), "/account/confirm") {
 		t.Fatalf("remove without recent auth: %d %q", res.StatusCode, res.Location())
 	}
-	c.Post("/account/confirm", url.Values{"password": {twoFAPassword}})
+	// A passkey is this user's second factor: the password alone does not
+	// confirm, the passkey does.
+	if res := c.Post("/account/confirm", url.Values{"password": {twoFAPassword}}); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("password-only confirm of a passkey user: %d", res.StatusCode)
+	}
+	if c.Get("/account/confirm?next="+url.QueryEscape(path)).Doc(t).Find(`input[name="password"]`).Length() != 0 {
+		t.Error("the confirm page asks a passkey-only user for a password")
+	}
+	res := postJSON(c, "/account/confirm/passkey/finish?next="+url.QueryEscape(path), k.get(begin(t, c, "/account/confirm/passkey/begin")))
+	if res.StatusCode != http.StatusOK || !strings.Contains(res.Body, `"redirect":"`+path+`"`) {
+		t.Fatalf("passkey confirm: %d %s", res.StatusCode, res.Body)
+	}
 	if res := c.Get(path); res.StatusCode != http.StatusOK || !strings.Contains(res.Body, "Old phone") {
 		t.Fatalf("confirmation page: %d", res.StatusCode)
 	}
@@ -247,9 +258,30 @@ func TestPasskeyRemoveNeedsRecentAuth(t *testing.T) {
 		t.Fatalf("remove: %d", res.StatusCode)
 	}
 	b := env.Client(t)
-	res := postJSON(b, "/signin/passkey/finish", k.get(begin(t, b, "/signin/passkey/begin")))
+	res = postJSON(b, "/signin/passkey/finish", k.get(begin(t, b, "/signin/passkey/begin")))
 	if res.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("a removed passkey signed in: %d", res.StatusCode)
+	}
+}
+
+// A passkey is a second factor: with one, the password alone goes to the
+// second step, which offers the passkey and no code.
+func TestPasskeyMakesThePasswordNotEnough(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	c, u := signedInUser(t, env, "only-pk@example.com")
+	k := registerPasskey(t, env, c, "Phone")
+	p := pendingSignIn(t, env, u.Email)
+	page := p.Get("/signin/2fa").Doc(t)
+	if page.Find(`input[name="code"]`).Length() != 0 || page.Find("[data-passkey-signin]").Length() != 1 {
+		t.Fatal("the second step of a passkey-only user should offer the passkey, and no code")
+	}
+	if res := sendCode(p, "123456"); res.StatusCode != http.StatusUnprocessableEntity || signedIn(p) {
+		t.Fatalf("a code for a user without an app: %d", res.StatusCode)
+	}
+	res := postJSON(p, "/signin/2fa/passkey/finish", k.get(begin(t, p, "/signin/2fa/passkey/begin")))
+	if res.StatusCode != http.StatusOK || !signedIn(p) {
+		t.Fatalf("passkey: %d %s", res.StatusCode, res.Body)
 	}
 }
 

@@ -540,3 +540,52 @@ func (h *Handlers) secondStepPasskeyFinish(c echo.Context) error {
 	to, err := h.startSession(c, u, ch.Remember, ch.Next, models.AuthPasswordPasskey)
 	return h.passkeySignedIn(c, to, err)
 }
+
+// confirmPasskeyBegin re-authenticates the signed-in user with one of
+// their passkeys (user verification required: the passkey is both
+// factors).
+func (h *Handlers) confirmPasskeyBegin(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, err := h.users.ByID(ctx, session.Current(ctx).UserID)
+	if err != nil {
+		return err
+	}
+	pu, err := h.passkeyUser(ctx, u)
+	if err != nil {
+		return err
+	}
+	if len(pu.creds) == 0 {
+		return jsonProblem(c, http.StatusUnprocessableEntity, "You have no passkey. Confirm with your password.")
+	}
+	assertion, sd, err := h.webauthn.BeginLogin(pu, webauthn.WithUserVerification(protocol.VerificationRequired))
+	if err != nil {
+		return err
+	}
+	if err := h.startCeremony(c, models.CeremonySecondFactor, &u.ID, sd); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, assertion)
+}
+
+func (h *Handlers) confirmPasskeyFinish(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, err := h.users.ByID(ctx, session.Current(ctx).UserID)
+	if err != nil {
+		return err
+	}
+	if _, err := h.verifyPasskey(c, models.CeremonySecondFactor, u); err != nil {
+		return passkeyAnswer(c, err)
+	}
+	// Proving identity is a privilege change: new token (as confirm).
+	if err := h.sessions.Renew(ctx); errors.Is(err, session.ErrNotFound) {
+		return jsonProblem(c, http.StatusUnprocessableEntity, flashes[flashConfirmEnded])
+	} else if err != nil {
+		return err
+	}
+	next := safeNext(c.QueryParam("next"))
+	if next == "" || strings.HasPrefix(next, "/account/confirm") {
+		next = "/account"
+	}
+	h.setFlash(c, flashConfirmed)
+	return c.JSON(http.StatusOK, map[string]string{"redirect": next})
+}

@@ -103,6 +103,8 @@ func New(d Deps) *echo.Echo {
 	e.POST("/account/passkeys/:id/rename", h.passkeyRename, signedIn...)
 	e.POST("/account/passkeys/:id/remove", h.passkeyRemove, sudo...)
 	e.GET("/account/passkeys/:id/remove", h.pendingActionPage, signedIn...)
+	e.POST("/account/confirm/passkey/begin", h.confirmPasskeyBegin, signedIn...)
+	e.POST("/account/confirm/passkey/finish", h.confirmPasskeyFinish, signedIn...)
 	e.GET("/account/confirm", h.confirmForm, signedIn...)
 	e.POST("/account/confirm", h.confirm, signedInHashing...)
 

@@ -91,11 +91,11 @@ func (h *Handlers) secondStepForm(c echo.Context) error {
 		h.setChallengeCookie(c, "", 0)
 		return h.redirect(c, "/signin", flashSignInExpired)
 	}
-	n, err := h.passkeys.Count(c.Request().Context(), ch.UserID)
+	f, err := h.factors.Factors(c.Request().Context(), ch.UserID)
 	if err != nil {
 		return err
 	}
-	return h.render(c, http.StatusOK, views.SecondFactorSignInView(views.SecondFactorForm{Passkeys: n > 0}))
+	return h.render(c, http.StatusOK, views.SecondFactorSignInView(views.SecondFactorForm{TOTP: f.TOTP, Passkeys: f.Passkeys > 0}))
 }
 
 // secondStep takes the code of a pending sign-in, and signs in.
@@ -109,11 +109,11 @@ func (h *Handlers) secondStep(c echo.Context) error {
 		return h.noPendingSignIn(c, "second step without a pending sign-in (expired, used, or from another browser)")
 	}
 	fail := func(status int, msg string) error {
-		n, err := h.passkeys.Count(ctx, ch.UserID)
+		f, err := h.factors.Factors(ctx, ch.UserID)
 		if err != nil {
 			return err
 		}
-		return h.render(c, status, views.SecondFactorSignInView(views.SecondFactorForm{Error: msg, Passkeys: n > 0}))
+		return h.render(c, status, views.SecondFactorSignInView(views.SecondFactorForm{Error: msg, TOTP: f.TOTP, Passkeys: f.Passkeys > 0}))
 	}
 	code := c.FormValue("code")
 	if code == "" {

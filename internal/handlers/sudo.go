@@ -63,7 +63,7 @@ func (h *Handlers) confirmForm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
-	if f.SecondFactor, err = h.factors.HasSecondFactor(c.Request().Context(), session.Current(c.Request().Context()).UserID); err != nil {
+	if f.Factors, err = h.factors.Factors(c.Request().Context(), session.Current(c.Request().Context()).UserID); err != nil {
 		return err
 	}
 	return h.render(c, http.StatusOK, views.ConfirmView(f))
@@ -82,7 +82,7 @@ func (h *Handlers) confirm(c echo.Context) error {
 	// hasher's bounded queue and nothing else.
 	problem := func(status int, msg string) error {
 		var err error
-		if f.SecondFactor, err = h.factors.HasSecondFactor(ctx, p.UserID); err != nil {
+		if f.Factors, err = h.factors.Factors(ctx, p.UserID); err != nil {
 			return err
 		}
 		f.Error = msg
@@ -98,14 +98,20 @@ func (h *Handlers) confirm(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
-	if f.SecondFactor, err = h.factors.HasSecondFactor(ctx, p.UserID); err != nil {
+	if f.Factors, err = h.factors.Factors(ctx, p.UserID); err != nil {
 		return err
 	}
-	if f.SecondFactor && code == "" {
+	switch {
+	case !f.Factors.TOTP && f.Factors.Passkeys > 0:
+		// The password alone is one factor: this user confirms with their
+		// passkey (passkeys.go).
+		f.Error = "Confirm with your passkey."
+		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
+	case f.Factors.TOTP && code == "":
 		f.Error = "Enter the code from your authenticator app (or a recovery code) as well as your password."
 		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
 	}
-	if f.SecondFactor {
+	if f.Factors.TOTP {
 		_, err := h.checkSecondFactor(c, u, code, "when confirming")
 		if status, msg, ok := codeProblem(err); ok {
 			f.Error = msg

@@ -64,10 +64,11 @@ func (SignInChallenge) TableName() string { return "signin_challenges" }
 type Factors struct {
 	TOTP          bool
 	RecoveryCodes int // unused ones
+	Passkeys      int
 }
 
 // Any reports whether the user has a second factor.
-func (f Factors) Any() bool { return f.TOTP }
+func (f Factors) Any() bool { return f.TOTP || f.Passkeys > 0 }
 
 // FactorStore reads and writes second factors and pending sign-ins.
 type FactorStore struct{ db *gorm.DB }
@@ -203,14 +204,15 @@ func (s *FactorStore) RemoveSecondFactors(ctx context.Context, userID int64) (bo
 }
 
 // HasSecondFactor reports whether userID must prove a second factor to
-// sign in.
+// sign in: an authenticator app, or a passkey.
 func (s *FactorStore) HasSecondFactor(ctx context.Context, userID int64) (bool, error) {
-	var n int64
-	err := s.db.WithContext(ctx).Model(&TOTPFactor{}).Where("user_id = ? AND confirmed_at IS NOT NULL", userID).Count(&n).Error
+	var has bool
+	err := s.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM totp_factors WHERE user_id = ? AND confirmed_at IS NOT NULL)
+		OR EXISTS (SELECT 1 FROM passkeys WHERE user_id = ?)`, userID, userID).Scan(&has).Error
 	if err != nil {
 		return false, fmt.Errorf("has second factor: %w", err)
 	}
-	return n > 0, nil
+	return has, nil
 }
 
 // Factors says which second factors userID has.
@@ -227,6 +229,10 @@ func (s *FactorStore) Factors(ctx context.Context, userID int64) (Factors, error
 		return f, fmt.Errorf("factors: %w", err)
 	}
 	f.RecoveryCodes = int(n)
+	if err := db.Model(&Passkey{}).Where("user_id = ?", userID).Count(&n).Error; err != nil {
+		return f, fmt.Errorf("factors: %w", err)
+	}
+	f.Passkeys = int(n)
 	return f, nil
 }
 
