@@ -322,14 +322,18 @@ func (h *Handlers) describePasskeyRemove(c echo.Context, param map[string]string
 	return nil, notFound()
 }
 
-// Refusals of a passkey sign-in: what the page says. The audit log keeps
-// the reason.
-var (
-	errPasskeyExpired = errors.New("Your passkey request has expired. Try again.")
-	errPasskeyUnknown = errors.New("This passkey is not registered with Gatehouse. Sign in with your password.")
-	errPasskeyRefused = errors.New("This passkey could not be verified. Try again, or sign in with your password.")
-	errPasskeyCloned  = errors.New("This passkey was refused: its signature counter went backwards, a sign that it was copied. Sign in another way and remove it.")
-	errPasskeyOther   = errors.New("This passkey belongs to another account.")
+// passkeyRefusal is a refused passkey ceremony: its text is what the page
+// says; the audit log keeps the reason.
+type passkeyRefusal string
+
+func (r passkeyRefusal) Error() string { return string(r) }
+
+const (
+	errPasskeyExpired passkeyRefusal = "Your passkey request has expired. Try again."
+	errPasskeyUnknown passkeyRefusal = "This passkey is not registered with Gatehouse. Sign in with your password."
+	errPasskeyRefused passkeyRefusal = "This passkey could not be verified. Try again, or sign in with your password."
+	errPasskeyCloned  passkeyRefusal = "This passkey was refused: its signature counter went backwards, a sign that it was copied. Sign in another way and remove it."
+	errPasskeyOther   passkeyRefusal = "This passkey belongs to another account."
 )
 
 // verifyPasskey finishes a sign-in ceremony of purpose. For the second
@@ -434,10 +438,9 @@ func passkeyAnswer(c echo.Context, err error) error {
 	if r, ok := asRefusal(err); ok {
 		return jsonProblem(c, r.status, r.message)
 	}
-	for _, e := range []error{errPasskeyExpired, errPasskeyUnknown, errPasskeyRefused, errPasskeyCloned, errPasskeyOther} {
-		if errors.Is(err, e) {
-			return jsonProblem(c, http.StatusUnprocessableEntity, e.Error())
-		}
+	var refused passkeyRefusal
+	if errors.As(err, &refused) {
+		return jsonProblem(c, http.StatusUnprocessableEntity, refused.Error())
 	}
 	return err
 }
