@@ -286,3 +286,20 @@ func TestPasskeyMakesThePasswordNotEnough(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Anonymous clients cannot pile up ceremonies: at most 60 a minute from
+// one address.
+func TestPasskeyCeremoniesPerAddressAreCapped(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	c := env.Client(t)
+	for i := 0; i < 60; i++ {
+		begin(t, c, "/signin/passkey/begin")
+	}
+	res := postJSON(c, "/signin/passkey/begin", nil)
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" || passkeyProblem(t, res) == "" {
+		t.Fatalf("61st ceremony in a minute: %d %s", res.StatusCode, res.Body)
+	}
+	env.Clock.Advance(time.Minute)
+	begin(t, c, "/signin/passkey/begin")
+}

@@ -40,6 +40,24 @@ import (
 
 const ceremonyLifetime = 5 * time.Minute
 
+// maxAnonymousCeremonies caps the passkey ceremonies one client address
+// may start per minute without being signed in: each stores a row until
+// it expires. A sign-in page starts one for autofill on every load.
+const maxAnonymousCeremonies = 60
+
+// capCeremonies refuses a client that started too many ceremonies.
+func (h *Handlers) capCeremonies(c echo.Context) error {
+	wait, err := h.throttle.Take(c.Request().Context(), throttle.CeremonyKey(c.RealIP()), maxAnonymousCeremonies, time.Minute)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		setRetryAfter(c, wait)
+		return jsonProblem(c, http.StatusTooManyRequests, "Too many passkey requests from your network. Try again in "+waitWords(wait)+".")
+	}
+	return nil
+}
+
 // maxPasskeyName bounds a passkey's name.
 const maxPasskeyName = 60
 
@@ -449,6 +467,9 @@ func passkeyAnswer(c echo.Context, err error) error {
 // site the browser holds, chosen by the user (or offered by autofill).
 // The passkey alone must prove both factors, so it must verify the user.
 func (h *Handlers) passkeySignInBegin(c echo.Context) error {
+	if err := h.capCeremonies(c); err != nil || c.Response().Committed {
+		return err
+	}
 	assertion, sd, err := h.webauthn.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {
 		return err
@@ -487,6 +508,9 @@ func (h *Handlers) passkeySignedIn(c echo.Context, to string, err error) error {
 // secondStepPasskeyBegin offers the passkeys of the pending sign-in's user.
 func (h *Handlers) secondStepPasskeyBegin(c echo.Context) error {
 	ctx := c.Request().Context()
+	if err := h.capCeremonies(c); err != nil || c.Response().Committed {
+		return err
+	}
 	ch, _, err := h.challenge(c)
 	if err != nil {
 		return err

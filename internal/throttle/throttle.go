@@ -40,9 +40,10 @@ const (
 
 // Kinds of key: the prefix of what AccountKey, IPKey and SignUpKey return.
 const (
-	accountKind = "a:"
-	ipKind      = "ip:"
-	signUpKind  = "su:"
+	accountKind  = "a:"
+	ipKind       = "ip:"
+	signUpKind   = "su:"
+	ceremonyKind = "wa:"
 )
 
 // Limiter counts password attempts in Redis. It holds no state of its own:
@@ -91,6 +92,13 @@ func IPKey(ip string) string {
 // IPKey groups addresses), for Take.
 func SignUpKey(ip string) string {
 	return signUpKind + client(ip)
+}
+
+// CeremonyKey is the key counting the passkey ceremonies the client address
+// ip starts without being signed in (each keeps a row for a few minutes),
+// for Take.
+func CeremonyKey(ip string) string {
+	return ceremonyKind + client(ip)
 }
 
 // client is the part of a key naming the client address ip.
@@ -291,7 +299,7 @@ redis.call('HSET', KEYS[1], 'n', n + 1)
 redis.call('PEXPIRE', KEYS[1], math.max(start + per - now, 1))
 return 0`)
 
-// Take counts one event on key (from SignUpKey) unless limit events were
+// Take counts one event on key (from SignUpKey or CeremonyKey) unless limit events were
 // counted in the current window of length per, which starts with its first
 // event; then it counts nothing and reports the wait until the window ends.
 // A limit of 0 or less is no limit.
@@ -299,8 +307,8 @@ func (l *Limiter) Take(ctx context.Context, key string, limit int, per time.Dura
 	if limit <= 0 {
 		return 0, nil
 	}
-	if !strings.HasPrefix(key, signUpKind) {
-		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey", key)
+	if !strings.HasPrefix(key, signUpKind) && !strings.HasPrefix(key, ceremonyKind) {
+		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey or CeremonyKey", key)
 	}
 	ms, err := l.run(ctx, takeScript, []any{l.prefix + key, l.now().UnixMilli(), per.Milliseconds(), limit})
 	if err != nil {
