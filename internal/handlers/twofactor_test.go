@@ -562,7 +562,7 @@ func TestAdminSeesAndResetsSecondFactor(t *testing.T) {
 	if v, _ := page.Doc(t).Find("[data-auth-method]").Attr("data-auth-method"); v != "password+totp" {
 		t.Fatalf("admin page shows sign-in method %q", v)
 	}
-	if v, _ := admin.Get("/admin/sessions").Doc(t).Find(`tr:has(a[href="`+userPath(u)+`"]) [data-auth-method]`).Attr("data-auth-method"); v != "password+totp" {
+	if v, _ := admin.Get("/admin/sessions").Doc(t).Find(`tr:has(a[href="` + userPath(u) + `"]) [data-auth-method]`).Attr("data-auth-method"); v != "password+totp" {
 		t.Fatalf("the admin sessions list shows sign-in method %q", v)
 	}
 	res := admin.Post(userPath(u)+"/2fa/reset", nil)
