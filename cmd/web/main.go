@@ -51,6 +51,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if *noMigrate {
 		cfg.MigrateOnStart = false
 	}
+	if cfg.SecretKey == nil { // development only (config.Load requires it elsewhere)
+		if cfg.SecretKey, err = config.DevSecretKey(config.DevSecretKeyFile); err != nil {
+			return err
+		}
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	switch cmd := fs.Arg(0); cmd {
 	case "", "serve":

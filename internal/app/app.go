@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/factor"
 	"github.com/gatehouse/gatehouse/internal/handlers"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
@@ -128,6 +130,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return fail(err)
 	}
+	secretKey := cfg.SecretKey
+	if secretKey == nil {
+		// Only in development (config.Load requires SECRET_KEY elsewhere),
+		// and only when the caller kept no key file (the web command does).
+		log.Warn("start-up: SECRET_KEY is not set; second factors set up now stop working at the next start")
+		secretKey = []byte(rand.Text() + rand.Text())
+	}
+	keys, err := factor.NewKeys(secretKey)
+	if err != nil {
+		return fail(err)
+	}
+	relyingParty, err := handlers.NewRelyingParty(cfg.BaseURL)
+	if err != nil {
+		return fail(fmt.Errorf("passkeys: BASE_URL: %w", err))
+	}
 	a.Hasher = opt.Hasher
 	if a.Hasher == nil {
 		a.Hasher = password.NewHasher()
@@ -137,6 +154,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		SecureCookies: cfg.SecureCookies(), TrustedProxies: cfg.TrustedProxies, Now: opt.Now,
 		ReauthWindow: cfg.ReauthWindow,
 		Throttle:     throttle.New(rdb, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
+		Keys:         keys, Factors: models.NewFactorStore(db),
+		Passkeys: models.NewPasskeyStore(db), WebAuthn: relyingParty, Require2FAForAdmins: cfg.Require2FAForAdmins,
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 		Gorm: db, BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),

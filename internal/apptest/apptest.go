@@ -15,6 +15,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -80,6 +81,9 @@ type Env struct {
 	// Mail is the SMTP server the app sends to (nil when the test set
 	// SMTP_URL itself, or for an instance started with Start).
 	Mail *Sink
+	// BaseURL is where browsers reach the server: Server.URL, or
+	// http://localhost:PORT for NewOnLocalhost.
+	BaseURL string
 
 	stopMail func() // stops the mail sender and waits for it
 	stopOnce sync.Once
@@ -109,6 +113,24 @@ func New(t testing.TB, opts ...Option) *Env {
 	return env
 }
 
+// NewOnLocalhost starts an isolated Gatehouse whose public URL (BASE_URL)
+// is http://localhost:PORT, the address its server listens on: WebAuthn
+// accepts localhost as a secure origin, but not 127.0.0.1. Browsers must
+// use Env.BaseURL.
+func NewOnLocalhost(t testing.TB, opts ...Option) *Env {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://localhost:%d", l.Addr().(*net.TCPAddr).Port)
+	opts = append([]Option{With("BASE_URL", base)}, opts...)
+	cfg, sink := newConfig(t, opts)
+	env := startOn(t, cfg, Hasher(), l)
+	env.Mail = sink
+	return env
+}
+
 // NewWithHasher starts an isolated Gatehouse for t that hashes passwords
 // with h, not the shared Hasher: for tests that make the hasher busy.
 func NewWithHasher(t testing.TB, h *password.Hasher, opts ...Option) *Env {
@@ -128,6 +150,8 @@ func newConfig(t testing.TB, opts []Option) (config.Config, *Sink) {
 	vars := map[string]string{
 		"DATABASE_URL": dbURL, "REDIS_PREFIX": prefix,
 		"MIGRATE_ON_START": "false",
+		// Every instance of one test shares the key, as a deployment's do.
+		"SECRET_KEY": randomHex(32),
 	}
 	maps.Copy(vars, redisVars())
 	for _, o := range opts {
@@ -154,6 +178,12 @@ func Start(t testing.TB, cfg config.Config) *Env {
 
 func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
 	t.Helper()
+	return startOn(t, cfg, hasher, nil)
+}
+
+// startOn runs the app on listener l (a new one on 127.0.0.1 when nil).
+func startOn(t testing.TB, cfg config.Config, hasher *password.Hasher, l net.Listener) *Env {
+	t.Helper()
 	logs := &Logs{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clock := &Clock{}
@@ -163,15 +193,23 @@ func start(t testing.TB, cfg config.Config, hasher *password.Hasher) *Env {
 	if err != nil {
 		t.Fatalf("start app: %v", err)
 	}
-	srv := httptest.NewServer(a.Handler)
+	srv := httptest.NewUnstartedServer(a.Handler)
+	if l != nil {
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
 	mailCtx, cancelMail := context.WithCancel(context.Background())
 	mailDone := make(chan struct{})
 	go func() {
 		defer close(mailDone)
 		a.RunMail(mailCtx)
 	}()
-	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs,
+	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs, BaseURL: srv.URL,
 		stopMail: func() { cancelMail(); <-mailDone }}
+	if l != nil {
+		env.BaseURL = cfg.BaseURL.String()
+	}
 	t.Cleanup(func() {
 		env.Stop()
 		if t.Failed() {

@@ -217,7 +217,7 @@ func (s *suite) newBrowser(name string, opts ...BrowserOption) *Browser {
 	if err := chromedp.Do(ctx, viewport); err != nil {
 		t.Fatalf("%s: viewport: %v", name, err)
 	}
-	b := &Browser{t: t, name: name, ctx: ctx, base: s.env.Server.URL}
+	b := &Browser{t: t, name: name, ctx: ctx, base: s.env.BaseURL}
 	b.watchConsole(cancelTab)
 	if !cfg.javaScript {
 		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {

@@ -85,6 +85,15 @@ type Config struct {
 	MailFrom *mail.Address // MAIL_FROM
 	// MailGiveUpAfter is how long a mail is retried before it is given up.
 	MailGiveUpAfter time.Duration // MAIL_GIVE_UP_AFTER
+	// SecretKey is the key material that encrypts second-factor secrets at
+	// rest and keys the hashes of recovery codes: at least 32 bytes.
+	// Required unless BASE_URL is a loopback address (Development); there,
+	// when unset, it stays nil and the web command keeps a generated one in
+	// a local file (DevSecretKey).
+	SecretKey []byte // SECRET_KEY
+	// Require2FAForAdmins makes an administrator without a second factor
+	// set one up before any admin page opens.
+	Require2FAForAdmins bool // REQUIRE_2FA_FOR_ADMINS
 }
 
 // Defaults follow OWASP ASVS level 2 (4.0.3 V3.3.2): re-authentication after
@@ -128,6 +137,8 @@ func Load(getenv func(string) string) (Config, error) {
 
 		SMTPURL:         p.smtpURL("SMTP_URL"),
 		MailGiveUpAfter: p.duration("MAIL_GIVE_UP_AFTER", 24*time.Hour),
+
+		Require2FAForAdmins: p.boolean("REQUIRE_2FA_FOR_ADMINS", false),
 	}
 	if strings.ContainsAny(cfg.RedisPrefix, "{}") {
 		// Braces would make the prefix Redis Cluster's hash tag: every key
@@ -141,6 +152,7 @@ func Load(getenv func(string) string) (Config, error) {
 		fromHost = "localhost"
 	}
 	cfg.MailFrom = p.mailFrom("MAIL_FROM", "Gatehouse <no-reply@"+fromHost+">")
+	cfg.SecretKey = p.secretKey("SECRET_KEY", cfg.Development())
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
 	}
@@ -153,16 +165,38 @@ func (c Config) SecureCookies() bool { return c.BaseURL.Scheme == "https" }
 
 // DevMailbox reports whether mail goes to the development mailbox
 // (/dev/mail): no SMTP_URL, and a BASE_URL on this machine.
-func (c Config) DevMailbox() bool {
-	if c.SMTPURL != "" {
+func (c Config) DevMailbox() bool { return c.SMTPURL == "" && c.Development() }
+
+// Development reports whether Gatehouse runs for a developer on this
+// machine: its public URL names a loopback host (localhost, 127.0.0.0/8,
+// ::1). Anything else is production.
+func (c Config) Development() bool {
+	if c.BaseURL == nil {
 		return false
 	}
 	host := c.BaseURL.Hostname()
-	if host == "localhost" {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
 		return true
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// MinSecretKeyLen is the least SECRET_KEY may hold: 256 bits, were it
+// random bytes.
+const MinSecretKeyLen = 32
+
+func (p *parser) secretKey(name string, development bool) []byte {
+	v := p.getenv(name)
+	switch {
+	case v == "" && development:
+		return nil
+	case v == "":
+		p.fail(name, "", "required when BASE_URL is not a loopback address: at least 32 random bytes, e.g. the output of `openssl rand -base64 48`")
+	case len(v) < MinSecretKeyLen:
+		p.fail(name, "(hidden)", "too short: want at least 32 bytes, e.g. the output of `openssl rand -base64 48`")
+	}
+	return []byte(v)
 }
 
 // parser collects the errors of every variable, so one run of the program

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestHTTPSBaseURLMeansSecureCookies(t *testing.T) {
-	cfg, err := Load(env(map[string]string{"BASE_URL": "https://id.example.com"}))
+	cfg, err := Load(env(map[string]string{"BASE_URL": "https://id.example.com", "SECRET_KEY": strings.Repeat("k", 32)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +168,40 @@ func TestRedisIsOneOfThree(t *testing.T) {
 	}
 }
 
+func TestSecretKeyRequiredUnlessLoopback(t *testing.T) {
+	long := strings.Repeat("s", 32)
+	for _, tc := range []struct {
+		base, key string
+		ok, dev   bool
+	}{
+		{"http://localhost:8080", "", true, true},
+		{"http://127.0.0.1:8080", "", true, true},
+		{"http://[::1]:8080", "", true, true},
+		{"http://app.localhost", "", true, true},
+		{"https://id.example.com", "", false, false},
+		{"http://10.0.0.5:8080", "", false, false},
+		{"http://localhost.example.com", "", false, false},
+		{"https://id.example.com", long, true, false},
+		{"https://id.example.com", long[:31], false, false},
+		{"http://localhost:8080", long[:31], false, true},
+	} {
+		cfg, err := Load(env(map[string]string{"BASE_URL": tc.base, "SECRET_KEY": tc.key}))
+		if (err == nil) != tc.ok {
+			t.Errorf("BASE_URL=%s SECRET_KEY of %d bytes: err %v", tc.base, len(tc.key), err)
+			continue
+		}
+		if err != nil {
+			if !strings.Contains(err.Error(), "SECRET_KEY") || (tc.key != "" && strings.Contains(err.Error(), tc.key)) {
+				t.Errorf("error does not name SECRET_KEY, or shows it: %v", err)
+			}
+			continue
+		}
+		if cfg.Development() != tc.dev || (tc.key == "") != (cfg.SecretKey == nil) {
+			t.Errorf("BASE_URL=%s: development %v, key %q", tc.base, cfg.Development(), cfg.SecretKey)
+		}
+	}
+}
+
 func TestMailSettings(t *testing.T) {
 	cfg, err := Load(env(nil))
 	if err != nil {
@@ -200,5 +235,26 @@ func TestMailSettings(t *testing.T) {
 	_, err = Load(env(map[string]string{"SMTP_URL": "ftp://user:hunter2@mail.example.com"}))
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("error %v", err)
+	}
+}
+
+func TestDevSecretKeyIsKeptInItsFile(t *testing.T) {
+	path := t.TempDir() + "/key"
+	first, err := DevSecretKey(path)
+	if err != nil || len(first) < MinSecretKeyLen {
+		t.Fatalf("first: %q, %v", first, err)
+	}
+	again, err := DevSecretKey(path)
+	if err != nil || string(again) != string(first) {
+		t.Fatalf("second read gave another key: %q, %v", again, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode: %v, %v", fi.Mode(), err)
+	}
+	if err := os.WriteFile(path, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DevSecretKey(path); err == nil {
+		t.Fatal("a short key in the file was taken")
 	}
 }

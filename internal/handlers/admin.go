@@ -134,10 +134,14 @@ func (h *Handlers) adminUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	factors, err := h.factors.Factors(ctx, u.ID)
+	if err != nil {
+		return err
+	}
 	now := h.now()
 	me := session.Current(ctx)
 	return h.render(c, http.StatusOK, views.AdminUserView(views.AdminUserPage{
-		User: *u,
+		User: *u, Factors: factors,
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: currentIfSelf(me, u.ID), Now: now,
 			RevokeAction: views.AdminRevokeAction(u.ID), IdleTimeout: h.sessions.IdleTimeout(),

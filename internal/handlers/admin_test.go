@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 
@@ -477,6 +478,7 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	c.Post("/password/forgot", url.Values{"email": {"user@example.com"}}) // password_reset_requested
 	link = env.Mail.WaitForSubject(t, "user@example.com", "Reset your Gatehouse password", 2).Link(t, "/password/reset")
 	c.Post("/password/reset", url.Values{"token": {strings.TrimPrefix(link, "/password/reset?token=")}, "new_password": {"reset user password"}}) // password_reset
+	secondFactorEvents(t, env, admin, user, "user@example.com", "reset user password")
 
 	kinds := auditKinds(t, env, user.ID)
 	for _, k := range models.AuditKinds {
@@ -507,4 +509,50 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 			}
 		}
 	}
+}
+
+// secondFactorEvents makes the audit events of second factors for user
+// (signed out, with email and pw): 2fa_enabled, recovery_code_used,
+// recovery_codes_renewed, passkey_added, passkey_refused, passkey_removed,
+// 2fa_disabled and, by admin, 2fa_reset.
+func secondFactorEvents(t *testing.T, env *apptest.Env, admin *apptest.Client, user *models.User, email, pw string) {
+	t.Helper()
+	c := env.Client(t)
+	c.SignIn(email, pw)
+	_, codes := enableTOTP(t, env, c)
+	// A sign-in in the same second as turning the app on does not count as
+	// proving it (AuthAt is kept in seconds).
+	env.Clock.Advance(2 * time.Second)
+	c = env.Client(t)
+	if res := c.SignIn(email, pw); res.Location() != "/signin/2fa" {
+		t.Fatalf("sign-in with 2FA went to %q", res.Location())
+	}
+	if res := sendCode(c, codes[0]); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("recovery code: %d", res.StatusCode)
+	}
+	if res := c.Post("/account/2fa/recovery-codes", nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("new recovery codes: %d", res.StatusCode)
+	}
+	k := registerPasskey(t, env, c, "Key")
+	b := env.Client(t)
+	body := k.get(begin(t, b, "/signin/passkey/begin"))
+	body["response"].(map[string]any)["signature"] = b64.EncodeToString([]byte("forged"))
+	if res := postJSON(b, "/signin/passkey/finish", body); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("forged passkey: %d", res.StatusCode)
+	}
+	var key models.Passkey
+	if err := env.App.DB.Where("user_id = ?", user.ID).Take(&key).Error; err != nil {
+		t.Fatal(err)
+	}
+	if res := c.Post("/account/passkeys/"+itoa(key.ID)+"/remove", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove passkey: %d", res.StatusCode)
+	}
+	if res := c.Post("/account/2fa/totp/disable", nil); res.Location() != "/account/2fa" {
+		t.Fatalf("turn off: %d %q", res.StatusCode, res.Location())
+	}
+	enableTOTP(t, env, c)
+	if res := admin.Post(userPath(user)+"/2fa/reset", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("admin reset: %d", res.StatusCode)
+	}
+	waitWritten(t, env)
 }

@@ -142,6 +142,13 @@ func (h *Handlers) signIn(c echo.Context) error {
 	if u.Disabled() {
 		return disabled()
 	}
+	// An account with a second factor gets no session yet: the code step
+	// comes first (signin2fa.go).
+	if has, err := h.factors.HasSecondFactor(c.Request().Context(), u.ID); err != nil {
+		return err
+	} else if has {
+		return h.beginSecondStep(c, u, f)
+	}
 	if err := h.endCurrent(c); err != nil {
 		return err
 	}

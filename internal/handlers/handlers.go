@@ -11,6 +11,9 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
+	"github.com/gatehouse/gatehouse/internal/factor"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -53,6 +56,16 @@ type Deps struct {
 	Mailer Waker
 	// DevMailbox serves the development mailbox at /dev/mail.
 	DevMailbox bool
+	// Keys seal second-factor secrets and hash recovery codes (SECRET_KEY).
+	Keys    *factor.Keys
+	Factors *models.FactorStore // second factors and pending sign-ins
+	// Passkeys stores passkeys and WebAuthn ceremonies; WebAuthn is the
+	// relying party (NewRelyingParty).
+	Passkeys *models.PasskeyStore
+	WebAuthn *webauthn.WebAuthn
+	// Require2FAForAdmins sends an administrator without a second factor
+	// to set one up before any admin page.
+	Require2FAForAdmins bool
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -74,6 +87,12 @@ type Handlers struct {
 	gorm         *gorm.DB
 	baseURL      *url.URL
 	mailer       Waker
+	keys         *factor.Keys
+	factors      *models.FactorStore
+	passkeys     *models.PasskeyStore
+	webauthn     *webauthn.WebAuthn
+	// require2FAForAdmins: REQUIRE_2FA_FOR_ADMINS.
+	require2FAForAdmins bool
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -91,5 +110,7 @@ func newHandlers(d Deps) *Handlers {
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
 		gorm:     d.Gorm, baseURL: d.BaseURL, mailer: d.Mailer,
+		keys: d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
+		passkeys: d.Passkeys, webauthn: d.WebAuthn,
 	}
 }

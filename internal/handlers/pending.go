@@ -53,12 +53,22 @@ var pendingActions = []pendingAction{
 		"send %s a password reset link", "Send %s a password reset link?", "They get a link, valid for one hour, to choose a new password themselves.", "Send reset link")},
 	{route: "/admin/users/:id/demote", carry: []string{"return_to"}, describe: adminAction(
 		"remove the administrator role from %s", "Remove the administrator role from %s?", "Their sessions end, so the change applies at once.", "Remove administrator role")},
+	{route: "/account/2fa/recovery-codes", describe: (*Handlers).describeNewRecoveryCodes},
+	{route: "/account/2fa/totp/disable", describe: (*Handlers).describeTOTPDisable},
+	{route: "/account/passkeys/:id/remove", describe: (*Handlers).describePasskeyRemove},
+	{route: "/admin/users/:id/2fa/reset", carry: []string{"return_to"}, describe: adminAction(
+		"remove the second factor of %s", "Remove the second factor of %s?",
+		"Their authenticator app and recovery codes stop working, their sessions end, and they can sign in with their password alone until they set up a new one.",
+		"Remove second factor")},
 }
 
 // pendingURL is the confirmation page of the POST being refused: its path,
 // with the fields its action carries. A route that is not a pending action
-// returns to the page the form was on.
+// returns to the page the form was on. A page (GET) refused is its own.
 func pendingURL(c echo.Context) string {
+	if c.Request().Method == http.MethodGet {
+		return c.Request().URL.RequestURI()
+	}
 	for _, a := range pendingActions {
 		if a.route != c.Path() {
 			continue

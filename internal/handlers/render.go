@@ -155,5 +155,13 @@ func (h *Handlers) popFlash(c echo.Context) string {
 		Name: flashCookie, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
-	return flashes[flashKey(ck.Value)]
+	return flashText(flashKey(ck.Value))
+}
+
+// flashText is the message of key, from the catalogues.
+func flashText(key flashKey) string {
+	if m, ok := flashes[key]; ok {
+		return m
+	}
+	return twoFactorFlashes[key]
 }

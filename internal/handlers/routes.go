@@ -67,6 +67,14 @@ func New(d Deps) *echo.Echo {
 	e.GET("/signin", h.signInForm, web...)
 	e.POST("/signin", h.signIn, hashing...)
 	e.POST("/signout", h.signOut, web...)
+	// The second step of signing in to an account with a second factor.
+	e.GET("/signin/2fa", h.secondStepForm, web...)
+	e.POST("/signin/2fa", h.secondStep, web...)
+	// Passkeys (passkeys.go): JSON ceremonies driven by static/passkey.js.
+	e.POST("/signin/2fa/passkey/begin", h.secondStepPasskeyBegin, web...)
+	e.POST("/signin/2fa/passkey/finish", h.secondStepPasskeyFinish, web...)
+	e.POST("/signin/passkey/begin", h.passkeySignInBegin, web...)
+	e.POST("/signin/passkey/finish", h.passkeySignInFinish, web...)
 
 	// Links sent by mail work without a session (mailflows.go).
 	e.GET("/password/forgot", h.forgotForm, web...)
@@ -97,13 +105,31 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account/sessions/revoke-others", h.pendingActionPage, signedIn...)
 	e.GET("/account/sessions/:id/revoke", h.pendingActionPage, signedIn...)
 	e.GET("/account/activity", h.activity, signedIn...)
+	// Second factors (twofactor.go).
+	sudo := append(slices.Clip(signedIn), h.requireRecentAuth)
+	e.GET("/account/2fa", h.twoFactor, signedIn...)
+	e.GET("/account/2fa/totp", h.totpSetupForm, sudo...)
+	e.POST("/account/2fa/totp", h.totpConfirm, signedIn...)
+	e.POST("/account/2fa/totp/disable", h.totpDisable, sudo...)
+	e.GET("/account/2fa/totp/disable", h.pendingActionPage, signedIn...)
+	e.POST("/account/2fa/recovery-codes", h.newRecoveryCodes, sudo...)
+	e.GET("/account/2fa/recovery-codes", h.pendingActionPage, signedIn...)
+	e.GET("/account/passkeys", h.passkeyList, signedIn...)
+	e.GET("/account/passkeys/new", h.passkeyNew, sudo...)
+	e.POST("/account/passkeys/register/begin", h.passkeyRegisterBegin, signedIn...)
+	e.POST("/account/passkeys/register/finish", h.passkeyRegisterFinish, signedIn...)
+	e.POST("/account/passkeys/:id/rename", h.passkeyRename, signedIn...)
+	e.POST("/account/passkeys/:id/remove", h.passkeyRemove, sudo...)
+	e.GET("/account/passkeys/:id/remove", h.pendingActionPage, signedIn...)
+	e.POST("/account/confirm/passkey/begin", h.confirmPasskeyBegin, signedIn...)
+	e.POST("/account/confirm/passkey/finish", h.confirmPasskeyFinish, signedIn...)
 	e.GET("/account/confirm", h.confirmForm, signedIn...)
 	e.POST("/account/confirm", h.confirm, signedInHashing...)
 
 	// Everything under /admin sits behind one group that checks the role in
 	// Postgres on every request; its catch-all routes mean non-admins get
 	// 403 for any /admin path, known or not.
-	admin := e.Group("/admin", append(slices.Clip(signedIn), h.requireAdmin)...)
+	admin := e.Group("/admin", append(slices.Clip(signedIn), h.requireAdmin, h.requireAdminFactor)...)
 	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
 	admin.GET("/users", h.adminUsers)
 	admin.GET("/users/:id", h.adminUser)
@@ -115,7 +141,8 @@ func New(d Deps) *echo.Echo {
 	admin.POST("/users/:id/promote", h.adminPromote, h.requireRecentAuth)
 	admin.POST("/users/:id/demote", h.adminDemote, h.requireRecentAuth)
 	admin.POST("/users/:id/send-reset", h.adminSendReset, h.requireRecentAuth)
-	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote", "/send-reset"} {
+	admin.POST("/users/:id/2fa/reset", h.adminResetTwoFactor, h.requireRecentAuth)
+	for _, action := range []string{"/sessions/:sid/revoke", "/sessions/revoke-all", "/disable", "/enable", "/promote", "/demote", "/send-reset", "/2fa/reset"} {
 		admin.GET("/users/:id"+action, h.pendingActionPage)
 	}
 	admin.GET("/sessions", h.adminSessions)

@@ -63,6 +63,9 @@ func (h *Handlers) confirmForm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
+	if f.Factors, err = h.factors.Factors(c.Request().Context(), session.Current(c.Request().Context()).UserID); err != nil {
+		return err
+	}
 	return h.render(c, http.StatusOK, views.ConfirmView(f))
 }
 
@@ -74,17 +77,48 @@ func (h *Handlers) confirm(c echo.Context) error {
 	if f.Pending, err = h.pendingForConfirm(c, f.Next); err != nil {
 		return err
 	}
-	pw := c.FormValue("password")
-	if pw == "" {
-		f.Error = "Enter your password."
-		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
-	}
-	_, err = h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: pw, where: "when confirming"})
-	if status, msg, ok := formProblem(err, "That is not your password."); ok {
+	// A user with a second factor proves it too (twofactor.go). The
+	// password is checked first, so a flood of guesses waits on the
+	// hasher's bounded queue and nothing else.
+	problem := func(status int, msg string) error {
+		var err error
+		if f.Factors, err = h.factors.Factors(ctx, p.UserID); err != nil {
+			return err
+		}
 		f.Error = msg
 		return h.render(c, status, views.ConfirmView(f))
+	}
+	pw, code := c.FormValue("password"), c.FormValue("code")
+	if pw == "" {
+		return problem(http.StatusUnprocessableEntity, "Enter your password.")
+	}
+	u, err := h.checkPassword(c, passwordCheck{email: p.Email, userID: p.UserID, password: pw, where: "when confirming"})
+	if status, msg, ok := formProblem(err, "That is not your password."); ok {
+		return problem(status, msg)
 	} else if err != nil {
 		return err
+	}
+	if f.Factors, err = h.factors.Factors(ctx, p.UserID); err != nil {
+		return err
+	}
+	switch {
+	case !f.Factors.TOTP && f.Factors.Passkeys > 0:
+		// The password alone is one factor: this user confirms with their
+		// passkey (passkeys.go).
+		f.Error = "Confirm with your passkey."
+		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
+	case f.Factors.TOTP && code == "":
+		f.Error = "Enter the code from your authenticator app (or a recovery code) as well as your password."
+		return h.render(c, http.StatusUnprocessableEntity, views.ConfirmView(f))
+	}
+	if f.Factors.TOTP {
+		_, err := h.checkSecondFactor(c, u, code, "when confirming")
+		if status, msg, ok := codeProblem(err); ok {
+			f.Error = msg
+			return h.render(c, status, views.ConfirmView(f))
+		} else if err != nil {
+			return err
+		}
 	}
 	// Proving the password is a privilege change: new token.
 	if err := h.sessions.Renew(ctx); errors.Is(err, session.ErrNotFound) {

@@ -34,6 +34,15 @@ const (
 	AuditEmailVerified        AuditKind = "email_verified"
 	AuditEmailChangeRequested AuditKind = "email_change_requested"
 	AuditEmailChangeUndone    AuditKind = "email_change_undone"
+	// Second factors (docs/security.md).
+	AuditTwoFactorEnabled     AuditKind = "2fa_enabled"
+	AuditTwoFactorDisabled    AuditKind = "2fa_disabled"
+	AuditTwoFactorReset       AuditKind = "2fa_reset" // by an administrator
+	AuditRecoveryCodesRenewed AuditKind = "recovery_codes_renewed"
+	AuditRecoveryCodeUsed     AuditKind = "recovery_code_used"
+	AuditPasskeyAdded         AuditKind = "passkey_added"
+	AuditPasskeyRemoved       AuditKind = "passkey_removed"
+	AuditPasskeyRefused       AuditKind = "passkey_refused" // a ceremony that failed its checks
 )
 
 // AuditKinds lists every kind, for filters.
@@ -42,6 +51,8 @@ var AuditKinds = []AuditKind{
 	AuditPasswordChanged, AuditEmailChanged, AuditRoleChanged, AuditAccountDisabled, AuditAccountEnabled,
 	AuditResetRequested, AuditPasswordReset, AuditEmailVerifySent, AuditEmailVerified,
 	AuditEmailChangeRequested, AuditEmailChangeUndone,
+	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
+	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused,
 }
 
 // AuditEvent is one entry of the security event log.

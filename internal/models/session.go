@@ -68,6 +68,9 @@ type SessionRecord struct {
 	EndedAt    *time.Time
 	EndReason  EndReason
 	EndedBy    *int64 // the user who ended it, when someone did
+	// AuthMethod is how the session signed in (password, password and a
+	// second factor, passkey, recovery code).
+	AuthMethod AuthMethod `gorm:"default:password"`
 }
 
 // TableName maps SessionRecord onto the sessions table.

@@ -298,10 +298,19 @@ type Device struct {
 	IP        string
 }
 
+// StartOption adds to the record of a session being started.
+type StartOption func(*models.SessionRecord)
+
+// SignedInWith records how the session was established (by default, a
+// password alone).
+func SignedInWith(method models.AuthMethod) StartOption {
+	return func(r *models.SessionRecord) { r.AuthMethod = method }
+}
+
 // Start signs user in on this request: a new token (so a token planted
 // before sign-in is worthless), a new public id, a Postgres record, and the
 // entry in the user hash. Nothing is left behind when any step fails.
-func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publicID string, err error) {
+func (m *Manager) Start(c echo.Context, user *models.User, remember bool, opts ...StartOption) (publicID string, err error) {
 	ctx := c.Request().Context()
 	lk := lookupOf(ctx)
 	if lk == nil {
@@ -334,6 +343,10 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool) (publi
 		PublicID: publicID, UserID: user.ID, UserAgent: ua,
 		Browser: dev.Browser, OS: dev.OS, DeviceType: dev.Type, IP: c.RealIP(),
 		Remember: remember, CreatedAt: now, LastSeenAt: now, ExpiresAt: now.Add(m.lifetime),
+		AuthMethod: models.AuthPassword,
+	}
+	for _, o := range opts {
+		o(rec)
 	}
 	// The record is written first: a session that works always has one, and
 	// List can trust that a record it reads was registered in Redis before.

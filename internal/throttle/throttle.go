@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,9 +40,10 @@ const (
 
 // Kinds of key: the prefix of what AccountKey, IPKey and SignUpKey return.
 const (
-	accountKind = "a:"
-	ipKind      = "ip:"
-	signUpKind  = "su:"
+	accountKind  = "a:"
+	ipKind       = "ip:"
+	signUpKind   = "su:"
+	ceremonyKind = "wa:"
 )
 
 // Limiter counts password attempts in Redis. It holds no state of its own:
@@ -80,6 +82,15 @@ func AccountKey(email string) string {
 	return accountKind + hex.EncodeToString(sum[:])
 }
 
+// SecondFactorKey is the key counting second-factor attempts on the
+// account userID. It counts as an account key (AccountFreeFailures), but
+// only a proved second factor clears it, not a right password: otherwise
+// each sign-in with a known password would buy a fresh set of free
+// guesses at the code.
+func SecondFactorKey(userID int64) string {
+	return accountKind + "2fa:" + strconv.FormatInt(userID, 10)
+}
+
 // IPKey is the key counting attempts from the client address ip. An IPv6
 // address counts as its /64, the block one subscriber usually gets whole
 // (otherwise each of their 2^64 addresses would get its own free
@@ -92,6 +103,13 @@ func IPKey(ip string) string {
 // IPKey groups addresses), for Take.
 func SignUpKey(ip string) string {
 	return signUpKind + client(ip)
+}
+
+// CeremonyKey is the key counting the passkey ceremonies the client address
+// ip starts without being signed in (each keeps a row for a few minutes),
+// for Take.
+func CeremonyKey(ip string) string {
+	return ceremonyKind + client(ip)
 }
 
 // client is the part of a key naming the client address ip.
@@ -284,7 +302,7 @@ redis.call('HSET', KEYS[1], 'n', n + 1)
 redis.call('PEXPIRE', KEYS[1], math.max(start + per - now, 1))
 return 0`)
 
-// Take counts one event on key (from SignUpKey) unless limit events were
+// Take counts one event on key (from SignUpKey or CeremonyKey) unless limit events were
 // counted in the current window of length per, which starts with its first
 // event; then it counts nothing and reports the wait until the window ends.
 // A limit of 0 or less is no limit.
@@ -292,8 +310,8 @@ func (l *Limiter) Take(ctx context.Context, key string, limit int, per time.Dura
 	if limit <= 0 {
 		return 0, nil
 	}
-	if !strings.HasPrefix(key, signUpKind) {
-		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey", key)
+	if !strings.HasPrefix(key, signUpKind) && !strings.HasPrefix(key, ceremonyKind) {
+		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey or CeremonyKey", key)
 	}
 	ms, err := takeScript.Run(ctx, l.rdb, []string{l.Key(key)}, l.now().UnixMilli(), per.Milliseconds(), limit).Int64()
 	if err != nil {
