@@ -65,13 +65,14 @@ type suite struct {
 	chromium string
 }
 
-// start checks for Chromium first (skipping is cheap), then runs the app.
-func start(t *testing.T) *suite {
+// start checks for Chromium first (skipping is cheap), then runs the app
+// (configured by opts).
+func start(t *testing.T, opts ...apptest.Option) *suite {
 	t.Helper()
 	chromium := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	t.Cleanup(cancel) // registered first, so it runs after every browser has closed
-	return &suite{t: t, ctx: ctx, env: apptest.New(t), chromium: chromium}
+	return &suite{t: t, ctx: ctx, env: apptest.New(t, opts...), chromium: chromium}
 }
 
 // Browser is one simulated device: a Chromium process with its own profile

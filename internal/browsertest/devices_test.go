@@ -21,8 +21,8 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 		js   bool
 		opts []BrowserOption
 	}{
-		// With JavaScript, htmx asks for confirmation and removes the row
-		// in place, without loading a page.
+		// With JavaScript, the confirmation dialog asks, and htmx removes
+		// the row in place, without loading a page.
 		{"javascript", true, nil},
 		// The Devices page must work as plain forms.
 		{"no-javascript", false, []BrowserOption{withoutJavaScript}},
@@ -63,10 +63,13 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 
 			revoke := otherRow + ` button[type="submit"]`
 			if tc.js {
-				dialogs := a.acceptDialogs()
 				// A page load would lose this.
 				eval[int](a, `window.__marker = 1`)
-				a.click(revoke)
+				question, detail := a.ask(revoke)
+				if !strings.Contains(question, "Chrome on Linux") || !strings.Contains(detail, "sign in again") {
+					t.Errorf("A: the dialog asks %q (%q), want it to name the device and say what follows", question, detail)
+				}
+				a.click(confirmDialogOK)
 				a.do("B's row is gone", chromedp.WaitNotPresent(otherRow))
 				if got, want := a.text(`[data-testid="flash"]`), "That device has been signed out."; got != want {
 					t.Errorf("A: flash = %q, want %q", got, want)
@@ -74,16 +77,21 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 				if marker := eval[int](a, `window.__marker || 0`); marker != 1 {
 					t.Errorf("A: the page was reloaded to revoke (marker %d), want the row removed in place", marker)
 				}
-				if got := dialogs(); len(got) != 1 || !strings.Contains(got[0], "Chrome on Linux") {
-					t.Errorf("A: confirmation dialogs %q, want one naming the device", got)
-				}
 				if focused := eval[string](a, `document.activeElement.id`); focused != "sessions-heading" {
 					t.Errorf("A: after the revoke the focus is on #%s, want the table's heading", focused)
 				}
 				// Nobody is left to sign out.
 				a.do("the sign-out-everywhere form is gone", chromedp.WaitNotPresent(chromedp.CSS(`form[action="/account/sessions/revoke-others"]`)))
 			} else {
-				path := a.submit(revoke)
+				// Without JavaScript, Revoke opens its confirmation page.
+				// (A GET form with no fields ends its URL with "?".)
+				if path := a.submit(revoke); strings.TrimSuffix(path, "?") != "/account/sessions/"+other+"/revoke" {
+					t.Fatalf("A: Revoke ended on %s, want its confirmation page", path)
+				}
+				if got := a.text(`[data-testid="pending-heading"]`); got != "Sign out Chrome on Linux?" {
+					t.Errorf("A: confirmation page asks %q", got)
+				}
+				path := a.submit(`form[data-testid="pending-action"] button`)
 				if path != "/account/sessions" {
 					t.Fatalf("A: revoke ended on %s, want /account/sessions", path)
 				}

@@ -78,7 +78,11 @@ func (h *Handlers) adminUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page := views.AdminUsersPage{Query: f.Query, Users: users, Now: h.now()}
+	total, err := h.users.Count(c.Request().Context(), f.Query)
+	if err != nil {
+		return err
+	}
+	page := views.AdminUsersPage{Query: f.Query, Total: total, Users: users, Now: h.now()}
 	if len(users) > 0 {
 		first, last := strconv.FormatInt(users[0].ID, 10), strconv.FormatInt(users[len(users)-1].ID, 10)
 		// more says whether the page continues in the direction it was read.
@@ -141,6 +145,7 @@ func (h *Handlers) adminUser(c echo.Context) error {
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: currentIfSelf(me, u.ID), Now: now,
 			RevokeAction: views.AdminRevokeAction(u.ID), IdleTimeout: h.sessions.IdleTimeout(),
+			Confirm: func(s models.SessionRecord) views.Consequence { return views.AdminRevokeConsequence(u.Email, s) },
 		},
 		Ended:  views.EndedTable{Ended: list.Ended, Actors: actors, Now: now},
 		Events: events,
@@ -189,7 +194,12 @@ func (h *Handlers) adminRevokeSession(c echo.Context) error {
 	err = h.sessions.Revoke(ctx, u.ID, sid, models.EndRevokedByAdmin, &me.UserID)
 	if errors.Is(err, session.ErrNotFound) {
 		if isHTMX(c) {
-			return errSessionGone
+			// Ended meanwhile: bring the page in hand up to date.
+			if c.FormValue("return_to") != "" {
+				return htmxRemoved(c, flashAlreadyEnded)
+			}
+			htmxFlash(c, flashAlreadyEnded)
+			return h.adminUser(c)
 		}
 		return notFound()
 	} else if err != nil {

@@ -45,7 +45,8 @@ func (h *Handlers) render(c echo.Context, status int, page templ.Component) erro
 }
 
 func (h *Handlers) chrome(c echo.Context) views.Chrome {
-	ch := views.Chrome{Flash: h.popFlash(c)}
+	ch := views.Chrome{}
+	ch.Flash, ch.FlashTone = h.popFlash(c)
 	if tok, ok := c.Get(middleware.DefaultCSRFConfig.ContextKey).(string); ok {
 		ch.CSRF = tok
 	}
@@ -93,6 +94,8 @@ const (
 	// request renewed its token.
 	flashPasswordEnded flashKey = "password_changed_ended"
 	flashConfirmEnded  flashKey = "confirm_ended"
+	// An htmx revoke of a session another tab had already ended.
+	flashAlreadyEnded flashKey = "already_ended"
 )
 
 var flashes = map[flashKey]string{
@@ -108,7 +111,7 @@ var flashes = map[flashKey]string{
 	flashEndedByUser:     "This device was signed out from another device. Please sign in again.",
 	flashEndedByAdmin:    "An administrator ended your session. Please sign in again.",
 	flashEndedByPassword: "Your password was changed, so this device was signed out. Please sign in again.",
-	flashEndedDisabled:   "Your account has been disabled.",
+	flashEndedDisabled:   "Your account has been disabled, so this device was signed out. Contact an administrator.",
 	flashEndedLimit:      "This device was signed out because too many devices were signed in. Please sign in again.",
 	flashEndedByRole:     "Your account's role changed, so you were signed out. Please sign in again.",
 	flashAllRevoked:      "All of the user's sessions have been ended.",
@@ -118,6 +121,23 @@ var flashes = map[flashKey]string{
 	flashConfirmed:       "Password confirmed. You can continue.",
 	flashPasswordEnded:   "Your password has been changed, and this device was signed out meanwhile. Please sign in with your new password.",
 	flashConfirmEnded:    "This device was signed out while you confirmed your password. Please sign in again.",
+	flashAlreadyEnded:    "That session had already ended. The list is up to date now.",
+}
+
+// flashTones gives a message that is not good news its tone (views.Tone*):
+// a session that ended without being asked to, a refusal. Messages not
+// listed confirm what the user just did.
+var flashTones = map[flashKey]string{
+	flashSessionExpired:  views.ToneInfo,
+	flashEndedByUser:     views.ToneWarning,
+	flashEndedByAdmin:    views.ToneWarning,
+	flashEndedByPassword: views.ToneWarning,
+	flashEndedDisabled:   views.ToneError,
+	flashEndedLimit:      views.ToneWarning,
+	flashEndedByRole:     views.ToneInfo,
+	flashPasswordEnded:   views.ToneWarning,
+	flashConfirmEnded:    views.ToneWarning,
+	flashAlreadyEnded:    views.ToneInfo,
 }
 
 const flashCookie = "gatehouse_flash"
@@ -129,15 +149,16 @@ func (h *Handlers) setFlash(c echo.Context, key flashKey) {
 	})
 }
 
-// popFlash returns the pending flash message, if any, and clears it.
-func (h *Handlers) popFlash(c echo.Context) string {
+// popFlash returns the pending flash message and its tone, if any, and
+// clears it.
+func (h *Handlers) popFlash(c echo.Context) (msg, tone string) {
 	ck, err := c.Cookie(flashCookie)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	c.SetCookie(&http.Cookie{
 		Name: flashCookie, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
-	return flashes[flashKey(ck.Value)]
+	return flashes[flashKey(ck.Value)], flashTones[flashKey(ck.Value)]
 }
