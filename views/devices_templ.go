@@ -34,8 +34,11 @@ func signOutOthers(n int) string {
 
 // ActivityPage lists a user's own security events.
 type ActivityPage struct {
-	Events []models.AuditEventView
-	Now    time.Time
+	Events   []models.AuditEventView
+	Now      time.Time
+	ViewerID int64
+	Older    string // URL of the next (older) page, or ""
+	Newest   string // URL of the first page, when this is not it
 }
 
 func DevicesView(p DevicesPage) templ.Component {
@@ -148,7 +151,15 @@ func ActivityView(p ActivityPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = auditTable(p.Events, p.Now, false).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = auditTable(p.Events, p.Now, auditView{ViewerID: p.ViewerID, Own: true}).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, " ")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = pager(p.Newest, p.Older).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

@@ -38,8 +38,8 @@ func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
 		t.Errorf("body hx-headers = %q, want the CSRF token", hdr)
 	}
 	form := page.Find(`tr[data-session-id="` + phoneID + `"] form`)
-	if hx, _ := form.Attr("hx-post"); hx != "/account/sessions/"+phoneID+"/revoke" || form.AttrOr("hx-confirm", "") == "" {
-		t.Errorf("the Revoke form is not enhanced: hx-post=%q hx-confirm=%q", hx, form.AttrOr("hx-confirm", ""))
+	if hx, _ := form.Attr("hx-post"); hx != "/account/sessions/"+phoneID+"/revoke" || form.AttrOr("data-confirm", "") == "" {
+		t.Errorf("the Revoke form is not enhanced: hx-post=%q data-confirm=%q", hx, form.AttrOr("data-confirm", ""))
 	}
 
 	// htmx sends the token only in the header here: no form field.

@@ -185,8 +185,13 @@ func TestDevicesPageListsEverySession(t *testing.T) {
 	if doc.Find(`form[action="/account/sessions/revoke-others"]`).Length() != 1 {
 		t.Error("no sign-out-everywhere-else form")
 	}
-	if n := doc.Find(`form input[name="_csrf"]`).Length(); n != doc.Find("form").Length() {
-		t.Errorf("%d forms but %d CSRF fields", doc.Find("form").Length(), n)
+	// Every POST form carries the token; the GET forms of destructive
+	// actions (which open a confirmation page) must not put it in a URL.
+	if n := doc.Find(`form[method="post"] input[name="_csrf"]`).Length(); n != doc.Find(`form[method="post"]`).Length() {
+		t.Errorf("%d POST forms but %d CSRF fields", doc.Find(`form[method="post"]`).Length(), n)
+	}
+	if n := doc.Find(`form[method="get"] input[name="_csrf"]`).Length(); n != 0 {
+		t.Errorf("%d GET forms carry the CSRF token", n)
 	}
 }
 
