@@ -69,8 +69,15 @@ type suite struct {
 // (configured by opts).
 func start(t *testing.T, opts ...apptest.Option) *suite {
 	t.Helper()
+	return startFor(t, testTimeout, opts...)
+}
+
+// startFor is start for a test that may take up to timeout: one that
+// visits every page, say.
+func startFor(t *testing.T, timeout time.Duration, opts ...apptest.Option) *suite {
+	t.Helper()
 	chromium := chromiumPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel) // registered first, so it runs after every browser has closed
 	return &suite{t: t, ctx: ctx, env: apptest.New(t, opts...), chromium: chromium}
 }
@@ -82,6 +89,30 @@ type Browser struct {
 	name string
 	ctx  context.Context
 	base string
+
+	mu sync.Mutex
+	// expected are console messages the test expects (a form answered
+	// 422 on purpose), which are not problems.
+	expected []string
+}
+
+// expectConsole makes a console error containing text expected, not a
+// failure: Chromium logs every page answered 4xx, a failed form's too.
+func (b *Browser) expectConsole(text string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expected = append(b.expected, text)
+}
+
+func (b *Browser) isExpected(msg string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.expected {
+		if strings.Contains(msg, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // watchConsole fails the test, when it ends, if any page logged an error to
@@ -101,7 +132,7 @@ func (b *Browser) watchConsole(closeTab context.CancelFunc) {
 			if err != nil {
 				return // the tab has closed
 			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && !b.isExpected(m.Text) {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s (%s)", m.Text, m.URL))
 				mu.Unlock()

@@ -55,11 +55,7 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 				t.Errorf("A's device is shown as %q, want %q", got, "Chrome on Linux")
 			}
 			otherRow := chromedp.CSS(fmt.Sprintf(`tr[data-session-id=%q]`, other))
-			if tc.js {
-				a.docScreenshot("devices-before", "devices")
-			} else {
-				a.screenshot("devices-before")
-			}
+			a.screenshot("devices-before")
 
 			revoke := otherRow + ` button[type="submit"]`
 			if tc.js {
@@ -116,7 +112,7 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 			if path := b.open("/account"); path != "/signin?next=%2Faccount" {
 				t.Fatalf("B: /account ended on %s, want the sign-in page", path)
 			}
-			if got, want := b.text(`[data-testid="flash"]`), "This device was signed out from another device. Please sign in again."; got != want {
+			if got, want := b.text(`[data-testid="flash"]`), "This device was signed out from Chrome on Linux. Please sign in again."; got != want {
 				t.Errorf("B: flash = %q, want %q", got, want)
 			}
 			b.do("B is signed out", chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="signed-in-as"]`)))
@@ -159,5 +155,5 @@ func TestBrowserDevicesOnAPhone(t *testing.T) {
 			.map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : ""))`)
 		t.Errorf("the Devices page is %d px wide on a %d px phone; too wide: %v", width, phoneWidth, wide)
 	}
-	phone.docScreenshot("devices", "devices-phone")
+	phone.screenshot("devices")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/views"
 )
@@ -142,11 +144,39 @@ var flashTones = map[flashKey]string{
 
 const flashCookie = "gatehouse_flash"
 
-func (h *Handlers) setFlash(c echo.Context, key flashKey) {
+func (h *Handlers) setFlash(c echo.Context, key flashKey) { h.setFlashAbout(c, key, "") }
+
+// setFlashAbout leaves a flash message about the ended session publicID:
+// the cookie carries the key and the session's public id, never words, and
+// the message is completed from the server's own records (flashDevice).
+func (h *Handlers) setFlashAbout(c echo.Context, key flashKey, publicID string) {
+	value := string(key)
+	if publicID != "" {
+		value += "." + publicID
+	}
 	c.SetCookie(&http.Cookie{
-		Name: flashCookie, Value: string(key), Path: "/", MaxAge: 60,
+		Name: flashCookie, Value: value, Path: "/", MaxAge: 60,
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// flashesNamingDevice are the messages that name the device that ended
+// this browser's session, when it is known: %s is "Firefox on Windows".
+var flashesNamingDevice = map[flashKey]string{
+	flashEndedByUser: "This device was signed out from %s. Please sign in again.",
+}
+
+// flashDevice names the device the session publicID was revoked from, from
+// the audit event of the revoke; "" when there is none to name.
+func (h *Handlers) flashDevice(c echo.Context, publicID string) string {
+	if !session.ValidPublicID(publicID) {
+		return ""
+	}
+	events, err := h.listEvents(c, models.AuditFilter{SessionID: publicID, Kind: models.AuditSessionRevoked, Limit: 1})
+	if err != nil || len(events) == 0 || events[0].Browser == "" {
+		return "" // the message without the device will do
+	}
+	return events[0].Browser + " on " + events[0].OS
 }
 
 // popFlash returns the pending flash message and its tone, if any, and
@@ -160,5 +190,12 @@ func (h *Handlers) popFlash(c echo.Context) (msg, tone string) {
 		Name: flashCookie, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
-	return flashes[flashKey(ck.Value)], flashTones[flashKey(ck.Value)]
+	k, publicID, _ := strings.Cut(ck.Value, ".")
+	key := flashKey(k)
+	if format, ok := flashesNamingDevice[key]; ok && publicID != "" {
+		if device := h.flashDevice(c, publicID); device != "" {
+			return fmt.Sprintf(format, device), flashTones[key]
+		}
+	}
+	return flashes[key], flashTones[key]
 }

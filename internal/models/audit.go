@@ -138,7 +138,9 @@ type AuditFilter struct {
 	// From and To bound when events happened: From <= at < To.
 	From, To time.Time
 	Kind     AuditKind
-	Before   int64 // only events with a smaller id (the next page)
+	// SessionID matches the events about one session (by public id).
+	SessionID string
+	Before    int64 // only events with a smaller id (the next page)
 	Limit    int
 }
 
@@ -161,6 +163,9 @@ func (s *AuditStore) List(ctx context.Context, f AuditFilter) ([]AuditEventView,
 	}
 	if email := strings.TrimSpace(f.Email); email != "" {
 		q = q.Where("e.user_id IN (SELECT id FROM users WHERE email ILIKE ?)", "%"+escapeLike(email)+"%")
+	}
+	if f.SessionID != "" {
+		q = q.Where("e.session_id = ?", f.SessionID)
 	}
 	if f.IP != "" {
 		q = q.Where("e.ip = ?", f.IP)
