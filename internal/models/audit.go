@@ -141,7 +141,7 @@ type AuditFilter struct {
 	// SessionID matches the events about one session (by public id).
 	SessionID string
 	Before    int64 // only events with a smaller id (the next page)
-	Limit    int
+	Limit     int
 }
 
 // List returns events matching f, newest first. It flushes the queue
