@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +24,6 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -323,40 +321,6 @@ func (b *Browser) click(sel chromedp.CSS) {
 func eval[T any](b *Browser, expression string) T {
 	b.t.Helper()
 	return run(b, "evaluate "+expression, chromedp.Evaluate[T](expression))
-}
-
-// acceptDialogs accepts every JavaScript dialog (confirm, alert) the pages
-// open from now on, as a person clicking OK would, and returns a function
-// that lists the messages of the dialogs seen so far.
-func (b *Browser) acceptDialogs() func() []string {
-	var (
-		mu   sync.Mutex
-		seen []string
-	)
-	events := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
-	go func() {
-		for ev, err := range events {
-			if err != nil {
-				return // the tab has closed
-			}
-			mu.Lock()
-			seen = append(seen, ev.Message)
-			mu.Unlock()
-			// Not from this goroutine's event loop: a command waits for
-			// an answer the loop must read.
-			go func() {
-				_, err := chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-				if err != nil && b.ctx.Err() == nil {
-					b.t.Errorf("%s: accept the dialog %q: %v", b.name, ev.Message, err)
-				}
-			}()
-		}
-	}()
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(seen)
-	}
 }
 
 // landed checks that a navigation ended on a 200 page of the app and

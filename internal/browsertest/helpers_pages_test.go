@@ -2,7 +2,6 @@ package browsertest
 
 import (
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -18,15 +17,6 @@ func (b *Browser) ask(button chromedp.CSS) (question, detail string) {
 	b.click(button)
 	b.do("the confirmation dialog opens", chromedp.WaitVisible(confirmDialogOK))
 	return b.text(`#confirm-dialog-heading`), b.text(`#confirm-dialog-detail`)
-}
-
-// setHeader makes every later request of b carry header: for a device
-// behind a proxy (X-Forwarded-For), say.
-func (b *Browser) setHeader(name, value string) {
-	b.t.Helper()
-	if _, err := chromedp.Call(b.ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{name: value}}); err != nil {
-		b.t.Fatalf("%s: set %s: %v", b.name, name, err)
-	}
 }
 
 // inTimeZone makes b's pages run in the time zone tz (an IANA name).
