@@ -6,14 +6,19 @@
 
   // show puts a message in the page's status region (announced by screen
   // readers) as text, never as HTML.
-  function show(text, isError) {
+  // tone is "" (done as asked), "info", "warning" or "error".
+  function show(text, tone) {
     var region = document.getElementById("status");
     if (!region || !text) {
       return;
     }
+    var isError = tone === "error";
     var p = document.createElement("p");
-    p.className = isError ? "flash flash-error" : "flash";
+    p.className = tone ? "flash flash-" + tone : "flash";
     p.setAttribute("data-testid", isError ? "flash-error" : "flash");
+    if (tone) {
+      p.setAttribute("data-tone", tone);
+    }
     if (isError) {
       p.setAttribute("role", "alert");
     }
@@ -41,21 +46,37 @@
 
   // The server names what just happened (HX-Trigger: {"gatehouse:flash": "…"}).
   document.addEventListener("gatehouse:flash", function (evt) {
-    show(evt.detail && evt.detail.value, false);
+    show(evt.detail && evt.detail.value, (evt.detail && evt.detail.tone) || "");
   });
 
   // htmx does not swap 4xx/5xx answers: say what went wrong instead of
   // doing nothing.
   document.addEventListener("htmx:responseError", function (evt) {
-    show(errorText(evt.detail.xhr), true);
+    show(errorText(evt.detail.xhr), "error");
   });
   document.addEventListener("htmx:sendError", function () {
-    show("Gatehouse could not be reached. Check your connection and try again.", true);
+    show("Gatehouse could not be reached. Check your connection and try again.", "error");
   });
 
+  // neighbourRow is the session row keyboard users should land on once
+  // row is gone: the next one, or else the one before. Rows without a
+  // Revoke button (this device) are skipped.
+  function neighbourRow(row) {
+    var pick = function (step) {
+      for (var r = row[step]; r; r = r[step]) {
+        if (r.matches("tr[data-session-id]") && r.querySelector("button")) {
+          return r.getAttribute("data-session-id");
+        }
+      }
+      return null;
+    };
+    return pick("nextElementSibling") || pick("previousElementSibling");
+  }
+
   // A swap can remove the button that had the focus (a revoked row, say):
-  // then put the focus on the page's [data-focus-after-swap] heading, so
-  // keyboard users keep their place. htmx swaps right after this event.
+  // then the focus moves to the next row's Revoke button, or to the page's
+  // [data-focus-after-swap] heading when no row is left, so keyboard users
+  // keep their place. htmx swaps right after this event.
   document.addEventListener("htmx:beforeSwap", function (evt) {
     var target = evt.detail.target;
     var active = document.activeElement;
@@ -64,9 +85,17 @@
     if (!evt.detail.shouldSwap || !inTarget) {
       return;
     }
+    var elt = evt.detail.requestConfig && evt.detail.requestConfig.elt;
+    var row = elt && elt.closest ? elt.closest("tr[data-session-id]") : null;
+    var next = row ? neighbourRow(row) : null;
     setTimeout(function () {
       var now = document.activeElement;
       if (now && now !== document.body && document.contains(now)) {
+        return;
+      }
+      var button = next && document.querySelector('tr[data-session-id="' + CSS.escape(next) + '"] button');
+      if (button) {
+        button.focus();
         return;
       }
       var heading = document.querySelector("[data-focus-after-swap]");
@@ -74,5 +103,125 @@
         heading.focus();
       }
     }, 0);
+  });
+
+  // Exact times (<time data-local>) come from the server in UTC; show them
+  // in the browser's own time zone, which only the browser knows.
+  var localFormat = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", timeZoneName: "short"
+  });
+  function localTimes(root) {
+    root.querySelectorAll("time[data-local]").forEach(function (el) {
+      var at = new Date(el.getAttribute("datetime"));
+      if (!isNaN(at)) {
+        el.textContent = localFormat.format(at);
+        el.setAttribute("data-local", "done");
+      }
+    });
+  }
+  localTimes(document);
+  document.addEventListener("htmx:afterSwap", function () {
+    localTimes(document);
+  });
+
+  // Destructive actions (views.DangerForm) ask in the page's one dialog.
+  // ask shows form's question; onConfirm runs if the user confirms.
+  function ask(form, onConfirm) {
+    var dialog = document.getElementById("confirm-dialog");
+    if (!dialog || typeof dialog.showModal !== "function") {
+      // No dialog: the form goes to its confirmation page instead.
+      return false;
+    }
+    var ok = dialog.querySelector('[value="confirm"]');
+    dialog.querySelector("#confirm-dialog-heading").textContent = form.getAttribute("data-confirm");
+    dialog.querySelector("#confirm-dialog-detail").textContent = form.getAttribute("data-confirm-detail") || "";
+    ok.textContent = form.getAttribute("data-confirm-button") || "Confirm";
+    dialog.returnValue = "";
+    dialog.addEventListener("close", function () {
+      if (dialog.returnValue === "confirm") {
+        onConfirm();
+      } else if (document.contains(form)) {
+        // Back to the button that opened the dialog.
+        var button = form.querySelector("button");
+        if (button) {
+          button.focus();
+        }
+      }
+    }, { once: true });
+    dialog.showModal();
+    return true;
+  }
+
+  // csrfToken is the token the layout hands htmx (hx-headers on <body>).
+  function csrfToken() {
+    try {
+      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
+    } catch (e) {
+      return "";
+    }
+  }
+
+  // htmx asks before every request it makes: a DangerForm with hx-post
+  // waits for the dialog.
+  document.addEventListener("htmx:confirm", function (evt) {
+    var form = evt.detail.elt;
+    if (!form.hasAttribute || !form.hasAttribute("data-confirm")) {
+      return;
+    }
+    evt.preventDefault();
+    if (!ask(form, function () { evt.detail.issueRequest(true); })) {
+      form.submit(); // its GET: the confirmation page
+    }
+  });
+
+  // A DangerForm without htmx: once confirmed, post the action itself
+  // rather than open its confirmation page.
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    if (!form.hasAttribute("data-confirm") || form.hasAttribute("hx-post")) {
+      return;
+    }
+    evt.preventDefault();
+    ask(form, function () {
+      var post = document.createElement("form");
+      post.method = "post";
+      post.action = form.getAttribute("data-confirm-post");
+      post.hidden = true;
+      var fields = Array.prototype.slice.call(form.querySelectorAll('input[type="hidden"]'));
+      var token = document.createElement("input");
+      token.type = "hidden";
+      token.name = "_csrf";
+      token.value = csrfToken();
+      fields.forEach(function (f) { post.appendChild(f.cloneNode()); });
+      post.appendChild(token);
+      document.body.appendChild(post);
+      post.submit();
+    }) || form.submit();
+  });
+
+  // Show-password toggles (views.showPassword) need this script: they are
+  // hidden until it runs.
+  document.querySelectorAll("[data-show-password]").forEach(function (button) {
+    var input = document.getElementById(button.getAttribute("data-show-password"));
+    if (!input) {
+      return;
+    }
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var show = input.type === "password";
+      input.type = show ? "text" : "password";
+      button.setAttribute("aria-pressed", show ? "true" : "false");
+      button.textContent = show ? "Hide password" : "Show password";
+    });
+  });
+  // A password shown stays out of the form's history: hide it on submit.
+  document.addEventListener("submit", function (evt) {
+    evt.target.querySelectorAll("[data-show-password]").forEach(function (button) {
+      var input = document.getElementById(button.getAttribute("data-show-password"));
+      if (input && input.type === "text") {
+        input.type = "password";
+      }
+    });
   });
 })();

@@ -5,8 +5,12 @@ package views
 
 import (
 	"context"
+	"html"
+	"io"
+	"strings"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/dustin/go-humanize"
 )
 
@@ -15,6 +19,24 @@ type Chrome struct {
 	User  *CurrentUser // nil when nobody is signed in
 	CSRF  string       // value of the hidden _csrf field
 	Flash string       // a one-off message from the previous request
+	// FlashTone is "" for a confirmation of what the user did (green), or
+	// ToneInfo, ToneWarning or ToneError for news they did not ask for.
+	FlashTone string
+}
+
+// Tones of a flash message other than a plain confirmation.
+const (
+	ToneInfo    = "info"
+	ToneWarning = "warning"
+	ToneError   = "error"
+)
+
+// flashClass is the flash message's class for its tone.
+func flashClass(tone string) string {
+	if tone == "" {
+		return "flash"
+	}
+	return "flash flash-" + tone
 }
 
 // CurrentUser is the signed-in user as the navigation shows them.
@@ -51,3 +73,26 @@ func ago(t, now time.Time) string {
 
 // stamp renders t as an exact time for tooltips and <time datetime>.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// utcText renders t as an absolute time in UTC, the text a <time data-local>
+// shows until (and unless) app.js rewrites it in the browser's time zone.
+func utcText(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
+
+// ipAddress writes an IP address that may wrap only after a colon (a <wbr>
+// after each IPv6 group), never inside a number; an IPv4 address never
+// wraps (app.css). Each part is escaped.
+func ipAddress(ip string) templ.Component {
+	return templ.ComponentFunc(func(_ context.Context, w io.Writer) error {
+		var b strings.Builder
+		b.WriteString(`<span class="ip-address">`)
+		for i, part := range strings.SplitAfter(ip, ":") {
+			if i > 0 {
+				b.WriteString("<wbr>")
+			}
+			b.WriteString(html.EscapeString(part))
+		}
+		b.WriteString("</span>")
+		_, err := io.WriteString(w, b.String())
+		return err
+	})
+}

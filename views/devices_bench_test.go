@@ -30,7 +30,7 @@ func BenchmarkDevicesView(b *testing.B) {
 		}
 	}
 	page := DevicesPage{
-		Sessions: SessionTable{CurrentID: fmt.Sprintf("%026d", 0), Now: now, IdleTimeout: 30 * time.Minute, RevokeAction: DevicesRevokeAction},
+		Sessions: SessionTable{CurrentID: fmt.Sprintf("%026d", 0), Now: now, IdleTimeout: 30 * time.Minute, RevokeAction: DevicesRevokeAction, Confirm: RevokeConsequence},
 		Ended:    EndedTable{Now: now},
 	}
 	for i := range 100 {

@@ -9,6 +9,7 @@ import "github.com/a-h/templ"
 import templruntime "github.com/a-h/templ/runtime"
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -23,10 +24,21 @@ type DevicesPage struct {
 // DevicesRevokeAction is where the Devices page's Revoke buttons post.
 func DevicesRevokeAction(publicID string) string { return "/account/sessions/" + publicID + "/revoke" }
 
+// signOutOthers labels the button that ends every session but this one.
+func signOutOthers(n int) string {
+	if n == 1 {
+		return "Sign out 1 other device"
+	}
+	return "Sign out " + strconv.Itoa(n) + " other devices"
+}
+
 // ActivityPage lists a user's own security events.
 type ActivityPage struct {
-	Events []models.AuditEventView
-	Now    time.Time
+	Events   []models.AuditEventView
+	Now      time.Time
+	ViewerID int64
+	Older    string // URL of the next (older) page, or ""
+	Newest   string // URL of the first page, when this is not it
 }
 
 func DevicesView(p DevicesPage) templ.Component {
@@ -62,7 +74,17 @@ func DevicesView(p DevicesPage) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1>Devices</h1><p class=\"lead\">These browsers are signed in to your account. If you don't recognise one, revoke it and change your password.</p> <section id=\"sessions\" aria-labelledby=\"sessions-heading\"><h2 id=\"sessions-heading\" class=\"first\" tabindex=\"-1\" data-focus-after-swap>Signed in now</h2>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1>Devices</h1><p class=\"lead\">These browsers are signed in to your account. If you don't recognise one, revoke it and change your password.</p> <section id=\"sessions\" aria-labelledby=\"sessions-heading\"><div class=\"section-head\"><h2 id=\"sessions-heading\" class=\"first\" tabindex=\"-1\" data-focus-after-swap>Signed in now</h2>")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			if n := len(p.Sessions.Active) - 1; n > 0 {
+				templ_7745c5c3_Err = DangerForm(DangerAction{Path: "/account/sessions/revoke-others", Label: signOutOthers(n), Confirm: RevokeOthersConsequence()}).Render(ctx, templ_7745c5c3_Buffer)
+				if templ_7745c5c3_Err != nil {
+					return templ_7745c5c3_Err
+				}
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "</div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -70,21 +92,7 @@ func DevicesView(p DevicesPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if len(p.Sessions.Active) > 1 {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 2, "<form method=\"post\" action=\"/account/sessions/revoke-others\" class=\"after-table\">")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				templ_7745c5c3_Err = CSRFField().Render(ctx, templ_7745c5c3_Buffer)
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<button type=\"submit\" class=\"danger-secondary\">Sign out all other devices</button></form>")
-				if templ_7745c5c3_Err != nil {
-					return templ_7745c5c3_Err
-				}
-			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "<h2>Recently ended</h2>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "<div class=\"ended\"><h2>Recently ended</h2>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -92,7 +100,7 @@ func DevicesView(p DevicesPage) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "</section>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, "</div></section>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -139,11 +147,19 @@ func ActivityView(p ActivityPage) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, "<h1>Security activity</h1><p class=\"lead\">Recent sign-ins and changes to your account. If something here wasn't you, change your password and sign out your other devices.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<h1>Security activity</h1><p class=\"lead\">Recent sign-ins and changes to your account. If something here wasn't you, change your password and sign out your other devices.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = auditTable(p.Events, p.Now, false).Render(ctx, templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = auditTable(p.Events, p.Now, auditView{ViewerID: p.ViewerID, Own: true}).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 6, " ")
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = pager(p.Newest, p.Older).Render(ctx, templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

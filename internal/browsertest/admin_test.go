@@ -3,6 +3,7 @@ package browsertest
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -47,21 +48,26 @@ func TestBrowserAdminDisablesASignedInUser(t *testing.T) {
 	if path := admin.submit(chromedp.CSS(`tr[data-user-id="` + strconv.FormatInt(alan.ID, 10) + `"] a`)); path != userPath {
 		t.Fatalf("admin: the user's link led to %s, want %s", path, userPath)
 	}
-	if got := admin.text(`[data-testid="user-status"]`); got != "active" {
-		t.Errorf("admin: status %q before disabling, want active", got)
+	if got := admin.text(`[data-testid="user-status"]`); got != "Active" {
+		t.Errorf("admin: status %q before disabling, want Active", got)
 	}
 	if n := len(sessionRows(admin)); n != 2 {
 		t.Errorf("admin sees %d active sessions of the user, want 2", n)
 	}
 
-	if path := admin.submit(`form[action$="/disable"] button[type="submit"]`); path != userPath {
+	// The action sits in the danger zone, and the dialog says what follows.
+	question, detail := admin.ask(`[data-testid="danger-zone"] form[action$="/disable"] button[type="submit"]`)
+	if question != "Disable the account of alan@example.com?" || !strings.Contains(detail, "signed out everywhere") {
+		t.Errorf("admin: the dialog asks %q (%q)", question, detail)
+	}
+	if path := admin.submit(confirmDialogOK); path != userPath {
 		t.Fatalf("admin: disable ended on %s, want %s", path, userPath)
 	}
 	if got, want := admin.text(`[data-testid="flash"]`), "The account has been disabled and its sessions ended."; got != want {
 		t.Errorf("admin: flash = %q, want %q", got, want)
 	}
-	if got := admin.text(`[data-testid="user-status"]`); got != "disabled" {
-		t.Errorf("admin: status %q after disabling, want disabled", got)
+	if got := admin.text(`[data-testid="user-status"]`); got != "Disabled" {
+		t.Errorf("admin: status %q after disabling, want Disabled", got)
 	}
 	admin.do("no active sessions are left", chromedp.WaitNotPresent(chromedp.CSS(`tr[data-session-id]`)))
 	if got := admin.text(`[data-testid="ended-sessions"] [data-testid="end-reason"]`); got != "Ended when the account was disabled" {
@@ -77,8 +83,12 @@ func TestBrowserAdminDisablesASignedInUser(t *testing.T) {
 		if path := b.open("/account/sessions"); path != "/signin?next=%2Faccount%2Fsessions" {
 			t.Fatalf("%s: /account/sessions ended on %s, want the sign-in page", b.name, path)
 		}
-		if got, want := b.text(`[data-testid="flash"]`), "Your account has been disabled."; got != want {
+		if got, want := b.text(`[data-testid="flash"]`), "Your account has been disabled, so this device was signed out. Contact an administrator."; got != want {
 			t.Errorf("%s: flash = %q, want %q", b.name, got, want)
+		}
+		// Not good news: not a green success box.
+		if tone := run(b, "read the flash's tone", chromedp.AttributeValue(`[data-testid="flash"]`, "data-tone")); tone.Value != "error" {
+			t.Errorf("%s: the flash's tone is %q, want error", b.name, tone.Value)
 		}
 		b.do("signed out", chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="signed-in-as"]`)))
 	}

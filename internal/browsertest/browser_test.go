@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +24,6 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -65,13 +63,21 @@ type suite struct {
 	chromium string
 }
 
-// start checks for Chromium first (skipping is cheap), then runs the app.
-func start(t *testing.T) *suite {
+// start checks for Chromium first (skipping is cheap), then runs the app
+// (configured by opts).
+func start(t *testing.T, opts ...apptest.Option) *suite {
+	t.Helper()
+	return startFor(t, testTimeout, opts...)
+}
+
+// startFor is start for a test that may take up to timeout: one that
+// visits every page, say.
+func startFor(t *testing.T, timeout time.Duration, opts ...apptest.Option) *suite {
 	t.Helper()
 	chromium := chromiumPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel) // registered first, so it runs after every browser has closed
-	return &suite{t: t, ctx: ctx, env: apptest.New(t), chromium: chromium}
+	return &suite{t: t, ctx: ctx, env: apptest.New(t, opts...), chromium: chromium}
 }
 
 // Browser is one simulated device: a Chromium process with its own profile
@@ -81,6 +87,30 @@ type Browser struct {
 	name string
 	ctx  context.Context
 	base string
+
+	mu sync.Mutex
+	// expected are console messages the test expects (a form answered
+	// 422 on purpose), which are not problems.
+	expected []string
+}
+
+// expectConsole makes a console error containing text expected, not a
+// failure: Chromium logs every page answered 4xx, a failed form's too.
+func (b *Browser) expectConsole(text string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.expected = append(b.expected, text)
+}
+
+func (b *Browser) isExpected(msg string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, e := range b.expected {
+		if strings.Contains(msg, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // watchConsole fails the test, when it ends, if any page logged an error to
@@ -100,7 +130,7 @@ func (b *Browser) watchConsole(closeTab context.CancelFunc) {
 			if err != nil {
 				return // the tab has closed
 			}
-			if m.Type == chromedp.ConsoleError || m.IsException() {
+			if (m.Type == chromedp.ConsoleError || m.IsException()) && !b.isExpected(m.Text) {
 				mu.Lock()
 				problems = append(problems, fmt.Sprintf("%s (%s)", m.Text, m.URL))
 				mu.Unlock()
@@ -291,40 +321,6 @@ func (b *Browser) click(sel chromedp.CSS) {
 func eval[T any](b *Browser, expression string) T {
 	b.t.Helper()
 	return run(b, "evaluate "+expression, chromedp.Evaluate[T](expression))
-}
-
-// acceptDialogs accepts every JavaScript dialog (confirm, alert) the pages
-// open from now on, as a person clicking OK would, and returns a function
-// that lists the messages of the dialogs seen so far.
-func (b *Browser) acceptDialogs() func() []string {
-	var (
-		mu   sync.Mutex
-		seen []string
-	)
-	events := chromedp.Events(b.ctx, page.JavascriptDialogOpening)
-	go func() {
-		for ev, err := range events {
-			if err != nil {
-				return // the tab has closed
-			}
-			mu.Lock()
-			seen = append(seen, ev.Message)
-			mu.Unlock()
-			// Not from this goroutine's event loop: a command waits for
-			// an answer the loop must read.
-			go func() {
-				_, err := chromedp.Call(b.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-				if err != nil && b.ctx.Err() == nil {
-					b.t.Errorf("%s: accept the dialog %q: %v", b.name, ev.Message, err)
-				}
-			}()
-		}
-	}()
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(seen)
-	}
 }
 
 // landed checks that a navigation ended on a 200 page of the app and

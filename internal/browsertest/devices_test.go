@@ -21,8 +21,8 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 		js   bool
 		opts []BrowserOption
 	}{
-		// With JavaScript, htmx asks for confirmation and removes the row
-		// in place, without loading a page.
+		// With JavaScript, the confirmation dialog asks, and htmx removes
+		// the row in place, without loading a page.
 		{"javascript", true, nil},
 		// The Devices page must work as plain forms.
 		{"no-javascript", false, []BrowserOption{withoutJavaScript}},
@@ -55,18 +55,17 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 				t.Errorf("A's device is shown as %q, want %q", got, "Chrome on Linux")
 			}
 			otherRow := chromedp.CSS(fmt.Sprintf(`tr[data-session-id=%q]`, other))
-			if tc.js {
-				a.docScreenshot("devices-before", "devices")
-			} else {
-				a.screenshot("devices-before")
-			}
+			a.screenshot("devices-before")
 
 			revoke := otherRow + ` button[type="submit"]`
 			if tc.js {
-				dialogs := a.acceptDialogs()
 				// A page load would lose this.
 				eval[int](a, `window.__marker = 1`)
-				a.click(revoke)
+				question, detail := a.ask(revoke)
+				if !strings.Contains(question, "Chrome on Linux") || !strings.Contains(detail, "sign in again") {
+					t.Errorf("A: the dialog asks %q (%q), want it to name the device and say what follows", question, detail)
+				}
+				a.click(confirmDialogOK)
 				a.do("B's row is gone", chromedp.WaitNotPresent(otherRow))
 				if got, want := a.text(`[data-testid="flash"]`), "That device has been signed out."; got != want {
 					t.Errorf("A: flash = %q, want %q", got, want)
@@ -74,16 +73,21 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 				if marker := eval[int](a, `window.__marker || 0`); marker != 1 {
 					t.Errorf("A: the page was reloaded to revoke (marker %d), want the row removed in place", marker)
 				}
-				if got := dialogs(); len(got) != 1 || !strings.Contains(got[0], "Chrome on Linux") {
-					t.Errorf("A: confirmation dialogs %q, want one naming the device", got)
-				}
 				if focused := eval[string](a, `document.activeElement.id`); focused != "sessions-heading" {
 					t.Errorf("A: after the revoke the focus is on #%s, want the table's heading", focused)
 				}
 				// Nobody is left to sign out.
 				a.do("the sign-out-everywhere form is gone", chromedp.WaitNotPresent(chromedp.CSS(`form[action="/account/sessions/revoke-others"]`)))
 			} else {
-				path := a.submit(revoke)
+				// Without JavaScript, Revoke opens its confirmation page.
+				// (A GET form with no fields ends its URL with "?".)
+				if path := a.submit(revoke); strings.TrimSuffix(path, "?") != "/account/sessions/"+other+"/revoke" {
+					t.Fatalf("A: Revoke ended on %s, want its confirmation page", path)
+				}
+				if got := a.text(`[data-testid="pending-heading"]`); got != "Sign out Chrome on Linux?" {
+					t.Errorf("A: confirmation page asks %q", got)
+				}
+				path := a.submit(`form[data-testid="pending-action"] button`)
 				if path != "/account/sessions" {
 					t.Fatalf("A: revoke ended on %s, want /account/sessions", path)
 				}
@@ -108,7 +112,7 @@ func TestBrowserRevokeAnotherDevice(t *testing.T) {
 			if path := b.open("/account"); path != "/signin?next=%2Faccount" {
 				t.Fatalf("B: /account ended on %s, want the sign-in page", path)
 			}
-			if got, want := b.text(`[data-testid="flash"]`), "This device was signed out from another device. Please sign in again."; got != want {
+			if got, want := b.text(`[data-testid="flash"]`), "This device was signed out from Chrome on Linux. Please sign in again."; got != want {
 				t.Errorf("B: flash = %q, want %q", got, want)
 			}
 			b.do("B is signed out", chromedp.WaitNotPresent(chromedp.CSS(`[data-testid="signed-in-as"]`)))
@@ -151,5 +155,5 @@ func TestBrowserDevicesOnAPhone(t *testing.T) {
 			.map(e => e.tagName.toLowerCase() + (e.className ? "." + e.className : ""))`)
 		t.Errorf("the Devices page is %d px wide on a %d px phone; too wide: %v", width, phoneWidth, wide)
 	}
-	phone.docScreenshot("devices", "devices-phone")
+	phone.screenshot("devices")
 }

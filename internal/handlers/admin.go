@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -78,7 +79,11 @@ func (h *Handlers) adminUsers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page := views.AdminUsersPage{Query: f.Query, Users: users, Now: h.now()}
+	total, err := h.users.Count(c.Request().Context(), f.Query)
+	if err != nil {
+		return err
+	}
+	page := views.AdminUsersPage{Query: f.Query, Total: total, Users: users, Now: h.now()}
 	if len(users) > 0 {
 		first, last := strconv.FormatInt(users[0].ID, 10), strconv.FormatInt(users[len(users)-1].ID, 10)
 		// more says whether the page continues in the direction it was read.
@@ -130,7 +135,7 @@ func (h *Handlers) adminUser(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	events, err := h.audits.List(ctx, models.AuditFilter{UserID: u.ID, Limit: activityShown})
+	events, err := h.listEvents(c, models.AuditFilter{UserID: u.ID, Limit: activityShown})
 	if err != nil {
 		return err
 	}
@@ -145,10 +150,12 @@ func (h *Handlers) adminUser(c echo.Context) error {
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: currentIfSelf(me, u.ID), Now: now,
 			RevokeAction: views.AdminRevokeAction(u.ID), IdleTimeout: h.sessions.IdleTimeout(),
+			Confirm: func(s models.SessionRecord) views.Consequence { return views.AdminRevokeConsequence(u.Email, s) },
 		},
-		Ended:  views.EndedTable{Ended: list.Ended, Actors: actors, Now: now},
-		Events: events,
-		Self:   me.UserID == u.ID,
+		Ended:    views.EndedTable{Ended: list.Ended, Actors: actors, Now: now},
+		Events:   events,
+		Self:     me.UserID == u.ID,
+		ViewerID: me.UserID,
 	}))
 }
 
@@ -193,7 +200,12 @@ func (h *Handlers) adminRevokeSession(c echo.Context) error {
 	err = h.sessions.Revoke(ctx, u.ID, sid, models.EndRevokedByAdmin, &me.UserID)
 	if errors.Is(err, session.ErrNotFound) {
 		if isHTMX(c) {
-			return errSessionGone
+			// Ended meanwhile: bring the page in hand up to date.
+			if c.FormValue("return_to") != "" {
+				return htmxRemoved(c, flashAlreadyEnded)
+			}
+			htmxFlash(c, flashAlreadyEnded)
+			return h.adminUser(c)
 		}
 		return notFound()
 	} else if err != nil {
@@ -334,24 +346,62 @@ func (h *Handlers) adminSessions(c echo.Context) error {
 }
 
 func (h *Handlers) adminAudit(c echo.Context) error {
-	f := models.AuditFilter{UserID: queryID(c, "user"), Before: queryID(c, "before"), Limit: adminPageSize}
+	page := views.AdminAuditPage{
+		Email: models.Truncate(strings.TrimSpace(c.QueryParam("email")), models.MaxEmailLength),
+		IP:    models.Truncate(strings.TrimSpace(c.QueryParam("ip")), 64),
+		From:  strings.TrimSpace(c.QueryParam("from")), To: strings.TrimSpace(c.QueryParam("to")),
+		Kinds: models.AuditKinds, Now: h.now(), Errors: views.FieldErrors{},
+		ViewerID: session.Current(c.Request().Context()).UserID,
+	}
+	f := models.AuditFilter{
+		UserID: queryID(c, "user"), Email: page.Email, IP: page.IP,
+		Before: queryID(c, "before"), Limit: adminPageSize,
+	}
 	kind := models.AuditKind(c.QueryParam("kind"))
 	for _, k := range models.AuditKinds {
 		if k == kind {
 			f.Kind = kind
 		}
 	}
-	events, err := h.audits.List(c.Request().Context(), f)
+	page.Kind = string(f.Kind)
+	// Dates are whole days in UTC, the To day included.
+	var ok bool
+	if f.From, ok = auditDay(page.From); !ok {
+		page.Errors["from"] = "Enter a date like 2026-12-31."
+	}
+	if f.To, ok = auditDay(page.To); !ok {
+		page.Errors["to"] = "Enter a date like 2026-12-31."
+	} else if !f.To.IsZero() {
+		f.To = f.To.AddDate(0, 0, 1)
+	}
+	if len(page.Errors) > 0 {
+		return h.render(c, http.StatusUnprocessableEntity, views.AdminAuditView(page))
+	}
+	events, err := h.listEvents(c, f)
 	if err != nil {
 		return err
 	}
-	page := views.AdminAuditPage{Kind: string(f.Kind), Kinds: models.AuditKinds, Events: events, Now: h.now()}
+	page.Events = events
+	filter := []string{"email", page.Email, "ip", page.IP, "from", page.From, "to", page.To, "kind", page.Kind}
 	if f.UserID != 0 {
-		page.UserID = strconv.FormatInt(f.UserID, 10)
+		filter = append(filter, "user", strconv.FormatInt(f.UserID, 10))
 	}
 	if len(events) == adminPageSize {
-		page.Older = pageURL("/admin/audit", "user", page.UserID, "kind", page.Kind,
-			"before", strconv.FormatInt(events[len(events)-1].ID, 10))
+		page.Older = pageURL("/admin/audit", append(filter, "before", strconv.FormatInt(events[len(events)-1].ID, 10))...)
+	}
+	if f.Before != 0 {
+		page.Newest = pageURL("/admin/audit", filter...)
 	}
 	return h.render(c, http.StatusOK, views.AdminAuditView(page))
+}
+
+// auditDay reads a YYYY-MM-DD date (the value of an <input type=date>) as
+// the start of that day in UTC; "" is no date. ok is false for anything
+// else.
+func auditDay(s string) (day time.Time, ok bool) {
+	if s == "" {
+		return time.Time{}, true
+	}
+	day, err := time.Parse(time.DateOnly, s)
+	return day, err == nil
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -23,6 +24,8 @@ func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 	e.At = h.now()
 	e.IP = c.RealIP()
 	e.UserAgent = session.UserAgent(c.Request())
+	d := session.Describe(e.UserAgent)
+	e.Browser, e.OS = d.Browser, d.OS
 	if e.ActorID == nil {
 		if p := session.Current(ctx); p != nil {
 			e.ActorID = &p.UserID
@@ -33,13 +36,36 @@ func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 	}
 }
 
-// activity shows the user their own recent security events.
+// activity shows the user their own security events, newest first, a
+// page at a time.
 func (h *Handlers) activity(c echo.Context) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
-	events, err := h.audits.List(ctx, models.AuditFilter{UserID: p.UserID, Limit: activityShown})
+	before := queryID(c, "before")
+	events, err := h.listEvents(c, models.AuditFilter{UserID: p.UserID, Before: before, Limit: activityShown + 1})
 	if err != nil {
 		return err
 	}
-	return h.render(c, http.StatusOK, views.ActivityView(views.ActivityPage{Events: events, Now: h.now()}))
+	page := views.ActivityPage{Events: events, Now: h.now(), ViewerID: p.UserID}
+	if len(events) > activityShown {
+		page.Events = events[:activityShown]
+		page.Older = pageURL("/account/activity", "before", strconv.FormatInt(page.Events[activityShown-1].ID, 10))
+	}
+	if before != 0 {
+		page.Newest = "/account/activity"
+	}
+	return h.render(c, http.StatusOK, views.ActivityView(page))
+}
+
+// listEvents lists audit events, naming the device of those recorded
+// before devices were stored from their user agent.
+func (h *Handlers) listEvents(c echo.Context, f models.AuditFilter) ([]models.AuditEventView, error) {
+	events, err := h.audits.List(c.Request().Context(), f)
+	for i, e := range events {
+		if e.Browser == "" && e.UserAgent != "" {
+			d := session.Describe(e.UserAgent)
+			events[i].Browser, events[i].OS = d.Browser, d.OS
+		}
+	}
+	return events, err
 }

@@ -26,6 +26,7 @@ func (h *Handlers) devices(c echo.Context) error {
 	return h.render(c, http.StatusOK, views.DevicesView(views.DevicesPage{
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: p.SessionID, Now: now, RevokeAction: views.DevicesRevokeAction,
+			Confirm:     views.RevokeConsequence,
 			IdleTimeout: h.sessions.IdleTimeout(),
 		},
 		Ended: views.EndedTable{Ended: list.Ended, Now: now},
@@ -51,7 +52,10 @@ func (h *Handlers) revokeSession(c echo.Context) error {
 	err := h.sessions.Revoke(ctx, p.UserID, id, models.EndRevokedByUser, &p.UserID)
 	if errors.Is(err, session.ErrNotFound) {
 		if isHTMX(c) {
-			return errSessionGone
+			// Ended meanwhile (from another tab, say): the page in hand is
+			// stale, so answer with the list as it is now.
+			htmxFlash(c, flashAlreadyEnded)
+			return h.devices(c)
 		}
 		return notFound()
 	} else if err != nil {

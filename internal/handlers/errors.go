@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -87,10 +88,33 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 		_ = c.NoContent(status)
 		return
 	}
-	if rerr := h.render(c, status, views.ErrorPage(status, title, message)); rerr != nil {
+	page := func(c echo.Context) error { return h.render(c, status, views.ErrorPage(status, title, message)) }
+	if h.withSessionForPage(c, status, page) {
+		return
+	}
+	if rerr := page(c); rerr != nil {
 		h.log.ErrorContext(c.Request().Context(), "rendering error page", "err", rerr)
 		_ = c.String(status, message)
 	}
+}
+
+// withSessionForPage renders an error page of a GET that matched no route
+// (which ran no session middleware) with the visitor's session, so a
+// signed-in user's 404 has the signed-in header, and its Sign out button
+// works. It reports whether it answered.
+func (h *Handlers) withSessionForPage(c echo.Context, status int, page echo.HandlerFunc) bool {
+	r := c.Request()
+	if status != http.StatusNotFound || r.Method != http.MethodGet || session.Current(r.Context()) != nil ||
+		strings.HasPrefix(r.URL.Path, "/static/") {
+		return false
+	}
+	err := h.sessions.Middleware(h.csrf()(page))(c)
+	if err != nil && !c.Response().Committed {
+		// Redis is down, say: the page without the session will do.
+		h.log.DebugContext(r.Context(), "error page without its session", "err", err)
+		return false
+	}
+	return true
 }
 
 // msgSignInUnavailable is what every page that needs a session says while

@@ -21,7 +21,11 @@ func isHTMX(c echo.Context) bool { return c.Request().Header.Get("HX-Request") =
 // answer to an htmx request is swapped in place, with no next page to carry
 // a flash cookie.
 func htmxFlash(c echo.Context, key flashKey) {
-	b, err := json.Marshal(map[string]string{"gatehouse:flash": flashes[key]})
+	type flash struct {
+		Value string `json:"value"`
+		Tone  string `json:"tone,omitempty"`
+	}
+	b, err := json.Marshal(map[string]flash{"gatehouse:flash": {Value: flashes[key], Tone: flashTones[key]}})
 	if err == nil {
 		c.Response().Header().Set("HX-Trigger", string(b))
 	}
@@ -35,7 +39,8 @@ func htmxRemoved(c echo.Context, key flashKey) error {
 	return c.NoContent(http.StatusOK)
 }
 
-// errSessionGone answers an htmx revoke of a session that has already
-// ended (revoked from another tab, say), in words that fit the page.
+// errSessionGone answers a request about a session that has already ended
+// (revoked from another tab, say), in words that fit the page. An htmx
+// revoke of such a session gets the current list instead (devices.go).
 var errSessionGone = &publicError{status: http.StatusNotFound, title: "Already signed out",
 	message: "That session has already ended. Reload the page to see the current list."}

@@ -38,8 +38,8 @@ func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
 		t.Errorf("body hx-headers = %q, want the CSRF token", hdr)
 	}
 	form := page.Find(`tr[data-session-id="` + phoneID + `"] form`)
-	if hx, _ := form.Attr("hx-post"); hx != "/account/sessions/"+phoneID+"/revoke" || form.AttrOr("hx-confirm", "") == "" {
-		t.Errorf("the Revoke form is not enhanced: hx-post=%q hx-confirm=%q", hx, form.AttrOr("hx-confirm", ""))
+	if hx, _ := form.Attr("hx-post"); hx != "/account/sessions/"+phoneID+"/revoke" || form.AttrOr("data-confirm", "") == "" {
+		t.Errorf("the Revoke form is not enhanced: hx-post=%q data-confirm=%q", hx, form.AttrOr("data-confirm", ""))
 	}
 
 	// htmx sends the token only in the header here: no form field.
@@ -65,10 +65,17 @@ func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
 		t.Error("the phone is still signed in")
 	}
 
-	// The same session again: gone, in words that fit the page.
+	// The same session again, as a stale tab would: the answer is the
+	// list as it is now, with a message that is not a success.
 	res = htmxPost(t, laptop, "/account/sessions/"+phoneID+"/revoke", url.Values{})
-	if res.StatusCode != http.StatusNotFound || !strings.Contains(res.Doc(t).Find(`[data-testid="error-message"]`).Text(), "already ended") {
-		t.Errorf("htmx revoke of an ended session: %d\n%s", res.StatusCode, res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("htmx revoke of an ended session: %d, want 200 with the current list\n%s", res.StatusCode, res.Body)
+	}
+	if got := res.Header.Get("HX-Trigger"); !strings.Contains(got, "already ended") || !strings.Contains(got, `"tone":"info"`) {
+		t.Errorf("htmx revoke of an ended session: HX-Trigger = %q, want an info message saying it had ended", got)
+	}
+	if region := res.Doc(t).Find("#sessions"); region.Find(`tr[data-session-id]`).Length() != 1 || region.Find(`tr[data-current="true"]`).Length() != 1 {
+		t.Errorf("htmx revoke of an ended session: the answer is not the current list:\n%s", res.Body)
 	}
 	// Without htmx, the same form still redirects with a flash.
 	phone.SignIn("ada@example.com", "analytical engine")
@@ -135,5 +142,38 @@ func TestFormFieldsNameTheirErrors(t *testing.T) {
 	}
 	if name := doc.Find("#name"); name.AttrOr("aria-invalid", "") != "" || name.AttrOr("aria-describedby", "") != "" {
 		t.Errorf("#name is valid yet marked: %v", name.Nodes[0].Attr)
+	}
+}
+
+// TestNotFoundShowsWhoIsSignedIn: a page that does not exist still shows a
+// signed-in user the signed-in header, with a working Sign out; an
+// anonymous visitor gets the same 404 without it.
+func TestNotFoundShowsWhoIsSignedIn(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	res := c.Get("/no/such/page")
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET /no/such/page: %d, want 404", res.StatusCode)
+	}
+	doc := res.Doc(t)
+	if got := doc.Find(`[data-testid="signed-in-as"]`).Text(); got != "Ada" {
+		t.Errorf("the 404 page's header names %q, want Ada\n%s", got, res.Body)
+	}
+	if token := doc.Find(`form[action="/signout"] input[name="_csrf"]`).AttrOr("value", ""); token == "" {
+		t.Error("the 404 page's Sign out form has no CSRF token")
+	}
+	if doc.Find(`[data-testid="error-message"]`).Length() != 1 {
+		t.Error("the 404 page has no error message")
+	}
+	// A POST to nowhere is still a plain 404.
+	if res := c.Post("/no/such/page", nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("POST /no/such/page: %d, want 404", res.StatusCode)
+	}
+	anon := env.Client(t)
+	res = anon.Get("/no/such/page")
+	if res.StatusCode != http.StatusNotFound || res.Doc(t).Find(`[data-testid="signed-in-as"]`).Length() != 0 {
+		t.Errorf("anonymous GET /no/such/page: %d, or it names someone", res.StatusCode)
 	}
 }

@@ -72,7 +72,12 @@ func (h *Handlers) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if rec, stale := h.sessions.Ended(c.Request().Context()); stale {
-			h.setFlash(c, endedFlash(rec))
+			if key := endedFlash(rec); key == flashEndedByUser {
+				// The message names the device that did it (popFlash).
+				h.setFlashAbout(c, key, rec.PublicID)
+			} else {
+				h.setFlash(c, key)
+			}
 		}
 		target := "/signin"
 		if r := c.Request(); r.Method == http.MethodGet {

@@ -41,25 +41,16 @@ var pendingActions = []pendingAction{
 	{route: "/account/sessions/revoke-others", describe: (*Handlers).describeRevokeOthers},
 	{route: "/account/sessions/:id/revoke", describe: (*Handlers).describeRevoke},
 	{route: "/admin/users/:id/sessions/:sid/revoke", carry: []string{"return_to"}, describe: (*Handlers).describeAdminRevoke},
-	{route: "/admin/users/:id/sessions/revoke-all", carry: []string{"return_to"}, describe: adminAction(
-		"end all sessions of %s", "End all sessions of %s?", "They will have to sign in again on every device.", "Revoke all sessions")},
-	{route: "/admin/users/:id/disable", carry: []string{"return_to"}, describe: adminAction(
-		"disable the account of %s", "Disable the account of %s?", "Their sessions end and they cannot sign in until the account is enabled again.", "Disable account")},
-	{route: "/admin/users/:id/enable", carry: []string{"return_to"}, describe: adminAction(
-		"enable the account of %s", "Enable the account of %s?", "They will be able to sign in again.", "Enable account")},
-	{route: "/admin/users/:id/promote", carry: []string{"return_to"}, describe: adminAction(
-		"make %s an administrator", "Make %s an administrator?", "Their sessions end, so the new role applies from their next sign-in.", "Make administrator")},
-	{route: "/admin/users/:id/send-reset", carry: []string{"return_to"}, describe: adminAction(
-		"send %s a password reset link", "Send %s a password reset link?", "They get a link, valid for one hour, to choose a new password themselves.", "Send reset link")},
-	{route: "/admin/users/:id/demote", carry: []string{"return_to"}, describe: adminAction(
-		"remove the administrator role from %s", "Remove the administrator role from %s?", "Their sessions end, so the change applies at once.", "Remove administrator role")},
+	{route: "/admin/users/:id/sessions/revoke-all", carry: []string{"return_to"}, describe: adminAction("end all sessions of %s", views.AdminRevokeAll)},
+	{route: "/admin/users/:id/disable", carry: []string{"return_to"}, describe: adminAction("disable the account of %s", views.AdminDisable)},
+	{route: "/admin/users/:id/enable", carry: []string{"return_to"}, describe: adminAction("enable the account of %s", views.AdminEnable)},
+	{route: "/admin/users/:id/promote", carry: []string{"return_to"}, describe: adminAction("make %s an administrator", views.AdminPromote)},
+	{route: "/admin/users/:id/demote", carry: []string{"return_to"}, describe: adminAction("remove the administrator role from %s", views.AdminDemote)},
+	{route: "/admin/users/:id/send-reset", carry: []string{"return_to"}, describe: adminAction("send %s a password reset link", views.AdminSendReset)},
+	{route: "/admin/users/:id/2fa/reset", carry: []string{"return_to"}, describe: adminAction("remove the second factor of %s", views.AdminResetTwoFactor)},
 	{route: "/account/2fa/recovery-codes", describe: (*Handlers).describeNewRecoveryCodes},
 	{route: "/account/2fa/totp/disable", describe: (*Handlers).describeTOTPDisable},
 	{route: "/account/passkeys/:id/remove", describe: (*Handlers).describePasskeyRemove},
-	{route: "/admin/users/:id/2fa/reset", carry: []string{"return_to"}, describe: adminAction(
-		"remove the second factor of %s", "Remove the second factor of %s?",
-		"Their authenticator app and recovery codes stop working, their sessions end, and they can sign in with their password alone until they set up a new one.",
-		"Remove second factor")},
 }
 
 // pendingURL is the confirmation page of the POST being refused: its path,
@@ -171,11 +162,13 @@ func (h *Handlers) describeEmailChange(_ echo.Context, _ map[string]string, q ur
 }
 
 func (h *Handlers) describeRevokeOthers(echo.Context, map[string]string, url.Values) (*views.PendingAction, error) {
-	return &views.PendingAction{
-		Doing: "sign out all other devices", Heading: "Sign out all other devices?",
-		Detail: "Every other browser signed in to your account will have to sign in again.",
-		Button: "Sign out all other devices", Back: "/account/sessions",
-	}, nil
+	return pending("sign out all other devices", views.RevokeOthersConsequence(), "/account/sessions"), nil
+}
+
+// pending is a pending action that does what doing says, with the
+// consequence its confirmation dialog also states.
+func pending(doing string, c views.Consequence, back string) *views.PendingAction {
+	return &views.PendingAction{Doing: doing, Heading: c.Heading, Detail: c.Detail, Button: c.Button, Back: back}
 }
 
 func (h *Handlers) describeRevoke(c echo.Context, param map[string]string, _ url.Values) (*views.PendingAction, error) {
@@ -184,12 +177,7 @@ func (h *Handlers) describeRevoke(c echo.Context, param map[string]string, _ url
 	if err != nil {
 		return nil, err
 	}
-	device := views.DeviceName(*s)
-	return &views.PendingAction{
-		Doing: "sign out " + device + " (" + s.IP + ")", Heading: "Sign out " + device + "?",
-		Detail: device + " at " + s.IP + " will have to sign in again.",
-		Button: "Sign out " + device, Back: "/account/sessions",
-	}, nil
+	return pending("sign out "+views.DeviceName(*s)+" ("+s.IP+")", views.RevokeConsequence(*s), "/account/sessions"), nil
 }
 
 func (h *Handlers) describeAdminRevoke(c echo.Context, param map[string]string, q url.Values) (*views.PendingAction, error) {
@@ -204,26 +192,19 @@ func (h *Handlers) describeAdminRevoke(c echo.Context, param map[string]string, 
 	if err != nil {
 		return nil, err
 	}
-	device := views.DeviceName(*s) + ", " + s.IP
-	return withReturn(&views.PendingAction{
-		Doing: "end the session of " + u.Email + " (" + device + ")", Heading: "End this session of " + u.Email + "?",
-		Detail: "They will have to sign in again on " + device + ".",
-		Button: "End session",
-	}, u.ID, q), nil
+	doing := "end the session of " + u.Email + " (" + views.DeviceName(*s) + ", " + s.IP + ")"
+	return withReturn(pending(doing, views.AdminRevokeConsequence(u.Email, *s), ""), u.ID, q), nil
 }
 
-// adminAction describes an admin action on a user account; each text has
-// one %s, the account's email.
-func adminAction(doing, heading, detail, button string) func(*Handlers, echo.Context, map[string]string, url.Values) (*views.PendingAction, error) {
+// adminAction describes an admin action (views.Admin*) on a user
+// account; doing has one %s, the account's email.
+func adminAction(doing, action string) func(*Handlers, echo.Context, map[string]string, url.Values) (*views.PendingAction, error) {
 	return func(h *Handlers, c echo.Context, param map[string]string, q url.Values) (*views.PendingAction, error) {
 		u, err := h.adminTarget(c, param["id"])
 		if err != nil {
 			return nil, err
 		}
-		return withReturn(&views.PendingAction{
-			Doing: fmt.Sprintf(doing, u.Email), Heading: fmt.Sprintf(heading, u.Email),
-			Detail: detail, Button: button,
-		}, u.ID, q), nil
+		return withReturn(pending(fmt.Sprintf(doing, u.Email), views.AdminConsequence(action, u.Email), ""), u.ID, q), nil
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/views"
 )
@@ -45,7 +47,8 @@ func (h *Handlers) render(c echo.Context, status int, page templ.Component) erro
 }
 
 func (h *Handlers) chrome(c echo.Context) views.Chrome {
-	ch := views.Chrome{Flash: h.popFlash(c)}
+	ch := views.Chrome{}
+	ch.Flash, ch.FlashTone = h.popFlash(c)
 	if tok, ok := c.Get(middleware.DefaultCSRFConfig.ContextKey).(string); ok {
 		ch.CSRF = tok
 	}
@@ -101,6 +104,8 @@ const (
 	flashEmailChangeSent flashKey = "email_change_sent"
 	flashEmailChanged    flashKey = "email_changed"
 	flashEndedByUndo     flashKey = "ended_by_undo"
+	// An htmx revoke of a session another tab had already ended.
+	flashAlreadyEnded flashKey = "already_ended"
 )
 
 var flashes = map[flashKey]string{
@@ -116,7 +121,7 @@ var flashes = map[flashKey]string{
 	flashEndedByUser:     "This device was signed out from another device. Please sign in again.",
 	flashEndedByAdmin:    "An administrator ended your session. Please sign in again.",
 	flashEndedByPassword: "Your password was changed, so this device was signed out. Please sign in again.",
-	flashEndedDisabled:   "Your account has been disabled.",
+	flashEndedDisabled:   "Your account has been disabled, so this device was signed out. Contact an administrator.",
 	flashEndedLimit:      "This device was signed out because too many devices were signed in. Please sign in again.",
 	flashEndedByRole:     "Your account's role changed, so you were signed out. Please sign in again.",
 	flashAllRevoked:      "All of the user's sessions have been ended.",
@@ -134,28 +139,85 @@ var flashes = map[flashKey]string{
 	flashEmailChangeSent: "We sent a confirmation link to your new address. Your email changes when you open it.",
 	flashEmailChanged:    "Your email address has been changed.",
 	flashEndedByUndo:     "An email change on your account was undone, so every device was signed out. Set a new password with the link we sent.",
+	flashAlreadyEnded:    "That session had already ended. The list is up to date now.",
+}
+
+// flashTones gives a message that is not good news its tone (views.Tone*):
+// a session that ended without being asked to, a refusal. Messages not
+// listed confirm what the user just did.
+var flashTones = map[flashKey]string{
+	flashSessionExpired:  views.ToneInfo,
+	flashEndedByUser:     views.ToneWarning,
+	flashEndedByAdmin:    views.ToneWarning,
+	flashEndedByPassword: views.ToneWarning,
+	flashEndedDisabled:   views.ToneError,
+	flashEndedLimit:      views.ToneWarning,
+	flashEndedByRole:     views.ToneInfo,
+	flashPasswordEnded:   views.ToneWarning,
+	flashConfirmEnded:    views.ToneWarning,
+	flashAlreadyEnded:    views.ToneInfo,
+	flashEndedByReset:    views.ToneWarning,
+	flashEndedByUndo:     views.ToneWarning,
+	flashSignInExpired:   views.ToneWarning,
+	flashAdminNeeds2FA:   views.ToneInfo,
 }
 
 const flashCookie = "gatehouse_flash"
 
-func (h *Handlers) setFlash(c echo.Context, key flashKey) {
+func (h *Handlers) setFlash(c echo.Context, key flashKey) { h.setFlashAbout(c, key, "") }
+
+// setFlashAbout leaves a flash message about the ended session publicID:
+// the cookie carries the key and the session's public id, never words, and
+// the message is completed from the server's own records (flashDevice).
+func (h *Handlers) setFlashAbout(c echo.Context, key flashKey, publicID string) {
+	value := string(key)
+	if publicID != "" {
+		value += "." + publicID
+	}
 	c.SetCookie(&http.Cookie{
-		Name: flashCookie, Value: string(key), Path: "/", MaxAge: 60,
+		Name: flashCookie, Value: value, Path: "/", MaxAge: 60,
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
 }
 
-// popFlash returns the pending flash message, if any, and clears it.
-func (h *Handlers) popFlash(c echo.Context) string {
+// flashesNamingDevice are the messages that name the device that ended
+// this browser's session, when it is known: %s is "Firefox on Windows".
+var flashesNamingDevice = map[flashKey]string{
+	flashEndedByUser: "This device was signed out from %s. Please sign in again.",
+}
+
+// flashDevice names the device the session publicID was revoked from, from
+// the audit event of the revoke; "" when there is none to name.
+func (h *Handlers) flashDevice(c echo.Context, publicID string) string {
+	if !session.ValidPublicID(publicID) {
+		return ""
+	}
+	events, err := h.listEvents(c, models.AuditFilter{SessionID: publicID, Kind: models.AuditSessionRevoked, Limit: 1})
+	if err != nil || len(events) == 0 || events[0].Browser == "" {
+		return "" // the message without the device will do
+	}
+	return events[0].Browser + " on " + events[0].OS
+}
+
+// popFlash returns the pending flash message and its tone, if any, and
+// clears it.
+func (h *Handlers) popFlash(c echo.Context) (msg, tone string) {
 	ck, err := c.Cookie(flashCookie)
 	if err != nil {
-		return ""
+		return "", ""
 	}
 	c.SetCookie(&http.Cookie{
 		Name: flashCookie, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
-	return flashText(flashKey(ck.Value))
+	k, publicID, _ := strings.Cut(ck.Value, ".")
+	key := flashKey(k)
+	if format, ok := flashesNamingDevice[key]; ok && publicID != "" {
+		if device := h.flashDevice(c, publicID); device != "" {
+			return fmt.Sprintf(format, device), flashTones[key]
+		}
+	}
+	return flashText(key), flashTones[key]
 }
 
 // flashText is the message of key, from the catalogues.

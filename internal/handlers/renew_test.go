@@ -140,7 +140,7 @@ func TestRenewalKeepsTheAbsoluteDeadline(t *testing.T) {
 			atTheLatest := func() string {
 				t.Helper()
 				res := c.Get("/account/sessions")
-				v, ok := res.Doc(t).Find(`tr[data-current="true"] .expiry time`).Last().Attr("datetime")
+				v, ok := res.Doc(t).Find(`tr[data-current="true"] [data-testid="expires"] time`).Last().Attr("datetime")
 				if res.StatusCode != http.StatusOK || !ok {
 					t.Fatalf("Devices page: %d, no expiry", res.StatusCode)
 				}

@@ -97,6 +97,9 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account", h.account, signedIn...)
 	e.POST("/account", h.saveProfile, signedIn...)
 	e.POST("/account/password", h.changePassword, signedInHashing...)
+	// A failed password change is shown at /account/password; reloading it
+	// (or coming back to it) returns to the profile, where the form is.
+	e.GET("/account/password", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/account") }, signedIn...)
 	e.GET("/account/sessions", h.devices, signedIn...)
 	e.POST("/account/sessions/revoke-others", h.revokeOtherSessions, append(slices.Clip(signedIn), h.requireRecentAuth)...)
 	e.POST("/account/sessions/:id/revoke", h.revokeSession, signedIn...)

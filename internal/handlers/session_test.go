@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // sessionCookie returns the Set-Cookie for the session in res, or nil.
@@ -187,8 +188,13 @@ func TestDevicesPageListsEverySession(t *testing.T) {
 	if doc.Find(`form[action="/account/sessions/revoke-others"]`).Length() != 1 {
 		t.Error("no sign-out-everywhere-else form")
 	}
-	if n := doc.Find(`form input[name="_csrf"]`).Length(); n != doc.Find("form").Length() {
-		t.Errorf("%d forms but %d CSRF fields", doc.Find("form").Length(), n)
+	// Every POST form carries the token; the GET forms of destructive
+	// actions (which open a confirmation page) must not put it in a URL.
+	if n := doc.Find(`form[method="post"] input[name="_csrf"]`).Length(); n != doc.Find(`form[method="post"]`).Length() {
+		t.Errorf("%d POST forms but %d CSRF fields", doc.Find(`form[method="post"]`).Length(), n)
+	}
+	if n := doc.Find(`form[method="get"] input[name="_csrf"]`).Length(); n != 0 {
+		t.Errorf("%d GET forms carry the CSRF token", n)
 	}
 }
 
@@ -220,8 +226,22 @@ func TestRevokeFromDevicesPage(t *testing.T) {
 		t.Fatalf("revoked device: %d to %q", next.StatusCode, next.Location())
 	}
 	signin := b.Get(next.Location())
-	if got := signin.Doc(t).Find(`[data-testid="flash"]`).Text(); !strings.Contains(got, "signed out from another device") {
-		t.Errorf("sign-in page explains %q", got)
+	// It names the device that did it, and is not a green success box.
+	d := session.Describe(apptest.DefaultUserAgent)
+	flash := signin.Doc(t).Find(`[data-testid="flash"]`)
+	if got, want := flash.Text(), "This device was signed out from "+d.Browser+" on "+d.OS+". Please sign in again."; got != want {
+		t.Errorf("sign-in page explains %q, want %q", got, want)
+	}
+	if tone := flash.AttrOr("data-tone", ""); tone != "warning" {
+		t.Errorf("the message's tone is %q, want warning", tone)
+	}
+	// A flash cookie naming no real session falls back to the plain words.
+	for _, forged := range []string{"ended_by_user.not-an-id", "ended_by_user." + strings.Repeat("a", 26), "ended_by_user.%s"} {
+		c := env.Client(t)
+		c.SetCookie("gatehouse_flash", forged)
+		if got := c.Get("/signin").Doc(t).Find(`[data-testid="flash"]`).Text(); got != "This device was signed out from another device. Please sign in again." {
+			t.Errorf("flash cookie %q shows %q", forged, got)
+		}
 	}
 	if err := env.App.Sessions.WaitEnds(context.Background()); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -68,14 +69,25 @@ type AuditEvent struct {
 	SessionID string // the public id of the session concerned, if one
 	IP        string
 	UserAgent string
-	Detail    string // e.g. "3 sessions", "user -> admin"
+	// Browser and OS name the device the event came from ("Firefox",
+	// "Windows"), parsed from UserAgent when it is recorded; empty on
+	// events recorded before they were kept.
+	Browser string
+	OS      string `gorm:"column:os"`
+	Detail  string // e.g. "3 sessions", "user -> admin"
 }
 
-// AuditEventView is an event with the emails of its actor and subject.
+// AuditEventView is an event with the emails of its actor and subject,
+// and the device of the session it names, if it names one.
 type AuditEventView struct {
 	AuditEvent
 	ActorEmail string
 	UserEmail  string
+	// SessionBrowser and SessionOS are the device of the session the event
+	// concerns (a revoked one, say), which need not be the device the
+	// event came from.
+	SessionBrowser string
+	SessionOS      string `gorm:"column:session_os"`
 }
 
 // AuditStore writes and reads the security event log.
@@ -140,9 +152,16 @@ func NewEventID() string {
 // AuditFilter narrows a listing of the log. Zero values match everything.
 type AuditFilter struct {
 	UserID int64
-	Kind   AuditKind
-	Before int64 // only events with a smaller id (the next page)
-	Limit  int
+	// Email matches the events of the users whose email contains it.
+	Email string
+	IP    string // the address an event came from, exactly
+	// From and To bound when events happened: From <= at < To.
+	From, To time.Time
+	Kind     AuditKind
+	// SessionID matches the events about one session (by public id).
+	SessionID string
+	Before    int64 // only events with a smaller id (the next page)
+	Limit     int
 }
 
 // List returns events matching f, newest first. It flushes the queue
@@ -154,11 +173,28 @@ func (s *AuditStore) List(ctx context.Context, f AuditFilter) ([]AuditEventView,
 		}
 	}
 	q := s.db.WithContext(ctx).Table("audit_events AS e").
-		Select("e.*, COALESCE(a.email, '') AS actor_email, COALESCE(u.email, '') AS user_email").
+		Select(`e.*, COALESCE(a.email, '') AS actor_email, COALESCE(u.email, '') AS user_email,
+			COALESCE(s.browser, '') AS session_browser, COALESCE(s.os, '') AS session_os`).
 		Joins("LEFT JOIN users a ON a.id = e.actor_id").
-		Joins("LEFT JOIN users u ON u.id = e.user_id")
+		Joins("LEFT JOIN users u ON u.id = e.user_id").
+		Joins("LEFT JOIN sessions s ON e.session_id <> '' AND s.public_id = e.session_id")
 	if f.UserID != 0 {
 		q = q.Where("e.user_id = ?", f.UserID)
+	}
+	if email := strings.TrimSpace(f.Email); email != "" {
+		q = q.Where("e.user_id IN (SELECT id FROM users WHERE email ILIKE ?)", "%"+escapeLike(email)+"%")
+	}
+	if f.SessionID != "" {
+		q = q.Where("e.session_id = ?", f.SessionID)
+	}
+	if f.IP != "" {
+		q = q.Where("e.ip = ?", f.IP)
+	}
+	if !f.From.IsZero() {
+		q = q.Where("e.at >= ?", f.From)
+	}
+	if !f.To.IsZero() {
+		q = q.Where("e.at < ?", f.To)
 	}
 	if f.Kind != "" {
 		q = q.Where("e.kind = ?", f.Kind)

@@ -143,21 +143,9 @@ type UserFilter struct {
 // users lie beyond the page in the direction it was read.
 func (s *UserStore) Search(ctx context.Context, f UserFilter) (users []UserSummary, more bool, err error) {
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		page := tx.Model(&User{})
-		if q := strings.TrimSpace(f.Query); q != "" {
-			// Postgres underestimates what ILIKE costs per row and would
-			// rather scan 100,000 users than use the trigram indexes; its
-			// other choice, walking the primary key, stays open for queries
-			// that match often. And the plan must be made for this pattern:
-			// a generic plan of the prepared statement (pgx prepares, and
-			// Postgres goes generic after five runs) cannot judge it.
-			err := tx.Exec(`SELECT set_config('enable_seqscan', 'off', true),
-				set_config('plan_cache_mode', 'force_custom_plan', true)`).Error
-			if err != nil {
-				return err
-			}
-			like := "%" + escapeLike(q) + "%"
-			page = page.Where("email ILIKE ? OR name ILIKE ?", like, like)
+		page, err := matchingUsers(tx, f.Query)
+		if err != nil {
+			return err
 		}
 		order := "id DESC"
 		switch {
@@ -184,6 +172,44 @@ func (s *UserStore) Search(ctx context.Context, f UserFilter) (users []UserSumma
 		slices.Reverse(users)
 	}
 	return users, more, nil
+}
+
+// Count returns how many users match query (as Search matches it).
+func (s *UserStore) Count(ctx context.Context, query string) (n int64, err error) {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q, err := matchingUsers(tx, query)
+		if err != nil {
+			return err
+		}
+		return q.Count(&n).Error
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count users: %w", err)
+	}
+	return n, nil
+}
+
+// matchingUsers selects the users whose email or name contains query, all
+// users when it is empty, inside the transaction tx.
+func matchingUsers(tx *gorm.DB, query string) (*gorm.DB, error) {
+	page := tx.Model(&User{})
+	q := strings.TrimSpace(query)
+	if q == "" {
+		return page, nil
+	}
+	// Postgres underestimates what ILIKE costs per row and would
+	// rather scan 100,000 users than use the trigram indexes; its
+	// other choice, walking the primary key, stays open for queries
+	// that match often. And the plan must be made for this pattern:
+	// a generic plan of the prepared statement (pgx prepares, and
+	// Postgres goes generic after five runs) cannot judge it.
+	err := tx.Exec(`SELECT set_config('enable_seqscan', 'off', true),
+		set_config('plan_cache_mode', 'force_custom_plan', true)`).Error
+	if err != nil {
+		return nil, err
+	}
+	like := "%" + escapeLike(q) + "%"
+	return page.Where("email ILIKE ? OR name ILIKE ?", like, like), nil
 }
 
 // escapeLike makes s match itself literally inside a LIKE pattern.
