@@ -93,6 +93,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen on ADDR=%s: %w", cfg.Addr, err)
 	}
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, a, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 
 	// The sweep closes the records of sessions whose Redis data expired.
 	// It stops before the app closes (defers run last first).
@@ -124,4 +130,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("shut down: every request finished")
 	return nil
+}
+
+// serveMetrics serves the app's Prometheus metrics at /metrics on addr, a
+// listener apart from the public one (nothing else is served there), until
+// the returned function is called. An empty addr serves nothing.
+func serveMetrics(addr string, a *app.App, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on METRICS_ADDR=%s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() { srv.Close() }, nil
 }

@@ -14,12 +14,14 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/handlers"
 	"github.com/gatehouse/gatehouse/internal/logging"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -37,6 +39,9 @@ type App struct {
 	Auditing *session.AuditQueue // writes Audit's events in the background
 	Sessions *session.Manager
 	Hasher   *password.Hasher
+	// Metrics are this app's Prometheus metrics, in a registry of its own;
+	// the web command serves them on METRICS_ADDR.
+	Metrics *metrics.Metrics
 }
 
 // Options adjust what New builds; the zero value is production.
@@ -66,8 +71,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	if err != nil {
 		return nil, err
 	}
-	pool := NewRedisPool(cfg.RedisURL, cfg.RedisMaxConnections)
-	a := &App{DB: db, SQL: sqlDB, Redis: pool}
+	m := metrics.New()
+	if err := database.CountErrors(db, m.PostgresError); err != nil {
+		return nil, errors.Join(err, sqlDB.Close())
+	}
+	pool := newRedisPool(cfg.RedisURL, cfg.RedisMaxConnections, m.RedisError)
+	a := &App{DB: db, SQL: sqlDB, Redis: pool, Metrics: m}
 	fail := func(err error) (*App, error) {
 		return nil, errors.Join(err, a.Close())
 	}
@@ -83,7 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Sessions = session.New(session.Options{
 		Pool: pool, Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
-		Logger: log, Now: opt.Now,
+		Logger: log, Now: opt.Now, Metrics: m,
 	})
 	err = retryUntil(ctx, log, "redis", deadline, func(ctx context.Context) error {
 		if err := a.Sessions.Check(ctx); err != nil {
@@ -110,8 +119,46 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Throttle:     throttle.New(pool, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
+		Metrics: m,
 	})
+	a.watch()
 	return a, nil
+}
+
+// watch hands the metrics what they read at each scrape: the pools, the
+// background workers and the count of active sessions.
+func (a *App) watch() {
+	m := a.Metrics
+	m.WatchRedisPool(redisPoolStats(a.Redis))
+	m.WatchPostgresPool(a.SQL)
+	m.WatchWorkerLag("end_recorder", func() time.Duration { lag, _ := a.Sessions.WorkerLag(); return lag })
+	m.WatchWorkerLag("last_seen_writer", func() time.Duration { _, lag := a.Sessions.WorkerLag(); return lag })
+	m.WatchWorkerLag("audit_writer", a.Auditing.Lag)
+	// An e-mail outbox sender adds its own here:
+	// m.WatchWorkerLag("outbox", <the sender's lag>).
+	for _, c := range []struct {
+		result string
+		read   func(session.LastSeenStats) int64
+	}{
+		{"written", func(s session.LastSeenStats) int64 { return s.Written }},
+		{"failed", func(s session.LastSeenStats) int64 { return s.Failed }},
+		{"refused", func(s session.LastSeenStats) int64 { return s.Refused }},
+	} {
+		m.WatchCounter("gatehouse_last_seen_writes_total",
+			"Last-seen writes by result: written, failed (dropped, retried on a later request), refused (the writer was full).",
+			prometheus.Labels{"result": c.result}, func() int64 { return c.read(a.Sessions.LastSeenStats()) })
+	}
+	m.WatchActiveSessions(a.Sessions.Records().CountActive)
+}
+
+// redisPoolStats is the one place the metrics read the Redis pool: a new
+// Redis client changes this function only.
+func redisPoolStats(pool *redis.Pool) func() metrics.PoolStats {
+	return func() metrics.PoolStats {
+		s := pool.Stats()
+		return metrics.PoolStats{InUse: s.ActiveCount - s.IdleCount, Idle: s.IdleCount, Max: pool.MaxActive,
+			Waits: s.WaitCount, WaitTime: s.WaitDuration}
+	}
 }
 
 // Close stops the background work (audit events and last-seen writes
@@ -135,7 +182,11 @@ func (a *App) Close() error {
 // and the page says the service is down. When all maxConns are in use a
 // caller waits for one (GetContext: until its context ends) instead of
 // opening another, so a stalled Redis costs a bounded number of them.
-func NewRedisPool(url string, maxConns int) *redis.Pool {
+func NewRedisPool(url string, maxConns int) *redis.Pool { return newRedisPool(url, maxConns, nil) }
+
+// newRedisPool is NewRedisPool telling countError (the metrics) of every
+// failed command and dial.
+func newRedisPool(url string, maxConns int, countError func(unavailable bool)) *redis.Pool {
 	return &redis.Pool{
 		MaxActive: maxConns,
 		Wait:      true,
@@ -145,12 +196,12 @@ func NewRedisPool(url string, maxConns int) *redis.Pool {
 		IdleTimeout: 4 * time.Minute,
 		// Failures to reach Redis are marked session.ErrUnavailable: the
 		// user is told sign-in is temporarily unavailable.
-		DialContext: session.DialMarked(func(ctx context.Context) (redis.Conn, error) {
+		DialContext: session.DialMarkedCounting(func(ctx context.Context) (redis.Conn, error) {
 			return redis.DialURLContext(ctx, url,
 				redis.DialConnectTimeout(2*time.Second),
 				redis.DialReadTimeout(2*time.Second),
 				redis.DialWriteTimeout(2*time.Second))
-		}),
+		}, countError),
 		TestOnBorrow: func(c redis.Conn, idleSince time.Time) error {
 			if time.Since(idleSince) < time.Minute {
 				return nil

@@ -18,7 +18,11 @@ import (
 
 // Config is the whole of Gatehouse's configuration.
 type Config struct {
-	Addr        string   // ADDR: listen address
+	Addr string // ADDR: listen address
+	// MetricsAddr is where Prometheus metrics are served, at /metrics, on
+	// a listener of their own: never the public one. Empty (the default)
+	// serves none.
+	MetricsAddr string   // METRICS_ADDR
 	BaseURL     *url.URL // BASE_URL: public URL; https turns on Secure cookies
 	DatabaseURL string   // DATABASE_URL: postgres:// URL
 	RedisURL    string   // REDIS_URL: redis://host:port/db
@@ -92,6 +96,7 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	cfg := Config{
 		Addr:            p.str("ADDR", "localhost:8080"),
+		MetricsAddr:     p.str("METRICS_ADDR", ""),
 		BaseURL:         p.baseURL("BASE_URL", "http://localhost:8080"),
 		DatabaseURL:     p.dbURL("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		RedisURL:        p.redisURL("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -112,6 +117,9 @@ func Load(getenv func(string) string) (Config, error) {
 		RedisMaxConnections:      p.positiveInt("REDIS_MAX_CONNECTIONS", DefaultRedisMaxConnections),
 		SignUpRatePerIP:          p.count("SIGNUP_RATE_PER_IP", 30),
 		PasswordConcurrencyPerIP: p.count("PASSWORD_CONCURRENCY_PER_IP", 4),
+	}
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.Addr {
+		p.fail("METRICS_ADDR", cfg.MetricsAddr, "must differ from ADDR: metrics are never served on the public port")
 	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -39,6 +40,8 @@ type Deps struct {
 	// PasswordConcurrencyPerIP caps the requests hashing a password at once
 	// per client address (0: no cap).
 	PasswordConcurrencyPerIP int
+	// Metrics counts requests, sign-ins and refusals; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -57,6 +60,7 @@ type Handlers struct {
 	reauthWindow time.Duration
 	signUpRate   int       // sign-ups per client address per hour; 0: no cap
 	inFlight     *inFlight // password work in flight per client address
+	metrics      *metrics.Metrics
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -73,5 +77,6 @@ func newHandlers(d Deps) *Handlers {
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
+		metrics:  d.Metrics,
 	}
 }

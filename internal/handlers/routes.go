@@ -37,6 +37,9 @@ func New(d Deps) *echo.Echo {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 
+	// First, so it counts every request, panics included, with the
+	// status the client got.
+	e.Use(d.Metrics.Middleware())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
 	e.Use(h.logRequests())
 	e.Use(securityHeaders(d.SecureCookies))

@@ -26,6 +26,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 )
 
@@ -63,6 +64,8 @@ type Options struct {
 	SecureCookies bool          // Secure and __Host- prefix (https only)
 	Logger        *slog.Logger
 	Now           func() time.Time // the clock; time.Now when nil
+	// Metrics counts the sessions ended, by reason; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Manager creates, checks, lists and ends sessions.
@@ -82,7 +85,8 @@ type Manager struct {
 	// endsLoop records ended sessions in Postgres in the background (ends.go).
 	endsLoop *loop
 	// held keeps the end marks read from Redis until recorded (ends.go).
-	held heldEnds
+	held    heldEnds
+	metrics *metrics.Metrics
 }
 
 // New returns a Manager.
@@ -118,7 +122,8 @@ func New(o Options) *Manager {
 	m := &Manager{
 		scs: sm, pool: o.Pool, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
-		seen: newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
+		seen:    newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
+		metrics: o.Metrics,
 	}
 	m.endsLoop = startLoop(m.recordEndsInBackground)
 	return m
@@ -438,6 +443,7 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
 	ended, err := m.disable(ctx, userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
+	m.metrics.Revoked(string(models.EndAccountDisabled), len(ended))
 	m.recordLater(ended)
 	return len(ended), err
 }
@@ -452,6 +458,7 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // session ids match nothing.
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
 	ended, err := m.revoke(ctx, userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
+	m.metrics.Revoked(string(reason), len(ended))
 	m.recordLater(ended)
 	return ended, err
 }

@@ -53,24 +53,44 @@ func markUnavailable(err error) error {
 // Redis are marked ErrUnavailable. The app's pool dials through it (see
 // DialMarked), so every Redis user (sessions, throttling, readiness) gets
 // the same treatment in one place.
-func MarkUnavailable(c redis.Conn) redis.Conn { return markedConn{c} }
+func MarkUnavailable(c redis.Conn) redis.Conn { return markedConn{c: c} }
 
 // DialMarked wraps a pool's dial function with MarkUnavailable, marking
 // dial failures too.
 func DialMarked(dial func(ctx context.Context) (redis.Conn, error)) func(ctx context.Context) (redis.Conn, error) {
+	return DialMarkedCounting(dial, nil)
+}
+
+// DialMarkedCounting is DialMarked that also tells count of every failure
+// (the metrics' Redis error counter), saying whether it was marked
+// ErrUnavailable; nil counts nothing.
+func DialMarkedCounting(dial func(ctx context.Context) (redis.Conn, error), count func(unavailable bool)) func(ctx context.Context) (redis.Conn, error) {
 	return func(ctx context.Context) (redis.Conn, error) {
 		c, err := dial(ctx)
 		if err != nil {
-			return nil, markUnavailable(err)
+			return nil, counted(count, markUnavailable(err))
 		}
-		return MarkUnavailable(c), nil
+		return markedConn{c: c, count: count}, nil
 	}
+}
+
+// counted tells count of err, if any, and returns it.
+func counted(count func(unavailable bool), err error) error {
+	if err != nil && count != nil {
+		count(errors.Is(err, ErrUnavailable))
+	}
+	return err
 }
 
 // markedConn marks the errors of the connection it wraps. It keeps the
 // connection's own Err (the pool reads it to discard broken connections)
 // and passes timeouts and contexts through.
-type markedConn struct{ c redis.Conn }
+type markedConn struct {
+	c     redis.Conn
+	count func(unavailable bool) // nil: not counted
+}
+
+func (m markedConn) mark(err error) error { return counted(m.count, markUnavailable(err)) }
 
 var (
 	_ redis.ConnWithTimeout = markedConn{}
@@ -79,38 +99,38 @@ var (
 
 func (m markedConn) Close() error { return m.c.Close() }
 func (m markedConn) Err() error   { return m.c.Err() }
-func (m markedConn) Flush() error { return markUnavailable(m.c.Flush()) }
+func (m markedConn) Flush() error { return m.mark(m.c.Flush()) }
 
 func (m markedConn) Send(cmd string, args ...any) error {
-	return markUnavailable(m.c.Send(cmd, args...))
+	return m.mark(m.c.Send(cmd, args...))
 }
 
 func (m markedConn) Do(cmd string, args ...any) (any, error) {
 	r, err := m.c.Do(cmd, args...)
-	return r, markUnavailable(err)
+	return r, m.mark(err)
 }
 
 func (m markedConn) Receive() (any, error) {
 	r, err := m.c.Receive()
-	return r, markUnavailable(err)
+	return r, m.mark(err)
 }
 
 func (m markedConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (any, error) {
 	r, err := redis.DoWithTimeout(m.c, d, cmd, args...)
-	return r, markUnavailable(err)
+	return r, m.mark(err)
 }
 
 func (m markedConn) ReceiveWithTimeout(d time.Duration) (any, error) {
 	r, err := redis.ReceiveWithTimeout(m.c, d)
-	return r, markUnavailable(err)
+	return r, m.mark(err)
 }
 
 func (m markedConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
 	r, err := redis.DoContext(m.c, ctx, cmd, args...)
-	return r, markUnavailable(err)
+	return r, m.mark(err)
 }
 
 func (m markedConn) ReceiveContext(ctx context.Context) (any, error) {
 	r, err := redis.ReceiveContext(m.c, ctx)
-	return r, markUnavailable(err)
+	return r, m.mark(err)
 }
