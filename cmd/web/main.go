@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "", "serve":
 		return serve(ctx, cfg, log)
 	case "migrate":
-		_, sqlDB, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{})
+		_, sqlDB, err := database.OpenOrCreate(ctx, cfg.DatabaseURL, database.Limits{}, log)
 		if err != nil {
 			return err
 		}

@@ -64,8 +64,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	var db *gorm.DB
 	var sqlDB *sql.DB
 	err := retryUntil(ctx, log, "postgres", deadline, func(ctx context.Context) (err error) {
-		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL,
-			database.Limits{Timeout: cfg.DBTimeout, MaxConns: cfg.DBMaxConns})
+		db, sqlDB, err = database.OpenOrCreate(ctx, cfg.DatabaseURL,
+			database.Limits{Timeout: cfg.DBTimeout, MaxConns: cfg.DBMaxConns}, log)
+		if database.Permanent(err) {
+			// A missing database or refused credentials will not
+			// fix themselves: say so now, not after STARTUP_TIMEOUT.
+			return stopRetrying{err}
+		}
 		return err
 	})
 	if err != nil {

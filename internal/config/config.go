@@ -85,6 +85,10 @@ const (
 	DefaultLifetime    = 12 * time.Hour
 )
 
+// DefaultDatabaseURL is Gatehouse's own database on a local Postgres, not
+// the postgres maintenance database; it is created at start when missing.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/gatehouse?sslmode=disable"
+
 // DefaultRedisMaxConnections is enough for the requests two cores serve at
 // once (most hold a connection for well under a millisecond) and far below
 // Redis's default limit of 10,000 clients, even for dozens of instances.
@@ -98,7 +102,7 @@ func Load(getenv func(string) string) (Config, error) {
 		Addr:            p.str("ADDR", "localhost:8080"),
 		MetricsAddr:     p.str("METRICS_ADDR", ""),
 		BaseURL:         p.baseURL("BASE_URL", "http://localhost:8080"),
-		DatabaseURL:     p.dbURL("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+		DatabaseURL:     p.dbURL("DATABASE_URL", DefaultDatabaseURL),
 		RedisURL:        p.redisURL("REDIS_URL", "redis://127.0.0.1:6379/0"),
 		RedisPrefix:     p.str("REDIS_PREFIX", "gh:"),
 		IdleTimeout:     p.duration("SESSION_IDLE_TIMEOUT", DefaultIdleTimeout),
