@@ -54,7 +54,12 @@ func NewPostgres(dir string, port int) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	// The parents must be open to the postgres user when it runs the
+	// cluster (as root); the cluster's own directory is theirs alone.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, err
 	}
 	if asUser != "" {
