@@ -97,7 +97,6 @@ Settings come from environment variables (README.md, Configuration).
 // commandNames lists the commands for an error message.
 const commandNames = "serve, dev, migrate, user, seed or help"
 
-
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {

@@ -55,19 +55,23 @@ const noCompression = "handlers.noCompression"
 // sent (see BREACH above).
 func dontCompress(c echo.Context) { c.Set(noCompression, true) }
 
-// compressPage returns page compressed for c's client, and the encoding
-// ("" and page itself when it is not compressed). It always sets Vary, so
+// compressPage returns page compressed for c's client, the encoding ("" and
+// page itself when it is not compressed), and a function that releases
+// the compressed body's buffer once it is written. It always sets Vary, so
 // a cache never hands one client's encoding to another.
-func compressPage(c echo.Context, page []byte, out *bytes.Buffer) ([]byte, string) {
+func compressPage(c echo.Context, page []byte) (body []byte, encoding string, release func()) {
 	c.Response().Header().Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
-	if len(page) < minCompressSize || c.Get(noCompression) != nil {
-		return page, ""
+	accept := c.Request().Header.Get(echo.HeaderAcceptEncoding)
+	if len(page) < minCompressSize || accept == "" || c.Get(noCompression) != nil {
+		return page, "", func() {}
 	}
-	encs := acceptedEncodings(c.Request().Header.Get(echo.HeaderAcceptEncoding))
+	encs := acceptedEncodings(accept)
 	if len(encs) == 0 {
-		return page, ""
+		return page, "", func() {}
 	}
+	out := renderBuffers.Get().(*bytes.Buffer)
 	out.Reset()
+	release = func() { putBuffer(out) }
 	var err error
 	switch encs[0] {
 	case "br":
@@ -84,9 +88,9 @@ func compressPage(c echo.Context, page []byte, out *bytes.Buffer) ([]byte, strin
 		gzipWriters.Put(w)
 	}
 	if err != nil || out.Len() >= len(page) {
-		return page, "" // writing to memory does not fail; never send a larger body
+		return page, "", release // writing to memory does not fail; never send a larger body
 	}
-	return out.Bytes(), encs[0]
+	return out.Bytes(), encs[0], release
 }
 
 func firstErr(a, b error) error {

@@ -29,19 +29,14 @@ const maxPooledBuffer = 256 << 10
 // client accepts that (compress.go).
 func (h *Handlers) render(c echo.Context, status int, page templ.Component) error {
 	ctx := views.WithChrome(c.Request().Context(), h.chrome(c))
-	buf, zbuf := renderBuffers.Get().(*bytes.Buffer), renderBuffers.Get().(*bytes.Buffer)
+	buf := renderBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer func() {
-		for _, b := range []*bytes.Buffer{buf, zbuf} {
-			if b.Cap() <= maxPooledBuffer {
-				renderBuffers.Put(b)
-			}
-		}
-	}()
+	defer putBuffer(buf)
 	if err := page.Render(ctx, buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	body, encoding := compressPage(c, buf.Bytes(), zbuf)
+	body, encoding, release := compressPage(c, buf.Bytes())
+	defer release()
 	hdr := c.Response().Header()
 	// Pages can show personal data: never let a cache keep them.
 	hdr.Set(echo.HeaderCacheControl, "no-store")
@@ -50,6 +45,13 @@ func (h *Handlers) render(c echo.Context, status int, page templ.Component) erro
 	}
 	hdr.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
 	return c.HTMLBlob(status, body)
+}
+
+// putBuffer returns buf to renderBuffers, unless it grew unusually large.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		renderBuffers.Put(buf)
+	}
 }
 
 func (h *Handlers) chrome(c echo.Context) views.Chrome {
