@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -15,10 +16,12 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Pages are compressed as they are rendered (render), with brotli or gzip,
-// whichever the client prefers of those it accepts (acceptedEncodings, the
-// same negotiation as static files). The Devices page with 20 sessions is
-// 43 KB of HTML and a few KB compressed.
+// Pages are compressed as they are rendered (render), with gzip, or brotli
+// for a client that accepts brotli and not gzip (acceptedEncodings, the
+// same negotiation as static files). Static files, compressed once, prefer
+// brotli; a page is compressed on every request, and on Gatehouse's pages
+// fast brotli is no smaller than fast gzip and measured slower in the app
+// (docs/results/go-benchmarks.md).
 //
 // BREACH: a compressed page that holds a secret and text an attacker
 // chose lets the attacker guess the secret from the response's size. The
@@ -68,6 +71,9 @@ func compressPage(c echo.Context, page []byte) (body []byte, encoding string, re
 	encs := acceptedEncodings(accept)
 	if len(encs) == 0 {
 		return page, "", func() {}
+	}
+	if slices.Contains(encs, "gzip") {
+		encs[0] = "gzip"
 	}
 	out := renderBuffers.Get().(*bytes.Buffer)
 	out.Reset()

@@ -64,10 +64,12 @@ func TestPagesAreCompressedAsTheClientAccepts(t *testing.T) {
 		t.Fatalf("not the Devices page:\n%.300s", plain)
 	}
 	for _, tc := range []struct{ accept, want string }{
-		{"gzip, deflate, br", "br"},
+		{"gzip, deflate, br, zstd", "gzip"},
+		{"br", "br"},
+		{"br, gzip;q=0", "br"},
 		{"br;q=0, gzip", "gzip"},
 		{"gzip;q=0.5", "gzip"},
-		{"*", "br"},
+		{"*", "gzip"},
 		{"br;q=0, gzip;q=0, *", ""},
 		{"identity", ""},
 		{"deflate", ""},
