@@ -48,12 +48,12 @@ func uniqueName(prefix string) string { return prefix + strings.ToLower(rand.Tex
 
 // runWeb runs the web command with vars and returns its error, its log,
 // and how long it took.
-func runWeb(t *testing.T, vars map[string]string, args ...string) (error, string, time.Duration) {
+func runWeb(t *testing.T, vars map[string]string, args ...string) (string, time.Duration, error) {
 	t.Helper()
 	var stderr bytes.Buffer
 	start := time.Now()
 	err := run(context.Background(), args, func(k string) string { return vars[k] }, strings.NewReader(""), io.Discard, &stderr)
-	return err, stderr.String(), time.Since(start)
+	return stderr.String(), time.Since(start), err
 }
 
 // A configured database that does not exist is created at start (and the
@@ -62,7 +62,7 @@ func TestMissingDatabaseIsCreated(t *testing.T) {
 	name := uniqueName("gh_create_")
 	admin := adminDB(t)
 	t.Cleanup(func() { admin.Exec(`DROP DATABASE IF EXISTS ` + name + ` WITH (FORCE)`) })
-	err, log, _ := runWeb(t, map[string]string{"DATABASE_URL": serverURL(t, "", name)}, "migrate")
+	log, _, err := runWeb(t, map[string]string{"DATABASE_URL": serverURL(t, "", name)}, "migrate")
 	if err != nil {
 		t.Fatalf("migrate into a missing database: %v\n%s", err, log)
 	}
@@ -99,7 +99,7 @@ func TestDatabaseFailuresSayWhichAndDoNotWait(t *testing.T) {
 			want: []string{"postgres at 127.0.0.1:1/gatehouse is unreachable"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err, log, took := runWeb(t, map[string]string{"DATABASE_URL": tc.url, "STARTUP_TIMEOUT": "4s"})
+			log, took, err := runWeb(t, map[string]string{"DATABASE_URL": tc.url, "STARTUP_TIMEOUT": "4s"})
 			if err == nil {
 				t.Fatal("start-up succeeded")
 			}

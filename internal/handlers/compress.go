@@ -30,7 +30,7 @@ import (
 // token XOR the mask), so no two pages carry the same bytes for it and
 // the sizes reveal nothing; unmaskCSRF turns a submitted masked token back
 // into the token before Echo's CSRF check. A page that carries another
-// secret (a one-time code, a key to copy) must call dontCompress.
+// secret (a one-time code, a key to copy) must set noCompression.
 
 // minCompressSize is the smallest page worth compressing: below it the
 // headers and the format's own overhead eat most of the gain.
@@ -50,13 +50,10 @@ var (
 	brotliWriters = sync.Pool{New: func() any { return brotli.NewWriterLevel(io.Discard, brotliLevel) }}
 )
 
-// noCompression is the context key dontCompress sets.
+// noCompression, set in a request's context (c.Set(noCompression, true)),
+// keeps its page uncompressed: for a page that shows a secret other than
+// the CSRF token next to anything the client sent (see BREACH above).
 const noCompression = "handlers.noCompression"
-
-// dontCompress keeps this response's page uncompressed: for a page that
-// shows a secret other than the CSRF token next to anything the client
-// sent (see BREACH above).
-func dontCompress(c echo.Context) { c.Set(noCompression, true) }
 
 // compressPage returns page compressed for c's client, the encoding ("" and
 // page itself when it is not compressed), and a function that releases
