@@ -59,10 +59,15 @@ const noCompression = "handlers.noCompression"
 // page itself when it is not compressed), and a function that releases
 // the compressed body's buffer once it is written. It always sets Vary, so
 // a cache never hands one client's encoding to another.
-func compressPage(c echo.Context, page []byte) (body []byte, encoding string, release func()) {
+//
+// Answers of 400 and above are not compressed: under a flood (429s by the
+// thousand, or 503s while a service is down) compressing them would spend
+// CPU, and a compressor's memory each, on exactly the answers that must
+// stay cheap.
+func compressPage(c echo.Context, status int, page []byte) (body []byte, encoding string, release func()) {
 	c.Response().Header().Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
 	accept := c.Request().Header.Get(echo.HeaderAcceptEncoding)
-	if len(page) < minCompressSize || accept == "" || c.Get(noCompression) != nil {
+	if status >= http.StatusBadRequest || len(page) < minCompressSize || accept == "" || c.Get(noCompression) != nil {
 		return page, "", func() {}
 	}
 	encs := acceptedEncodings(accept)

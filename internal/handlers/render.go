@@ -35,7 +35,7 @@ func (h *Handlers) render(c echo.Context, status int, page templ.Component) erro
 	if err := page.Render(ctx, buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
-	body, encoding, release := compressPage(c, buf.Bytes())
+	body, encoding, release := compressPage(c, status, buf.Bytes())
 	defer release()
 	hdr := c.Response().Header()
 	// Pages can show personal data: never let a cache keep them.
