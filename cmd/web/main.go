@@ -1,6 +1,9 @@
 // Command web runs Gatehouse.
 //
 //	web [-no-migrate]                                serve HTTP (the default)
+//	web dev [-dir D]                                 serve for development, with
+//	                                                 private Postgres and Redis
+//	                                                 when none answer
 //	web migrate                                      apply pending migrations and exit
 //	web user create -email E -name N [-admin] < pw   create an account; the
 //	                                                 password is read from
@@ -44,6 +47,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.Arg(0) == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -61,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "", "serve":
 		return serve(ctx, cfg, log)
 	case "migrate":
-		_, sqlDB, err := database.Open(ctx, cfg.DatabaseURL, database.Limits{})
+		_, sqlDB, err := database.OpenOrCreate(ctx, cfg.DatabaseURL, database.Limits{}, log)
 		if err != nil {
 			return err
 		}
@@ -71,10 +78,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return userCommand(ctx, cfg, log, fs.Args()[1:], stdin, stdout, stderr)
 	case "seed":
 		return seedCommand(ctx, cfg, log, fs.Args()[1:], stdout, stderr)
+	case "dev":
+		return devCommand(ctx, cfg, log, fs.Args()[1:], stdout, stderr)
 	default:
-		return fmt.Errorf("unknown command %q (want serve, migrate, user or seed)", cmd)
+		return fmt.Errorf("unknown command %q (want %s; `web help` lists them)", cmd, commandNames)
 	}
 }
+
+// usage is what `web help` prints: every subcommand, one line each.
+const usage = `Usage: web [-no-migrate] [command]
+
+Commands:
+  serve                  serve Gatehouse on ADDR (the default command)
+  dev [-dir D]           serve for development: private Postgres and Redis under ./.gatehouse/dev when none answer, first administrator printed once
+  migrate                apply pending migrations to DATABASE_URL and exit
+  user create -email E -name N [-admin]   create an account; the password is read from standard input
+  seed -users N -sessions M [-tokens F]   fill a database with users and signed-in sessions for load tests
+  help                   print this list
+
+Settings come from environment variables (README.md, Configuration).
+`
+
+// commandNames lists the commands for an error message.
+const commandNames = "serve, dev, migrate, user, seed or help"
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	a, err := app.New(ctx, cfg, log, app.Options{})
@@ -98,6 +124,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("listen on ADDR=%s: %w", cfg.Addr, err)
 	}
 	log.Info("gatehouse listening", "addr", ln.Addr().String(), "base_url", cfg.BaseURL.String())
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, a, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopMetrics()
 
 	// The sweep closes the records of sessions whose Redis data expired.
 	// It stops before the app closes (defers run last first).
@@ -139,4 +171,24 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("shut down: every request finished")
 	return nil
+}
+
+// serveMetrics serves the app's Prometheus metrics at /metrics on addr, a
+// listener apart from the public one (nothing else is served there), until
+// the returned function is called. An empty addr serves nothing.
+func serveMetrics(addr string, a *app.App, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on METRICS_ADDR=%s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() { srv.Close() }, nil
 }

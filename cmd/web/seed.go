@@ -74,7 +74,7 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 			return err
 		}
 	}
-	rdb, err := redisconn.New(cfg.Redis, cfg.RedisMaxConnections)
+	rdb, err := redisconn.New(cfg.Redis, cfg.RedisMaxConnections, nil)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/handlers"
 	"github.com/gatehouse/gatehouse/internal/logging"
 	"github.com/gatehouse/gatehouse/internal/mail"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/redisconn"
@@ -46,6 +48,9 @@ type App struct {
 	// never takes a connection a request needs, and a hung Postgres holds
 	// at most two of them.
 	mailSQL *sql.DB
+	// Metrics are this app's Prometheus metrics, in a registry of its own;
+	// the web command serves them on METRICS_ADDR.
+	Metrics *metrics.Metrics
 }
 
 // Options adjust what New builds; the zero value is production.
@@ -71,18 +76,27 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	var db *gorm.DB
 	var sqlDB *sql.DB
 	err := retryUntil(ctx, log, "postgres", deadline, func(ctx context.Context) (err error) {
-		db, sqlDB, err = database.Open(ctx, cfg.DatabaseURL,
-			database.Limits{Timeout: cfg.DBTimeout, MaxConns: cfg.DBMaxConns})
+		db, sqlDB, err = database.OpenOrCreate(ctx, cfg.DatabaseURL,
+			database.Limits{Timeout: cfg.DBTimeout, MaxConns: cfg.DBMaxConns}, log)
+		if database.Permanent(err) {
+			// A missing database or refused credentials will not
+			// fix themselves: say so now, not after STARTUP_TIMEOUT.
+			return stopRetrying{err}
+		}
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	rdb, err := redisconn.New(cfg.Redis, cfg.RedisMaxConnections)
+	m := metrics.New()
+	if err := database.CountErrors(db, m.PostgresError); err != nil {
+		return nil, errors.Join(err, sqlDB.Close())
+	}
+	rdb, err := redisconn.New(cfg.Redis, cfg.RedisMaxConnections, m.RedisError)
 	if err != nil {
 		return nil, errors.Join(err, sqlDB.Close())
 	}
-	a := &App{DB: db, SQL: sqlDB, Redis: rdb}
+	a := &App{DB: db, SQL: sqlDB, Redis: rdb, Metrics: m}
 	fail := func(err error) (*App, error) {
 		return nil, errors.Join(err, a.Close())
 	}
@@ -111,7 +125,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Sessions = session.New(session.Options{
 		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
-		Logger: log, Now: opt.Now,
+		Logger: log, Now: opt.Now, Metrics: m,
 	})
 	if err := a.Sessions.DetectReplicas(ctx, cfg.Redis.RevokeReplicas); err != nil {
 		return fail(err)
@@ -159,8 +173,54 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 		Gorm: db, BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),
+		Metrics: m,
 	})
+	a.watch(cfg.RedisMaxConnections)
 	return a, nil
+}
+
+// watch hands the metrics what they read at each scrape: the pools, the
+// background workers and the count of active sessions.
+func (a *App) watch(maxRedisConns int) {
+	m := a.Metrics
+	m.WatchRedisPool(redisPoolStats(a.Redis, maxRedisConns))
+	m.WatchPostgresPool(a.SQL)
+	m.WatchWorkerLag("end_recorder", func() time.Duration { lag, _ := a.Sessions.WorkerLag(); return lag })
+	m.WatchWorkerLag("last_seen_writer", func() time.Duration { _, lag := a.Sessions.WorkerLag(); return lag })
+	m.WatchWorkerLag("audit_writer", a.Auditing.Lag)
+	m.WatchWorkerLag("outbox", func() time.Duration {
+		// At each scrape: one indexed query, bounded so a hung Postgres
+		// cannot hang the metrics.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		age, _ := mail.OldestUnsentAge(ctx, a.DB)
+		return age
+	})
+	for _, c := range []struct {
+		result string
+		read   func(session.LastSeenStats) int64
+	}{
+		{"written", func(s session.LastSeenStats) int64 { return s.Written }},
+		{"failed", func(s session.LastSeenStats) int64 { return s.Failed }},
+		{"refused", func(s session.LastSeenStats) int64 { return s.Refused }},
+	} {
+		m.WatchCounter("gatehouse_last_seen_writes_total",
+			"Last-seen writes by result: written, failed (dropped, retried on a later request), refused (the writer was full).",
+			prometheus.Labels{"result": c.result}, func() int64 { return c.read(a.Sessions.LastSeenStats()) })
+	}
+	m.WatchActiveSessions(a.Sessions.Records().CountActive)
+}
+
+// redisPoolStats is the one place the metrics read the Redis pool: a new
+// Redis client changes this function only.
+func redisPoolStats(rdb redis.UniversalClient, maxConns int) func() metrics.PoolStats {
+	return func() metrics.PoolStats {
+		s := rdb.PoolStats()
+		// On a Cluster the counts are summed over the nodes, and each node
+		// has a pool of its own of up to maxConns.
+		return metrics.PoolStats{InUse: int(s.TotalConns) - int(s.IdleConns), Idle: int(s.IdleConns), Max: maxConns,
+			Waits: int64(s.WaitCount), WaitTime: time.Duration(s.WaitDurationNs)}
+	}
 }
 
 // Close stops the background work (audit events and last-seen writes

@@ -27,6 +27,10 @@ func retryUntil(ctx context.Context, log *slog.Logger, what string, deadline tim
 		actx, cancel := context.WithTimeout(ctx, min(max(time.Until(deadline), attemptMin), attemptMax))
 		err := attempt(actx)
 		cancel()
+		var stop stopRetrying
+		if errors.As(err, &stop) {
+			return stop.err
+		}
 		if err == nil {
 			if n > 1 {
 				log.Info("start-up: "+what+" is reachable", "attempts", n)
@@ -51,3 +55,10 @@ func retryUntil(ctx context.Context, log *slog.Logger, what string, deadline tim
 		wait = min(2*wait, maxRetry)
 	}
 }
+
+// stopRetrying wraps an attempt's error that waiting will not fix:
+// retryUntil returns it at once.
+type stopRetrying struct{ err error }
+
+func (s stopRetrying) Error() string { return s.err.Error() }
+func (s stopRetrying) Unwrap() error { return s.err }

@@ -400,7 +400,7 @@ func Redis(t testing.TB) redis.UniversalClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb, err := redisconn.New(cfg.Redis, config.DefaultRedisMaxConnections)
+	rdb, err := redisconn.New(cfg.Redis, config.DefaultRedisMaxConnections, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func deleteKeys(t testing.TB, prefix string) {
 		t.Error(err)
 		return
 	}
-	rdb, err := redisconn.New(cfg.Redis, 4)
+	rdb, err := redisconn.New(cfg.Redis, 4, nil)
 	if err != nil {
 		t.Error(err)
 		return

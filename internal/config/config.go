@@ -20,7 +20,11 @@ import (
 
 // Config is the whole of Gatehouse's configuration.
 type Config struct {
-	Addr        string   // ADDR: listen address
+	Addr string // ADDR: listen address
+	// MetricsAddr is where Prometheus metrics are served, at /metrics, on
+	// a listener of their own: never the public one. Empty (the default)
+	// serves none.
+	MetricsAddr string   // METRICS_ADDR
 	BaseURL     *url.URL // BASE_URL: public URL; https turns on Secure cookies
 	DatabaseURL string   // DATABASE_URL: postgres:// URL
 	// Redis is where Gatehouse finds Redis: one server, a Sentinel group
@@ -103,6 +107,10 @@ const (
 	DefaultLifetime    = 12 * time.Hour
 )
 
+// DefaultDatabaseURL is Gatehouse's own database on a local Postgres, not
+// the postgres maintenance database; it is created at start when missing.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/gatehouse?sslmode=disable"
+
 // DefaultRedisMaxConnections is enough for the requests two cores serve at
 // once (most hold a connection for well under a millisecond) and far below
 // Redis's default limit of 10,000 clients, even for dozens of instances.
@@ -114,8 +122,9 @@ func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	cfg := Config{
 		Addr:            p.str("ADDR", "localhost:8080"),
+		MetricsAddr:     p.str("METRICS_ADDR", ""),
 		BaseURL:         p.baseURL("BASE_URL", "http://localhost:8080"),
-		DatabaseURL:     p.dbURL("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
+		DatabaseURL:     p.dbURL("DATABASE_URL", DefaultDatabaseURL),
 		Redis:           p.redis(),
 		RedisPrefix:     p.str("REDIS_PREFIX", "gh:"),
 		IdleTimeout:     p.duration("SESSION_IDLE_TIMEOUT", DefaultIdleTimeout),
@@ -153,6 +162,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	cfg.MailFrom = p.mailFrom("MAIL_FROM", "Gatehouse <no-reply@"+fromHost+">")
 	cfg.SecretKey = p.secretKey("SECRET_KEY", cfg.Development())
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.Addr {
+		p.fail("METRICS_ADDR", cfg.MetricsAddr, "must differ from ADDR: metrics are never served on the public port")
+	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
 	}

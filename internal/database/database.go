@@ -67,7 +67,7 @@ func Open(ctx context.Context, url string, lim Limits) (*gorm.DB, *sql.DB, error
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		sqlDB.Close()
-		return nil, nil, fmt.Errorf("postgres at %s is unreachable: %w", redact(url), err)
+		return nil, nil, explainConnectError(url, cfg, err)
 	}
 
 	db, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), &gorm.Config{

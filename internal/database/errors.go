@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
 )
 
 // This file is the one place that knows what the Postgres driver's errors
@@ -55,4 +56,44 @@ func Refused(err error) bool {
 	}
 	class := pgErr.Code[:2]
 	return class == "22" || class == "23"
+}
+
+// CountErrors tells count of every failed statement run through db, with
+// its kind: "unavailable" (Postgres unreachable, too slow, shutting down
+// or out of connections: Unavailable), "constraint" (a write Postgres
+// refused, class 23: often a user's input, such as an e-mail already
+// taken) or "other". Not found is an answer, not a failure, and a request
+// the client gave up (context.Canceled) is neither: neither is counted.
+// The metrics' Postgres error counter hooks in here.
+func CountErrors(db *gorm.DB, count func(kind string)) error {
+	hook := func(tx *gorm.DB) {
+		if kind := errorKind(tx.Error); kind != "" {
+			count(kind)
+		}
+	}
+	cb := db.Callback()
+	const name = "gatehouse:count_errors"
+	return errors.Join(
+		cb.Create().After("gorm:create").Register(name, hook),
+		cb.Query().After("gorm:query").Register(name, hook),
+		cb.Update().After("gorm:update").Register(name, hook),
+		cb.Delete().After("gorm:delete").Register(name, hook),
+		cb.Row().After("gorm:row").Register(name, hook),
+		cb.Raw().After("gorm:raw").Register(name, hook),
+	)
+}
+
+// errorKind classifies err for CountErrors ("" for none worth counting).
+func errorKind(err error) string {
+	if err == nil || errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, context.Canceled) {
+		return ""
+	}
+	var pgErr *pgconn.PgError
+	switch {
+	case Unavailable(err):
+		return "unavailable"
+	case errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "23"):
+		return "constraint"
+	}
+	return "other"
 }

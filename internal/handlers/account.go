@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -98,6 +99,7 @@ func (h *Handlers) changePassword(c echo.Context) error {
 	}
 	hash, err := h.hasher.Hash(ctx, next)
 	if errors.Is(err, password.ErrBusy) {
+		h.metrics.Throttled(metrics.ThrottleBusy)
 		r := busy(c)
 		f.Errors["new_password"] = r.message
 		return h.render(c, r.status, views.AccountView(page))

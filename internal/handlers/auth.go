@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -55,6 +56,7 @@ func (h *Handlers) signUp(c echo.Context) error {
 	if err != nil {
 		h.settle(ctx, attempt.Cancel)
 		if errors.Is(err, password.ErrBusy) {
+			h.metrics.Throttled(metrics.ThrottleBusy)
 			return refuse(busy(c))
 		}
 		return err
@@ -111,6 +113,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	}
 	pw := c.FormValue("password")
 	if f.Email == "" || pw == "" {
+		h.metrics.SignIn(metrics.SignInInvalid)
 		f.Error = "Enter your email and password."
 		return h.render(c, http.StatusUnprocessableEntity, views.SignInPage(f))
 	}
@@ -129,6 +132,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	// answer nor throttling reveals who has an account.
 	u, err := h.checkPassword(c, passwordCheck{email: email, password: pw})
 	if status, msg, ok := formProblem(err, msgBadCredentials); ok {
+		h.metrics.SignIn(signInResult(status))
 		return fail(status, msg)
 	} else if err != nil {
 		return err
@@ -136,6 +140,7 @@ func (h *Handlers) signIn(c echo.Context) error {
 	// Only now, with the right password, may the form say the account is
 	// disabled.
 	disabled := func() error {
+		h.metrics.SignIn(metrics.SignInDisabled)
 		h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, UserID: &u.ID, Detail: "account disabled"})
 		return fail(http.StatusUnprocessableEntity, msgDisabled)
 	}
@@ -160,12 +165,25 @@ func (h *Handlers) signIn(c echo.Context) error {
 	}
 	h.rotateCSRF(c)
 	h.setUnverifiedHint(c, u)
+	h.metrics.SignIn(metrics.SignInSuccess)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	next := f.Next
 	if next == "" {
 		next = "/account"
 	}
 	return h.redirect(c, next, flashSignedIn)
+}
+
+// signInResult names the sign-in metric's result for a refused form's
+// status (formProblem).
+func signInResult(status int) string {
+	switch status {
+	case http.StatusTooManyRequests:
+		return metrics.SignInThrottled
+	case http.StatusServiceUnavailable:
+		return metrics.SignInBusy
+	}
+	return metrics.SignInFailed
 }
 
 // endCurrent signs out the session the request arrived with, if any, before

@@ -14,6 +14,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/gatehouse/gatehouse/internal/factor"
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -66,6 +67,8 @@ type Deps struct {
 	// Require2FAForAdmins sends an administrator without a second factor
 	// to set one up before any admin page.
 	Require2FAForAdmins bool
+	// Metrics counts requests, sign-ins and refusals; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -93,6 +96,7 @@ type Handlers struct {
 	webauthn     *webauthn.WebAuthn
 	// require2FAForAdmins: REQUIRE_2FA_FOR_ADMINS.
 	require2FAForAdmins bool
+	metrics             *metrics.Metrics
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -112,5 +116,6 @@ func newHandlers(d Deps) *Handlers {
 		gorm:     d.Gorm, baseURL: d.BaseURL, mailer: d.Mailer,
 		keys: d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
 		passkeys: d.Passkeys, webauthn: d.WebAuthn,
+		metrics: d.Metrics,
 	}
 }

@@ -27,30 +27,42 @@ const maxPooledBuffer = 256 << 10
 
 // render writes page with status. It renders into a buffer first, so a
 // failed render still becomes a clean error page, and the response has a
-// Content-Length rather than chunked encoding.
+// Content-Length rather than chunked encoding; then compresses it when the
+// client accepts that (compress.go).
 func (h *Handlers) render(c echo.Context, status int, page templ.Component) error {
 	ctx := views.WithChrome(c.Request().Context(), h.chrome(c))
 	buf := renderBuffers.Get().(*bytes.Buffer)
 	buf.Reset()
-	defer func() {
-		if buf.Cap() <= maxPooledBuffer {
-			renderBuffers.Put(buf)
-		}
-	}()
+	defer putBuffer(buf)
 	if err := page.Render(ctx, buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
+	body, encoding, release := compressPage(c, status, buf.Bytes())
+	defer release()
+	hdr := c.Response().Header()
 	// Pages can show personal data: never let a cache keep them.
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(buf.Len()))
-	return c.HTMLBlob(status, buf.Bytes())
+	hdr.Set(echo.HeaderCacheControl, "no-store")
+	if encoding != "" {
+		hdr.Set(echo.HeaderContentEncoding, encoding)
+	}
+	hdr.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.HTMLBlob(status, body)
+}
+
+// putBuffer returns buf to renderBuffers, unless it grew unusually large.
+func putBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBuffer {
+		renderBuffers.Put(buf)
+	}
 }
 
 func (h *Handlers) chrome(c echo.Context) views.Chrome {
 	ch := views.Chrome{}
 	ch.Flash, ch.FlashTone = h.popFlash(c)
 	if tok, ok := c.Get(middleware.DefaultCSRFConfig.ContextKey).(string); ok {
-		ch.CSRF = tok
+		// Masked afresh for each page, so compression cannot leak it
+		// (compress.go).
+		ch.CSRF = maskCSRF(tok)
 	}
 	if p := session.Current(c.Request().Context()); p != nil {
 		ch.User = &views.CurrentUser{Name: p.Name, Email: p.Email, Admin: p.IsAdmin()}

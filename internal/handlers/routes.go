@@ -37,6 +37,9 @@ func New(d Deps) *echo.Echo {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
 	}
 
+	// First, so it counts every request, panics included, with the
+	// status the client got.
+	e.Use(d.Metrics.Middleware())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, DisablePrintStack: true}))
 	e.Use(h.logRequests())
 	e.Use(securityHeaders(d.SecureCookies))
@@ -53,7 +56,7 @@ func New(d Deps) *echo.Echo {
 	// Middleware is attached per route rather than through groups: Echo v4
 	// gives a group with middleware catch-all routes, which turn 405s into
 	// 404s.
-	web := []echo.MiddlewareFunc{readForm, h.sessions.Middleware, h.csrf()}
+	web := []echo.MiddlewareFunc{readForm, unmaskCSRFMiddleware, h.sessions.Middleware, h.csrf()}
 	signedIn := append(slices.Clip(web), h.requireAuth)
 
 	// Routes that hash a password: at most a few in flight per client,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -106,6 +107,7 @@ func (h *Handlers) checkPassword(c echo.Context, chk passwordCheck) (*models.Use
 		return nil, err
 	}
 	if wait > 0 {
+		h.metrics.Throttled(metrics.ThrottleAttempts)
 		return nil, tooManyAttempts(c, wait)
 	}
 	u, err := h.verifyPassword(ctx, chk)
@@ -131,6 +133,7 @@ func (h *Handlers) checkPassword(c echo.Context, chk passwordCheck) (*models.Use
 		return nil, errWrongPassword
 	case errors.Is(err, password.ErrBusy):
 		h.settle(ctx, attempt.Cancel)
+		h.metrics.Throttled(metrics.ThrottleBusy)
 		return nil, busy(c)
 	default:
 		h.settle(ctx, attempt.Cancel)
@@ -171,6 +174,7 @@ func (h *Handlers) beginSignUp(c echo.Context) (*throttle.Attempt, error) {
 		return nil, err
 	}
 	if wait > 0 {
+		h.metrics.Throttled(metrics.ThrottleAttempts)
 		return nil, tooManyAttempts(c, wait)
 	}
 	wait, err = h.throttle.Take(ctx, throttle.SignUpKey(c.RealIP()), h.signUpRate, time.Hour)
@@ -181,6 +185,7 @@ func (h *Handlers) beginSignUp(c echo.Context) (*throttle.Attempt, error) {
 		return nil, err
 	}
 	if wait > 0 {
+		h.metrics.Throttled(metrics.ThrottleSignUpRate)
 		setRetryAfter(c, wait)
 		return nil, &refusal{http.StatusTooManyRequests,
 			"Too many sign-ups from your network. Try again in " + waitWords(wait) + "."}
@@ -236,6 +241,7 @@ func (h *Handlers) capPasswordWork(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		key := throttle.IPKey(c.RealIP())
 		if !h.inFlight.enter(key) {
+			h.metrics.Throttled(metrics.ThrottleConcurrency)
 			setRetryAfter(c, time.Second)
 			return &publicError{status: http.StatusTooManyRequests, title: "Too many requests",
 				message: "Too many sign-in requests at once from your network. Wait a moment and try again."}

@@ -139,6 +139,18 @@ func (s *SessionStore) Active(ctx context.Context, userID int64) ([]SessionRecor
 	return rs, nil
 }
 
+// CountActive counts the records of every user that have not ended
+// (including those whose Redis data expired and that the sweep has not
+// closed yet). It reads every active record: the metrics call it at most
+// every 30 s.
+func (s *SessionStore) CountActive(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&SessionRecord{}).Where("ended_at IS NULL").Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count active sessions: %w", err)
+	}
+	return n, nil
+}
+
 // RecentlyEnded returns up to limit of userID's ended sessions, latest first.
 func (s *SessionStore) RecentlyEnded(ctx context.Context, userID int64, limit int) ([]SessionRecord, error) {
 	var rs []SessionRecord

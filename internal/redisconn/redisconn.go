@@ -37,7 +37,9 @@ const (
 
 // New returns a client for cfg with at most maxConns connections (per
 // node, on a Cluster). It does not connect: the first command does.
-func New(cfg config.Redis, maxConns int) (redis.UniversalClient, error) {
+// countError, when not nil, is told of every failed command (the metrics),
+// and whether it was marked ErrUnavailable.
+func New(cfg config.Redis, maxConns int, countError func(unavailable bool)) (redis.UniversalClient, error) {
 	var c redis.UniversalClient
 	switch cfg.Mode() {
 	case "sentinel":
@@ -80,7 +82,7 @@ func New(cfg config.Redis, maxConns int) (redis.UniversalClient, error) {
 		opt.ConnMaxIdleTime = 4 * time.Minute
 		c = redis.NewClient(opt)
 	}
-	c.AddHook(classify{})
+	c.AddHook(classify{count: countError})
 	return c, nil
 }
 
@@ -149,7 +151,19 @@ func Classify(err error) error {
 
 // classify is the client hook that applies Classify to every command's
 // error, pipelined or not (a refused dial fails the command it was for).
-type classify struct{}
+type classify struct {
+	count func(unavailable bool) // nil: not counted
+}
+
+// mark classifies err and tells count of it. redis.Nil (no such key) is
+// an answer, not a failure.
+func (h classify) mark(err error) error {
+	marked := Classify(err)
+	if marked != nil && h.count != nil && !errors.Is(marked, redis.Nil) {
+		h.count(errors.Is(marked, ErrUnavailable))
+	}
+	return marked
+}
 
 func (classify) DialHook(next redis.DialHook) redis.DialHook {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -158,10 +172,10 @@ func (classify) DialHook(next redis.DialHook) redis.DialHook {
 	}
 }
 
-func (classify) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h classify) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
-		if marked := Classify(err); marked != err {
+		if marked := h.mark(err); marked != err {
 			cmd.SetErr(marked)
 			return marked
 		}
@@ -169,12 +183,12 @@ func (classify) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (classify) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h classify) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
 		for _, cmd := range cmds {
 			if e := cmd.Err(); e != nil {
-				if marked := Classify(e); marked != e {
+				if marked := h.mark(e); marked != e {
 					cmd.SetErr(marked)
 				}
 			}

@@ -158,7 +158,7 @@ func (q *AuditQueue) Held() int {
 
 // writeInBackground is the writer's pass: after each event, every
 // auditRetry, and for Flush.
-func (q *AuditQueue) writeInBackground() {
+func (q *AuditQueue) writeInBackground() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
 	defer cancel()
 	err := q.Write(ctx)
@@ -168,7 +168,12 @@ func (q *AuditQueue) writeInBackground() {
 	if err != nil {
 		q.log.Warn("audit events not yet written; kept and retried", "err", err, "held_in_memory", q.Held())
 	}
+	return err == nil
 }
+
+// Lag is how long the oldest event handed to the writer has waited to be
+// written (0: none waits).
+func (q *AuditQueue) Lag() time.Duration { return q.loop.lag() }
 
 // Write writes the queued events: the list, batch by batch, then what
 // this instance still holds (events another instance took from the list,

@@ -117,12 +117,14 @@ const endsTimeout = 10 * time.Second
 
 // recordEndsInBackground is the end recorder's pass: it runs after every
 // end (and the sweep runs RecordEnds too).
-func (m *Manager) recordEndsInBackground() {
+func (m *Manager) recordEndsInBackground() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), endsTimeout)
 	defer cancel()
 	if _, err := m.RecordEnds(ctx); err != nil {
 		m.log.Warn("session ends not yet recorded; kept in Redis and retried on the next end or sweep", "err", err)
+		return false
 	}
+	return true
 }
 
 // heldEnds keeps the marks the recorder has read, by user and public id,

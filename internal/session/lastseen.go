@@ -64,7 +64,12 @@ func newLastSeenWriter(records toucher, log *slog.Logger, maxPending int, timeou
 		records: records, log: log, maxPending: maxPending, timeout: timeout,
 		pending: map[string]sighting{},
 	}
-	w.loop = startLoop(func() { w.writeBatch(context.Background()) })
+	w.loop = startLoop(func() bool {
+		// A failed write is dropped, not retried (each session offers
+		// again): the work handed over is done either way.
+		w.writeBatch(context.Background())
+		return true
+	})
 	return w
 }
 
@@ -170,6 +175,13 @@ type LastSeenStats struct {
 // LastSeenStats returns the last-seen writer's counters.
 func (m *Manager) LastSeenStats() LastSeenStats {
 	return LastSeenStats{Written: m.seen.written.Load(), Failed: m.seen.failed.Load(), Refused: m.seen.dropped.Load()}
+}
+
+// WorkerLag is how long the oldest work handed to each background writer
+// has waited: ends whose records are not yet written (or failed to be:
+// they wait for the next end or sweep), and last-seen writes queued.
+func (m *Manager) WorkerLag() (endRecorder, lastSeen time.Duration) {
+	return m.endsLoop.lag(), m.seen.loop.lag()
 }
 
 // WaitLastSeen returns once every last-seen write queued before the call

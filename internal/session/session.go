@@ -25,6 +25,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 )
 
@@ -68,6 +69,8 @@ type Options struct {
 	SecureCookies bool          // Secure and __Host- prefix (https only)
 	Logger        *slog.Logger
 	Now           func() time.Time // the clock; time.Now when nil
+	// Metrics counts the sessions ended, by reason; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Manager creates, checks, lists and ends sessions.
@@ -90,6 +93,7 @@ type Manager struct {
 	held heldEnds
 	// durability: how many replicas acknowledge revokes (durable.go).
 	durability
+	metrics *metrics.Metrics
 }
 
 // New returns a Manager.
@@ -128,7 +132,8 @@ func New(o Options) *Manager {
 	m := &Manager{
 		scs: sm, rdb: o.Redis, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
-		seen: newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
+		seen:    newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
+		metrics: o.Metrics,
 	}
 	m.endsLoop = startLoop(m.recordEndsInBackground)
 	return m
@@ -467,6 +472,7 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
 	ended, err := m.disable(ctx, userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
+	m.metrics.Revoked(string(models.EndAccountDisabled), len(ended))
 	m.recordLater(ended)
 	return len(ended), err
 }
@@ -481,6 +487,7 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // session ids match nothing.
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
 	ended, err := m.revoke(ctx, userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
+	m.metrics.Revoked(string(reason), len(ended))
 	m.recordLater(ended)
 	return ended, err
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Gatehouse's load benchmark (docs/performance.md). Not part of `go test`.
 #
-#   ./scripts/bench.sh        (or: bin/task bench)
+#   ./bench/bench.sh        (or: bin/task bench)
 #
 # Builds web, floor and loadgen; starts Gatehouse on a fresh database (made
 # from `postgres`, dropped at the end) and its own Redis prefix (deleted at
-# the end), and F1 (cmd/floor) beside it; seeds; runs every target; prints
+# the end), and F1 (bench/floor) beside it; seeds; runs every target; prints
 # one table. Servers run on CPU 0, load generators on CPU 1 (taskset).
 #
 # Knobs (environment): BENCH_DURATION (10s), BENCH_WARMUP (2s), BENCH_ROUNDS
@@ -78,7 +78,7 @@ if [ "$REDIS_MODE" = private ]; then
 fi
 
 say "building"
-go build -o "$WORK/" ./cmd/web ./cmd/floor ./cmd/loadgen
+go build -o "$WORK/" ./cmd/web ./bench/floor ./bench/loadgen
 psql -q "$ADMIN_URL" -c "CREATE DATABASE \"$DB\"" >/dev/null
 
 export DATABASE_URL=$DB_URL REDIS_URL REDIS_PREFIX=$PREFIX MIGRATE_ON_START=true
