@@ -82,3 +82,24 @@ func (m EmailChangedNotice) Text() string {
 		m.UndoLink + "\n"
 }
 func (m EmailChangedNotice) HTML() templ.Component { return emailChangedNoticeHTML(m) }
+
+// SecurityNotice tells the owner that the protection of their account
+// changed, or that a fallback (a recovery code) was used.
+type SecurityNotice struct {
+	Name        string
+	Title       string // the subject: "Two-factor authentication was turned off"
+	What        string // what happened, in a sentence or two
+	When        string // "2026-12-02 09:30 UTC"
+	From        string // the device and address it came from
+	DevicesLink string // /account/sessions
+	ForgotLink  string // /password/forgot
+}
+
+func (m SecurityNotice) Subject() string { return m.Title }
+func (m SecurityNotice) Text() string {
+	return "Hello " + m.Name + ",\n\n" + m.What + "\n\n" +
+		"When: " + m.When + "\nFrom: " + m.From + "\n\n" +
+		"See every device signed in to your account:\n" + m.DevicesLink + "\n\n" +
+		"If this was not you, reset your password at once and contact your administrator:\n" + m.ForgotLink + "\n"
+}
+func (m SecurityNotice) HTML() templ.Component { return securityNoticeHTML(m) }

@@ -209,6 +209,9 @@ func (a *App) watch(maxRedisConns int) {
 			prometheus.Labels{"result": c.result}, func() int64 { return c.read(a.Sessions.LastSeenStats()) })
 	}
 	m.WatchActiveSessions(a.Sessions.Records().CountActive)
+	m.WatchCounter("gatehouse_redis_revoke_replication_misses_total",
+		"Revokes that no replica acknowledged in time (WAIT): they stand on the primary, but a failover before replication could undo them.",
+		nil, a.Sessions.RevokeReplicationMisses)
 }
 
 // redisPoolStats is the one place the metrics read the Redis pool: a new

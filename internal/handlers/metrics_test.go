@@ -119,8 +119,11 @@ func TestMetricsCountSignInsThrottlingAndRevocations(t *testing.T) {
 	if n := env.Metric(t, "gatehouse_postgres_connections", "state", "idle"); n < 1 {
 		t.Errorf("postgres idle connections: %v", n)
 	}
-	if len(env.Series(t, "gatehouse_worker_lag_seconds")) != 3 {
+	if len(env.Series(t, "gatehouse_worker_lag_seconds")) != 4 {
 		t.Errorf("worker lag series: %v", env.Series(t, "gatehouse_worker_lag_seconds"))
+	}
+	if n := env.Metric(t, "gatehouse_redis_revoke_replication_misses_total"); n != 0 {
+		t.Errorf("revoke replication misses on a Redis without replicas: %v", n)
 	}
 	if len(env.Series(t, "gatehouse_active_sessions")) != 1 {
 		t.Error("no active sessions gauge")

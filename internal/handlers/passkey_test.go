@@ -257,6 +257,7 @@ func TestPasskeyRemoveNeedsRecentAuth(t *testing.T) {
 	if res := c.Post(path, nil); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("remove: %d", res.StatusCode)
 	}
+	env.Mail.WaitForSubject(t, u.Email, "A passkey was removed from your account", 1)
 	b := env.Client(t)
 	res = postJSON(b, "/signin/passkey/finish", k.get(begin(t, b, "/signin/passkey/begin")))
 	if res.StatusCode != http.StatusUnprocessableEntity {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
@@ -85,7 +86,7 @@ func (h *Handlers) resetForm(c echo.Context) error {
 	if _, err := h.tokenUser(c, token, models.TokenResetPassword); err != nil {
 		return err
 	}
-	return h.render(c, http.StatusOK, views.ResetPage(views.ResetForm{Token: token}))
+	return h.render(c, http.StatusOK, resetPage(c, views.ResetForm{Token: token}))
 }
 
 // tokenUser is the enabled account a valid, unused token of purpose names.
@@ -143,7 +144,7 @@ func (h *Handlers) reset(c echo.Context) error {
 	checkNewPassword(f.Errors, "new_password", pw)
 	if len(f.Errors) > 0 {
 		h.settle(ctx, attempt.Cancel)
-		return h.render(c, http.StatusUnprocessableEntity, views.ResetPage(f))
+		return h.render(c, http.StatusUnprocessableEntity, resetPage(c, f))
 	}
 	hash, err := h.hasher.Hash(ctx, pw)
 	if err != nil {
@@ -151,7 +152,7 @@ func (h *Handlers) reset(c echo.Context) error {
 		if errors.Is(err, password.ErrBusy) {
 			r := busy(c)
 			f.Errors["new_password"] = r.message
-			return h.render(c, r.status, views.ResetPage(f))
+			return h.render(c, r.status, resetPage(c, f))
 		}
 		return err
 	}
@@ -205,4 +206,11 @@ func (h *Handlers) reset(c echo.Context) error {
 	h.wakeMail()
 	h.rotateCSRF(c)
 	return h.redirect(c, "/signin", flashPasswordReset)
+}
+
+// resetPage is the page that carries a reset token in its form; like every
+// page holding a secret, it is sent uncompressed (compress.go).
+func resetPage(c echo.Context, f views.ResetForm) templ.Component {
+	c.Set(noCompression, true)
+	return views.ResetPage(f)
 }

@@ -191,6 +191,42 @@ func (h *Handlers) verifySecondFactor(ctx context.Context, userID int64, code st
 // on this branch.
 func (h *Handlers) securityNotice(c echo.Context, e models.AuditEvent) {
 	h.record(c, e)
+	about, ok := securityNotices[e.Kind]
+	if !ok || e.UserID == nil {
+		return
+	}
+	// The change itself has committed; the notice is queued right after it
+	// in a transaction of its own. A failure here is logged: the change
+	// stands, and the audit event records it.
+	ctx := c.Request().Context()
+	u, err := h.users.ByID(ctx, *e.UserID)
+	if err == nil {
+		device := session.Describe(session.UserAgent(c.Request()))
+		err = enqueue(ctx, h.gorm, string(e.Kind), u, views.SecurityNotice{
+			Name: u.Name, Title: about.title, What: about.what,
+			When:        h.now().UTC().Format("2006-01-02 15:04 UTC"),
+			From:        device.Browser + " on " + device.OS + ", " + c.RealIP(),
+			DevicesLink: link(h.baseURL, "/account/sessions", nil),
+			ForgotLink:  link(h.baseURL, "/password/forgot", nil),
+		})
+	}
+	if err != nil {
+		h.log.ErrorContext(ctx, "queueing a security notice", "kind", e.Kind, "err", err)
+		return
+	}
+	h.wakeMail()
+}
+
+// securityNotices are the mails securityNotice sends, by event.
+var securityNotices = map[models.AuditKind]struct{ title, what string }{
+	models.AuditTwoFactorDisabled: {"Two-factor authentication was turned off",
+		"Two-factor authentication was turned off for your Gatehouse account, and every other device signed in to it was signed out."},
+	models.AuditRecoveryCodeUsed: {"A recovery code was used to sign in",
+		"Someone signed in to your Gatehouse account with one of your recovery codes. That code no longer works."},
+	models.AuditPasskeyRemoved: {"A passkey was removed from your account",
+		"A passkey was removed from your Gatehouse account."},
+	models.AuditTwoFactorReset: {"An administrator removed your second factor",
+		"An administrator removed the second factor of your Gatehouse account and signed you out everywhere. Until you set up a new one, your password alone signs you in."},
 }
 
 // twoFactor is the overview: which factors the user has, and the actions.
@@ -262,6 +298,7 @@ func (h *Handlers) renderTOTPSetup(c echo.Context, status int, email, secret, pr
 	if err != nil {
 		return err
 	}
+	c.Set(noCompression, true) // the page shows a secret (compress.go)
 	return h.render(c, status, views.TOTPSetupView(views.TOTPSetup{Secret: secret, QRSVG: qr, Error: problem}))
 }
 
@@ -296,6 +333,7 @@ func (h *Handlers) totpConfirm(c echo.Context) error {
 		return err
 	}
 	h.record(c, models.AuditEvent{Kind: models.AuditTwoFactorEnabled, UserID: &p.UserID, SessionID: p.SessionID, Detail: "authenticator app"})
+	c.Set(noCompression, true) // the page shows a secret (compress.go)
 	return h.render(c, http.StatusOK, views.RecoveryCodesView(views.RecoveryCodes{Codes: codes, JustEnabled: true}))
 }
 
@@ -320,6 +358,7 @@ func (h *Handlers) newRecoveryCodes(c echo.Context) error {
 		return err
 	}
 	h.record(c, models.AuditEvent{Kind: models.AuditRecoveryCodesRenewed, UserID: &p.UserID, SessionID: p.SessionID})
+	c.Set(noCompression, true) // the page shows a secret (compress.go)
 	return h.render(c, http.StatusOK, views.RecoveryCodesView(views.RecoveryCodes{Codes: codes}))
 }
 

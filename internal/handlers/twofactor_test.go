@@ -244,6 +244,10 @@ func TestRecoveryCodeSignsInOnce(t *testing.T) {
 	if !hasKind(auditKinds(t, env, u.ID), models.AuditRecoveryCodeUsed) {
 		t.Error("no recovery_code_used event (the notice point)")
 	}
+	// The owner is told, with a way to see the devices and to react.
+	notice := env.Mail.WaitForSubject(t, u.Email, "A recovery code was used to sign in", 1)
+	notice.Link(t, "/account/sessions")
+	notice.Link(t, "/password/forgot")
 	c2 := pendingSignIn(t, env, u.Email)
 	if res := sendCode(c2, codes[0]); res.StatusCode != http.StatusUnprocessableEntity || signedIn(c2) {
 		t.Fatalf("a used recovery code again: %d", res.StatusCode)
@@ -452,6 +456,7 @@ func TestTurningOffNeedsTheFactorAndEndsOtherSessions(t *testing.T) {
 		t.Errorf("%d recovery codes left", n)
 	}
 	waitWritten(t, env)
+	env.Mail.WaitForSubject(t, u.Email, "Two-factor authentication was turned off", 1).Link(t, "/account/sessions")
 	if !hasKind(auditKinds(t, env, u.ID), models.AuditTwoFactorDisabled) {
 		t.Error("not audited")
 	}
@@ -579,6 +584,7 @@ func TestAdminSeesAndResetsSecondFactor(t *testing.T) {
 	if !hasKind(auditKinds(t, env, u.ID), models.AuditTwoFactorReset) {
 		t.Error("reset not audited")
 	}
+	env.Mail.WaitForSubject(t, u.Email, "An administrator removed your second factor", 1)
 	if admin.Get(userPath(u)).Doc(t).Find(`[data-factor="none"]`).Length() != 1 {
 		t.Error("the admin page still shows a factor")
 	}
