@@ -212,7 +212,7 @@ func TestMailSettings(t *testing.T) {
 	}
 	for base, dev := range map[string]bool{"http://127.0.0.1:8080": true, "http://[::1]:8080": true,
 		"https://id.example.com": false, "http://10.0.0.5": false} {
-		cfg, err := Load(env(map[string]string{"BASE_URL": base}))
+		cfg, err := Load(env(map[string]string{"BASE_URL": base, "SECRET_KEY": strings.Repeat("k", 32)}))
 		if err != nil || cfg.DevMailbox() != dev {
 			t.Errorf("BASE_URL=%s: dev mailbox %v (%v), want %v", base, cfg.DevMailbox(), err, dev)
 		}
