@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -36,6 +37,17 @@ type Sink struct {
 	arrived  chan struct{} // closed and replaced whenever a mail arrives
 	attempts int           // DATA commands seen, accepted or not
 	tls      []bool        // whether each accepted mail came over TLS
+	// user and pass, when set (RequireAuth), are the only credentials
+	// AUTH PLAIN takes, and mail is refused without them.
+	user, pass string
+}
+
+// RequireAuth makes the sink offer AUTH PLAIN, accept only user and pass,
+// and refuse mail from a client that has not authenticated.
+func (s *Sink) RequireAuth(user, pass string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.user, s.pass = user, pass
 }
 
 // Mail is a message the sink accepted.
@@ -215,11 +227,45 @@ type sinkSession struct {
 	conn *smtp.Conn
 	from string
 	rcpt []string
+	// authed: the client gave the sink's credentials (RequireAuth).
+	authed bool
 }
 
 func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	ss.sink.mu.Lock()
+	required := ss.sink.user != ""
+	ss.sink.mu.Unlock()
+	if required && !ss.authed {
+		return smtp.ErrAuthRequired
+	}
 	ss.from = from
 	return nil
+}
+
+// AuthMechanisms offers AUTH PLAIN only when the sink requires it.
+func (ss *sinkSession) AuthMechanisms() []string {
+	ss.sink.mu.Lock()
+	defer ss.sink.mu.Unlock()
+	if ss.sink.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (ss *sinkSession) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(_, user, pass string) error {
+		ss.sink.mu.Lock()
+		ok := user == ss.sink.user && pass == ss.sink.pass
+		ss.sink.mu.Unlock()
+		if !ok {
+			return smtp.ErrAuthFailed
+		}
+		ss.authed = true
+		return nil
+	}), nil
 }
 
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {

@@ -346,3 +346,66 @@ func TestOldestUnsentAge(t *testing.T) {
 		return err == nil && age == 0
 	})
 }
+
+// With credentials in SMTP_URL and a server that offers AUTH (here over
+// STARTTLS), the right ones send; wrong or missing ones deliver nothing.
+func TestAuthWithTheURLsCredentials(t *testing.T) {
+	t.Parallel()
+	ts := httptest.NewTLSServer(http.NotFoundHandler())
+	defer ts.Close()
+	sink := apptest.StartSink(t, ts.TLS)
+	sink.RequireAuth("gatehouse", "s3cret pass")
+	trust := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	from := &netmail.Address{Name: "Gatehouse", Address: "no-reply@localhost"}
+	msg, _ := mail.Compose(context.Background(), "test", "Ann", "ann@example.com", note{"Hello", "authenticated"})
+
+	send := func(url string) error {
+		t.Helper()
+		s, err := mail.ParseSMTPURL(url, from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.TLSConfig = trust
+		errs, err := s.Send(context.Background(), []mail.Message{msg})
+		if err != nil {
+			return err
+		}
+		return errs[0]
+	}
+	if err := send(sink.URL()); err == nil {
+		t.Fatal("a server that requires AUTH took mail without it")
+	}
+	if err := send("smtp://gatehouse:wrong@" + sink.Addr); err == nil {
+		t.Fatal("wrong credentials sent mail")
+	}
+	if n := len(sink.Mails()); n != 0 {
+		t.Fatalf("%d mails delivered without the right credentials", n)
+	}
+	if err := send("smtp://gatehouse:s3cret%20pass@" + sink.Addr); err != nil {
+		t.Fatalf("the right credentials: %v", err)
+	}
+	if got := sink.OverTLS(); len(got) != 1 || !got[0] {
+		t.Fatalf("delivered %v, want one mail over TLS", got)
+	}
+}
+
+// A server without TLS that offers AUTH PLAIN does not get the password:
+// PLAIN would send it in clear, so nothing is sent at all.
+func TestNoPasswordWithoutTLS(t *testing.T) {
+	t.Parallel()
+	sink := apptest.StartSink(t, nil)
+	sink.RequireAuth("gatehouse", "s3cret")
+	from := &netmail.Address{Name: "Gatehouse", Address: "no-reply@localhost"}
+	msg, _ := mail.Compose(context.Background(), "test", "Ann", "ann@example.com", note{"Hello", "in clear?"})
+	s, err := mail.ParseSMTPURL("smtp://gatehouse:s3cret@"+sink.Addr, from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := s.Send(context.Background(), []mail.Message{msg})
+	if err == nil && (len(errs) == 0 || errs[0] == nil) {
+		t.Fatal("sent with a password over a connection without TLS")
+	}
+	if n := len(sink.Mails()); n != 0 {
+		t.Fatalf("%d mails delivered", n)
+	}
+}
