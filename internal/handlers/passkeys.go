@@ -516,7 +516,7 @@ func (h *Handlers) secondStepPasskeyBegin(c echo.Context) error {
 		return err
 	}
 	if ch == nil {
-		return jsonProblem(c, http.StatusUnprocessableEntity, flashText(flashSignInExpired))
+		return jsonProblem(c, http.StatusUnprocessableEntity, flashes[flashSignInExpired])
 	}
 	u, err := h.users.ByID(ctx, ch.UserID)
 	if err != nil {
@@ -546,7 +546,7 @@ func (h *Handlers) secondStepPasskeyFinish(c echo.Context) error {
 		return err
 	}
 	if ch == nil {
-		return jsonProblem(c, http.StatusUnprocessableEntity, flashText(flashSignInExpired))
+		return jsonProblem(c, http.StatusUnprocessableEntity, flashes[flashSignInExpired])
 	}
 	u, err := h.users.ByID(ctx, ch.UserID)
 	if err != nil {
@@ -558,7 +558,7 @@ func (h *Handlers) secondStepPasskeyFinish(c echo.Context) error {
 	if ok, err := h.factors.ConsumeChallenge(ctx, hash, h.now()); err != nil {
 		return err
 	} else if !ok {
-		return jsonProblem(c, http.StatusUnprocessableEntity, flashText(flashSignInExpired))
+		return jsonProblem(c, http.StatusUnprocessableEntity, flashes[flashSignInExpired])
 	}
 	h.setChallengeCookie(c, "", 0)
 	if u.Disabled() {

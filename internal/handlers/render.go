@@ -118,6 +118,18 @@ const (
 	flashEndedByUndo     flashKey = "ended_by_undo"
 	// An htmx revoke of a session another tab had already ended.
 	flashAlreadyEnded flashKey = "already_ended"
+	// Second factors.
+	flashSignInExpired    flashKey = "signin_expired"
+	flashTOTPAlreadyOn    flashKey = "totp_already_on"
+	flashTOTPSetupExpired flashKey = "totp_setup_expired"
+	flashTOTPOff          flashKey = "totp_off"
+	flashTOTPDisabled     flashKey = "totp_disabled"
+	flashAdminNeeds2FA    flashKey = "admin_needs_2fa"
+	flashTwoFactorReset   flashKey = "2fa_reset"
+	flashNoSecondFactor   flashKey = "no_second_factor"
+	flashPasskeyAdded     flashKey = "passkey_added"
+	flashPasskeyRenamed   flashKey = "passkey_renamed"
+	flashPasskeyRemoved   flashKey = "passkey_removed"
 )
 
 var flashes = map[flashKey]string{
@@ -152,6 +164,18 @@ var flashes = map[flashKey]string{
 	flashEmailChanged:    "Your email address has been changed.",
 	flashEndedByUndo:     "An email change on your account was undone, so every device was signed out. Set a new password with the link we sent.",
 	flashAlreadyEnded:    "That session had already ended. The list is up to date now.",
+	// Second factors.
+	flashSignInExpired:    "Your sign-in was not completed in time, or was already used. Please sign in again.",
+	flashTOTPAlreadyOn:    "Your authenticator app is already set up.",
+	flashTOTPSetupExpired: "That set-up took too long, so here is a new code to scan.",
+	flashTOTPOff:          "Two-factor authentication is not turned on.",
+	flashTOTPDisabled:     "Two-factor authentication is off, and your other devices have been signed out.",
+	flashAdminNeeds2FA:    "Administrators must use two-factor authentication. Set it up to open the admin pages.",
+	flashTwoFactorReset:   "The user's second factor has been removed and their sessions ended.",
+	flashNoSecondFactor:   "The user has no second factor.",
+	flashPasskeyAdded:     "Your passkey has been added.",
+	flashPasskeyRenamed:   "The passkey has been renamed.",
+	flashPasskeyRemoved:   "The passkey has been removed.",
 }
 
 // flashTones gives a message that is not good news its tone (views.Tone*):
@@ -229,13 +253,5 @@ func (h *Handlers) popFlash(c echo.Context) (msg, tone string) {
 			return fmt.Sprintf(format, device), flashTones[key]
 		}
 	}
-	return flashText(key), flashTones[key]
-}
-
-// flashText is the message of key, from the catalogues.
-func flashText(key flashKey) string {
-	if m, ok := flashes[key]; ok {
-		return m
-	}
-	return twoFactorFlashes[key]
+	return flashes[key], flashTones[key]
 }

@@ -168,7 +168,7 @@ func (h *Handlers) noPendingSignIn(c echo.Context, detail string) error {
 	}
 	h.settle(ctx, attempt.Fail)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignInFailed, Detail: detail})
-	return page(http.StatusUnprocessableEntity, flashText(flashSignInExpired))
+	return page(http.StatusUnprocessableEntity, flashes[flashSignInExpired])
 }
 
 // startSession signs u in on this browser, by method, and returns where

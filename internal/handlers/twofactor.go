@@ -45,36 +45,6 @@ const (
 	msgEnterCode     = "Enter the code from your authenticator app, or a recovery code."
 )
 
-// Flash messages of second factors (a catalogue of their own, beside
-// flashes).
-const (
-	flashSignInExpired    flashKey = "signin_expired"
-	flashTOTPAlreadyOn    flashKey = "totp_already_on"
-	flashTOTPSetupExpired flashKey = "totp_setup_expired"
-	flashTOTPOff          flashKey = "totp_off"
-	flashTOTPDisabled     flashKey = "totp_disabled"
-	flashAdminNeeds2FA    flashKey = "admin_needs_2fa"
-	flashTwoFactorReset   flashKey = "2fa_reset"
-	flashNoSecondFactor   flashKey = "no_second_factor"
-	flashPasskeyAdded     flashKey = "passkey_added"
-	flashPasskeyRenamed   flashKey = "passkey_renamed"
-	flashPasskeyRemoved   flashKey = "passkey_removed"
-)
-
-var twoFactorFlashes = map[flashKey]string{
-	flashSignInExpired:    "Your sign-in was not completed in time, or was already used. Please sign in again.",
-	flashTOTPAlreadyOn:    "Your authenticator app is already set up.",
-	flashTOTPSetupExpired: "That set-up took too long, so here is a new code to scan.",
-	flashTOTPOff:          "Two-factor authentication is not turned on.",
-	flashTOTPDisabled:     "Two-factor authentication is off, and your other devices have been signed out.",
-	flashAdminNeeds2FA:    "Administrators must use two-factor authentication. Set it up to open the admin pages.",
-	flashTwoFactorReset:   "The user's second factor has been removed and their sessions ended.",
-	flashNoSecondFactor:   "The user has no second factor.",
-	flashPasskeyAdded:     "Your passkey has been added.",
-	flashPasskeyRenamed:   "The passkey has been renamed.",
-	flashPasskeyRemoved:   "The passkey has been removed.",
-}
-
 // codeProblem says how a form answers checkSecondFactor's err, as
 // formProblem does for passwords.
 func codeProblem(err error) (status int, message string, ok bool) {
