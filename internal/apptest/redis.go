@@ -34,6 +34,9 @@ func StartRedis(t testing.TB, args ...string) *PrivateRedis {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A directory of its own: a replica writes the snapshot it receives
+	// from its primary, which would otherwise land in the package's folder.
+	args = append([]string{"--dir", t.TempDir()}, args...)
 	r := &PrivateRedis{t: t, Port: port, r: &localserver.Redis{Port: port, Args: args}}
 	r.Start()
 	t.Cleanup(r.Stop)
