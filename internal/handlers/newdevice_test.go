@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"database/sql/driver"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -451,5 +454,80 @@ func TestNotMeLinkRefusals(t *testing.T) {
 	env.App.DB.Table("audit_events").Where("kind = ?", models.AuditThisWasntMe).Count(&n)
 	if n != 0 {
 		t.Errorf("%d this_wasnt_me events", n)
+	}
+}
+
+// failMailInserts makes every insert into the outbox fail, as a Postgres
+// dying mid-request would, until the returned function is called.
+func failMailInserts(t *testing.T, env *apptest.Env) (restore func()) {
+	t.Helper()
+	err := env.HookableDB(t).Callback().Create().Before("gorm:create").Register("test:fail-mail", func(tx *gorm.DB) {
+		if tx.Statement.Table == "mail_outbox" {
+			tx.AddError(fmt.Errorf("injected: %w", driver.ErrBadConn))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func() { env.HookableDB(t).Callback().Create().Remove("test:fail-mail") }
+}
+
+// TestNewDeviceAlertIsWrittenWithItsSignIn: when the alert cannot be
+// queued, the sign-in does not stand and nothing of it is recorded; the
+// alert exists if and only if the sign-in happened.
+func TestNewDeviceAlertIsWrittenWithItsSignIn(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	restore := failMailInserts(t, env)
+	laptop := browser(t, env, safariMac)
+	res := laptop.Post("/signin", url.Values{"email": {"ada@example.com"}, "password": {"analytical engine"}})
+	restore()
+	if res.StatusCode < 500 || strings.Contains(res.Body, "injected") {
+		t.Fatalf("sign-in whose alert failed: %d", res.StatusCode)
+	}
+	if laptop.Get("/account").StatusCode != http.StatusSeeOther {
+		t.Fatal("the sign-in stands without its alert")
+	}
+	var devices, tokens, events int64
+	env.App.DB.Table("known_devices").Count(&devices)
+	env.App.DB.Table("mail_tokens").Where("purpose = 'not_me'").Count(&tokens)
+	env.App.DB.Table("audit_events").Where("kind = ?", models.AuditNewDeviceAlert).Count(&events)
+	if devices != 1 || tokens != 0 || events != 0 || alertsQueued(t, env, "ada@example.com") != 0 {
+		t.Fatalf("after the failure: %d devices, %d tokens, %d events", devices, tokens, events)
+	}
+	laptop.SignIn("ada@example.com", "analytical engine")
+	if n := alertsQueued(t, env, "ada@example.com"); n != 1 {
+		t.Fatalf("after the fault: %d alerts, want 1", n)
+	}
+}
+
+// TestSecurityNoticeIsWrittenWithItsChange: a recovery code is used in the
+// transaction that queues its notice, so when the notice cannot be queued
+// the code stays unused, nobody signs in and nothing is recorded.
+func TestSecurityNoticeIsWrittenWithItsChange(t *testing.T) {
+	env := apptest.New(t)
+	u, _, codes := userWithTOTP(t, env, "lost@example.com")
+	c := pendingSignIn(t, env, u.Email)
+	restore := failMailInserts(t, env)
+	res := sendCode(c, codes[0])
+	restore()
+	if res.StatusCode < 500 || signedIn(c) {
+		t.Fatalf("recovery code whose notice failed: %d", res.StatusCode)
+	}
+	left, err := models.NewFactorStore(env.App.DB).Factors(context.Background(), u.ID)
+	if err != nil || left.RecoveryCodes != 10 {
+		t.Fatalf("recovery codes left: %d, %v", left.RecoveryCodes, err)
+	}
+	waitWritten(t, env)
+	if hasKind(auditKinds(t, env, u.ID), models.AuditRecoveryCodeUsed) {
+		t.Fatal("recovery_code_used recorded for a use that did not happen")
+	}
+	// The same code, the fault gone: signed in, and told.
+	if res := sendCode(c, codes[0]); res.StatusCode != http.StatusSeeOther || !signedIn(c) {
+		t.Fatalf("the code after the fault: %d", res.StatusCode)
+	}
+	env.Mail.WaitForSubject(t, u.Email, "A recovery code was used to sign in", 1)
+	if !hasKind(auditKinds(t, env, u.ID), models.AuditRecoveryCodeUsed) {
+		t.Error("no recovery_code_used event")
 	}
 }
