@@ -330,27 +330,7 @@ func TestThisWasntMe(t *testing.T) {
 		t.Fatalf("opening the link ended the session: %d", res.StatusCode)
 	}
 	// Racers in browsers without a session: exactly one wins.
-	statuses := make([]int, 5)
-	var wg sync.WaitGroup
-	for i := range statuses {
-		r := env.Client(t)
-		r.CSRFToken()
-		wg.Go(func() {
-			statuses[i] = r.Post("/signin/not-me", url.Values{"token": {tokenOf(notMe, "/signin/not-me")}}).StatusCode
-		})
-	}
-	wg.Wait()
-	won := 0
-	for _, s := range statuses {
-		if s == http.StatusOK {
-			won++
-		} else if s != http.StatusBadRequest {
-			t.Fatalf("not-me statuses %v", statuses)
-		}
-	}
-	if won != 1 {
-		t.Fatalf("%d uses succeeded (%v), want 1", won, statuses)
-	}
+	raceOnce(t, env, 5, "/signin/not-me", url.Values{"token": {tokenOf(notMe, "/signin/not-me")}})
 	// That sign-in ended at once, and so did every other session.
 	for _, s := range []*apptest.Client{laptop, c} {
 		if res := s.Get("/account"); res.StatusCode != http.StatusSeeOther {
@@ -529,5 +509,31 @@ func TestSecurityNoticeIsWrittenWithItsChange(t *testing.T) {
 	env.Mail.WaitForSubject(t, u.Email, "A recovery code was used to sign in", 1)
 	if !hasKind(auditKinds(t, env, u.ID), models.AuditRecoveryCodeUsed) {
 		t.Error("no recovery_code_used event")
+	}
+}
+
+// raceOnce posts form to path from n browsers without a session at once,
+// and fails t unless exactly one gets 200 and the others 400: a mailed
+// link used once.
+func raceOnce(t *testing.T, env *apptest.Env, n int, path string, form url.Values) {
+	t.Helper()
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range statuses {
+		r := env.Client(t)
+		r.CSRFToken()
+		wg.Go(func() { statuses[i] = r.Post(path, form).StatusCode })
+	}
+	wg.Wait()
+	won := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			won++
+		} else if s != http.StatusBadRequest {
+			t.Fatalf("%s statuses %v", path, statuses)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d uses of one link succeeded (%v), want 1", won, statuses)
 	}
 }
