@@ -539,3 +539,66 @@ func raceOnce(t *testing.T, env *apptest.Env, n int, path string, form url.Value
 		t.Fatalf("%d uses of one link succeeded (%v), want 1", won, statuses)
 	}
 }
+
+// TestKnownDevicesAreBounded: an account keeps at most 100 devices; the
+// ones seen once and longest ago go first, the owner's own stay.
+func TestKnownDevicesAreBounded(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	env.Clock.Advance(time.Minute)
+	c.Post("/signout", nil)
+	c.SignIn("ada@example.com", "analytical engine") // seen twice now
+	uid := userID(t, env, "ada@example.com")
+	// 100 devices from a flood, each seen once, an hour ago.
+	err := env.App.DB.Exec(`INSERT INTO known_devices (user_id, device_hash, browser, os, ip, first_seen_at, last_seen_at)
+		SELECT ?, sha256(i::text::bytea), 'Junk', 'Junk', '192.0.2.1', now() - interval '1 hour', now() - interval '1 hour'
+		FROM generate_series(1, 100) i`, uid).Error
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop := browser(t, env, safariMac)
+	laptop.SignIn("ada@example.com", "analytical engine")
+	var n, junk int64
+	env.App.DB.Table("known_devices").Where("user_id = ?", uid).Count(&n)
+	env.App.DB.Table("known_devices").Where("user_id = ? AND browser = 'Junk'", uid).Count(&junk)
+	if n != 100 || junk != 98 {
+		t.Fatalf("%d devices (%d junk), want 100 (98 junk)", n, junk)
+	}
+	// Both real browsers are still known.
+	before := alertsQueued(t, env, "ada@example.com")
+	for _, b := range []*apptest.Client{c, laptop} {
+		b.Post("/signout", nil)
+		b.SignIn("ada@example.com", "analytical engine")
+	}
+	if got := alertsQueued(t, env, "ada@example.com"); got != before {
+		t.Errorf("a kept device was alerted about: %d alerts, want %d", got, before)
+	}
+}
+
+// TestDeviceCookieOnHTTPS: on https the device cookie has the __Host-
+// prefix and is Secure, like the session cookie.
+func TestDeviceCookieOnHTTPS(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.With("BASE_URL", "https://gatehouse.example"))
+	c := env.Client(t)
+	// A same-origin browser form: Sec-Fetch-Site stands for the token.
+	c.Header.Set("Sec-Fetch-Site", "same-origin")
+	res := c.PostRaw("/signup", url.Values{"name": {"Ada"}, "email": {"ada@example.com"}, "password": {"analytical engine"}}.Encode())
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-up: %d", res.StatusCode)
+	}
+	var ck *http.Cookie
+	for _, k := range res.Cookies() {
+		switch k.Name {
+		case "__Host-gatehouse_device":
+			ck = k
+		case "gatehouse_device":
+			t.Error("a device cookie without the __Host- prefix on https")
+		}
+	}
+	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" || ck.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("device cookie on https: %v", res.Header.Values("Set-Cookie"))
+	}
+}
