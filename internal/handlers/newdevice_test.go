@@ -511,6 +511,11 @@ func TestSecurityNoticeIsWrittenWithItsChange(t *testing.T) {
 	if !hasKind(auditKinds(t, env, u.ID), models.AuditRecoveryCodeUsed) {
 		t.Error("no recovery_code_used event")
 	}
+	// The second step ends in a session like a password does: a new
+	// browser, so an alert.
+	if n := alertsQueued(t, env, u.Email); n != 1 {
+		t.Errorf("sign-in with a second factor from a new browser: %d alerts, want 1", n)
+	}
 }
 
 // raceOnce posts form to path from n browsers without a session at once,
