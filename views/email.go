@@ -103,3 +103,27 @@ func (m SecurityNotice) Text() string {
 		"If this was not you, reset your password at once and contact your administrator:\n" + m.ForgotLink + "\n"
 }
 func (m SecurityNotice) HTML() templ.Component { return securityNoticeHTML(m) }
+
+// NewDeviceAlert tells the owner their account was signed in to from a
+// device it had not seen, with a link that undoes the sign-in.
+type NewDeviceAlert struct {
+	Name        string
+	When        string // "2026-12-02 09:30 UTC"
+	Device      string // "Firefox on Linux"
+	IP          string
+	DevicesLink string // /account/sessions
+	NotMeLink   string // /signin/not-me?token=...
+}
+
+func (NewDeviceAlert) Subject() string { return "New sign-in to your Gatehouse account" }
+func (m NewDeviceAlert) Text() string {
+	return "Hello " + m.Name + ",\n\n" +
+		"Your Gatehouse account was just signed in to from a device it had not seen before.\n\n" +
+		"When: " + m.When + "\nDevice: " + m.Device + "\nAddress: " + m.IP + "\n\n" +
+		"If this was you, there is nothing to do. See every device signed in to your account:\n" +
+		m.DevicesLink + "\n\n" +
+		"If this wasn't you, open this link (it works once, for 7 days): that sign-in ends at once,\n" +
+		"every device is signed out, your password stops working, and we mail you a link to choose a new one:\n\n" +
+		m.NotMeLink + "\n"
+}
+func (m NewDeviceAlert) HTML() templ.Component { return newDeviceAlertHTML(m) }

@@ -82,3 +82,53 @@ func TestBrowserVerifyEmail(t *testing.T) {
 		t.Fatal("the profile still says unverified")
 	}
 }
+
+// TestBrowserThisWasntMe: a sign-in from a new device mails the owner; the
+// alert's "This wasn't me" link, opened in a browser without a session
+// and with JavaScript off, shows a page whose button ends that sign-in
+// (and every other), locks the password and sends a reset link.
+func TestBrowserThisWasntMe(t *testing.T) {
+	s := start(t)
+	laptop := s.newBrowser("laptop")
+	laptop.signUp("Ada Lovelace", "ada@example.com", "analytical engine")
+	thief := s.newBrowser("thief", asPhone)
+	thief.signIn("ada@example.com", "analytical engine")
+
+	link := s.env.Mail.WaitForSubject(t, "ada@example.com", "New sign-in to your Gatehouse account", 1).Link(t, "/signin/not-me")
+	mail := s.newBrowser("mail", withoutJavaScript)
+	if path := mail.open(link); !strings.HasPrefix(path, "/signin/not-me?token=") {
+		t.Fatalf("the mailed link opened %s", path)
+	}
+	if got := mail.text(`[data-testid="email-link-text"]`); !strings.Contains(got, "not you") {
+		t.Fatalf("not-me page says %q", got)
+	}
+	mail.screenshot("not-me")
+	// Opening the page ended nothing.
+	if path := thief.open("/account"); path != "/account" {
+		t.Fatalf("opening the link signed the thief out: %s", path)
+	}
+	if path := mail.submit(`form[action="/signin/not-me"] button[type="submit"]`); path != "/signin/not-me" {
+		t.Fatalf("the button ended on %s", path)
+	}
+	if got := mail.text(`[data-testid="not-me-done"]`); !strings.Contains(got, "ada@example.com") {
+		t.Fatalf("done page says %q", got)
+	}
+	mail.screenshot("not-me-done")
+
+	for _, b := range []*Browser{thief, laptop} {
+		if path := b.open("/account"); !strings.HasPrefix(path, "/signin") {
+			t.Fatalf("%s is still signed in: %s", b.name, path)
+		}
+		if got := b.text(`[data-testid="flash"]`); !strings.Contains(got, "not yours") {
+			t.Errorf("%s's flash %q does not say why", b.name, got)
+		}
+	}
+	// The reset link sets a new password; the old one is dead.
+	reset := s.env.Mail.WaitForSubject(t, "ada@example.com", "Reset your Gatehouse password", 1).Link(t, "/password/reset")
+	mail.open(reset)
+	mail.fill("#new_password", "difference engine")
+	if path := mail.submit(`form[action="/password/reset"] button[type="submit"]`); path != "/signin" {
+		t.Fatalf("reset ended on %s", path)
+	}
+	laptop.signIn("ada@example.com", "difference engine")
+}

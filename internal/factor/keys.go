@@ -14,10 +14,12 @@ import (
 
 // Keys are the keys derived from SECRET_KEY: one to encrypt secrets at
 // rest (AES-256-GCM), one to key the hashes of recovery codes (HMAC-SHA256),
-// so a copy of the database alone opens neither.
+// so a copy of the database alone opens neither, and one to sign device
+// cookies (HMAC-SHA256), so a browser cannot make up a known device.
 type Keys struct {
-	aead    cipher.AEAD
-	codeMAC []byte
+	aead      cipher.AEAD
+	codeMAC   []byte
+	deviceMAC []byte
 }
 
 // ErrUnsealable means a sealed secret could not be opened: another
@@ -40,6 +42,10 @@ func NewKeys(secret []byte) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive key: %w", err)
 	}
+	deviceKey, err := derive("device cookie v1")
+	if err != nil {
+		return nil, fmt.Errorf("derive key: %w", err)
+	}
 	block, err := aes.NewCipher(encKey)
 	if err != nil {
 		return nil, err
@@ -48,7 +54,7 @@ func NewKeys(secret []byte) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keys{aead: aead, codeMAC: macKey}, nil
+	return &Keys{aead: aead, codeMAC: macKey, deviceMAC: deviceKey}, nil
 }
 
 // owner binds a sealed secret to its user: a secret copied into another
@@ -93,3 +99,15 @@ func (k *Keys) HashRecoveryCode(userID int64, code string) []byte {
 	m.Write([]byte(code))
 	return m.Sum(nil)
 }
+
+// SignDevice is the signature of a device cookie's id.
+func (k *Keys) SignDevice(id []byte) []byte {
+	m := hmac.New(sha256.New, k.deviceMAC)
+	m.Write([]byte("device\x00"))
+	m.Write(id)
+	return m.Sum(nil)
+}
+
+// DeviceSigned reports whether sig is id's signature (SignDevice), in
+// constant time.
+func (k *Keys) DeviceSigned(id, sig []byte) bool { return hmac.Equal(k.SignDevice(id), sig) }

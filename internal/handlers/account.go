@@ -23,6 +23,7 @@ func (h *Handlers) account(c echo.Context) error {
 		Password: views.PasswordForm{RevokeOthers: true},
 	}
 	page.Unverified = unverifiedHint(c, p.UserID) // verify.go: no query on this page
+	page.AlertsOff = hasHint(c, alertsOffCookie, p.UserID)
 	// An email change that waited for the password comes back re-filled,
 	// for the user to check and save (pending.go).
 	if name, email, ok := pendingProfile(c.QueryParams()); ok {
@@ -36,7 +37,7 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
 	f := views.ProfileForm{Name: formValue(c, "name"), Email: formValue(c, "email"), Errors: views.FieldErrors{}}
-	page := views.AccountPage{Profile: f, Password: views.PasswordForm{RevokeOthers: true}}
+	page := views.AccountPage{Profile: f, Password: views.PasswordForm{RevokeOthers: true}, AlertsOff: hasHint(c, alertsOffCookie, p.UserID)}
 	email := checkProfile(f.Errors, f.Name, f.Email)
 	if len(f.Errors) > 0 {
 		return h.render(c, http.StatusUnprocessableEntity, views.AccountView(page))
@@ -82,7 +83,7 @@ func (h *Handlers) changePassword(c echo.Context) error {
 	p := session.Current(ctx)
 	current, next := c.FormValue("current_password"), c.FormValue("new_password")
 	f := views.PasswordForm{RevokeOthers: formBool(c, "revoke_others"), Errors: views.FieldErrors{}}
-	page := views.AccountPage{Profile: views.ProfileForm{Name: p.Name, Email: p.Email}, Password: f}
+	page := views.AccountPage{Profile: views.ProfileForm{Name: p.Name, Email: p.Email}, Password: f, AlertsOff: hasHint(c, alertsOffCookie, p.UserID)}
 	if current == "" {
 		f.Errors["current_password"] = "Enter your current password."
 	}

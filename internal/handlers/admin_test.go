@@ -463,7 +463,7 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	c.Post("/account/sessions/revoke-others", nil) // sessions_revoked
 	c.Post("/account/password", url.Values{"current_password": {"user password"}, "new_password": {"new user password"}})
 	// email_verified: the sign-up's link, used before the address changes.
-	link := env.Mail.WaitFor(t, "user@example.com", 1).Link(t, "/verify")
+	link := env.Mail.WaitForSubject(t, "user@example.com", "Verify your email address for Gatehouse", 1).Link(t, "/verify")
 	c.Post("/verify", url.Values{"token": {strings.TrimPrefix(link, "/verify?token=")}})
 	c.Post("/account", url.Values{"name": {"U"}, "email": {"user2@example.com"}}) // email_change_requested
 	link = env.Mail.WaitFor(t, "user2@example.com", 1).Link(t, "/email/confirm")
@@ -479,6 +479,13 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	link = env.Mail.WaitForSubject(t, "user@example.com", "Reset your Gatehouse password", 2).Link(t, "/password/reset")
 	c.Post("/password/reset", url.Values{"token": {strings.TrimPrefix(link, "/password/reset?token=")}, "new_password": {"reset user password"}}) // password_reset
 	secondFactorEvents(t, env, admin, user, "user@example.com", "reset user password")
+	// A day on (alike devices are alerted about once a day), a new
+	// browser signs in: new_device_alert; its "This wasn't me":
+	// this_wasnt_me.
+	env.Clock.Advance(25 * time.Hour)
+	env.Client(t).SignIn("user@example.com", "reset user password")
+	link = env.Mail.WaitForSubject(t, "user@example.com", "New sign-in to your Gatehouse account", 2).Link(t, "/signin/not-me")
+	c.Post("/signin/not-me", url.Values{"token": {strings.TrimPrefix(link, "/signin/not-me?token=")}})
 
 	kinds := auditKinds(t, env, user.ID)
 	for _, k := range models.AuditKinds {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -47,27 +48,39 @@ func (h *Handlers) adminResetTwoFactor(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	had, err := h.factors.RemoveSecondFactors(ctx, u.ID)
-	if err != nil {
-		return err
+	me := session.Current(ctx)
+	var keep []string
+	if me.UserID == u.ID {
+		keep = []string{me.SessionID}
 	}
-	n, err := h.passkeys.RemoveAll(ctx, u.ID)
+	// The factors go, the sessions end and the owner's notice is queued in
+	// one transaction (sessions end before the commit).
+	var had bool
+	var n int64
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if had, err = models.NewFactorStore(tx).RemoveSecondFactors(ctx, u.ID); err != nil {
+			return err
+		}
+		if n, err = models.NewPasskeyStore(tx).RemoveAll(ctx, u.ID); err != nil {
+			return err
+		}
+		if !had && n == 0 {
+			return nil
+		}
+		ended, err := h.sessions.RevokeAll(ctx, u.ID, keep, models.EndRevokedByAdmin, &me.UserID)
+		if err != nil {
+			return err
+		}
+		return h.securityNotice(c, tx, models.AuditEvent{Kind: models.AuditTwoFactorReset, UserID: &u.ID,
+			Detail: plural(n, "passkey") + " removed, " + sessionCount(ended) + " ended"})
+	})
 	if err != nil {
 		return err
 	}
 	if !had && n == 0 {
 		return h.redirect(c, adminBack(c, u.ID), flashNoSecondFactor)
 	}
-	me := session.Current(ctx)
-	var keep []string
-	if me.UserID == u.ID {
-		keep = []string{me.SessionID}
-	}
-	ended, err := h.sessions.RevokeAll(ctx, u.ID, keep, models.EndRevokedByAdmin, &me.UserID)
-	if err != nil {
-		return err
-	}
-	h.securityNotice(c, models.AuditEvent{Kind: models.AuditTwoFactorReset, UserID: &u.ID,
-		Detail: plural(n, "passkey") + " removed, " + sessionCount(ended) + " ended"})
+	h.wakeMail()
 	return h.redirect(c, adminBack(c, u.ID), flashTwoFactorReset)
 }

@@ -21,18 +21,24 @@ const activityShown = 20
 // failure to queue is logged, not shown.
 func (h *Handlers) record(c echo.Context, e models.AuditEvent) {
 	ctx := c.Request().Context()
+	h.describeEvent(c, &e)
+	if err := h.audits.Record(ctx, &e); err != nil {
+		h.log.ErrorContext(ctx, "audit event not recorded", "kind", e.Kind, "err", err)
+	}
+}
+
+// describeEvent fills in when, from where, and (unless set) who did it:
+// the request's signed-in user.
+func (h *Handlers) describeEvent(c echo.Context, e *models.AuditEvent) {
 	e.At = h.now()
 	e.IP = c.RealIP()
 	e.UserAgent = session.UserAgent(c.Request())
 	d := session.Describe(e.UserAgent)
 	e.Browser, e.OS = d.Browser, d.OS
 	if e.ActorID == nil {
-		if p := session.Current(ctx); p != nil {
+		if p := session.Current(c.Request().Context()); p != nil {
 			e.ActorID = &p.UserID
 		}
-	}
-	if err := h.audits.Record(ctx, &e); err != nil {
-		h.log.ErrorContext(ctx, "audit event not recorded", "kind", e.Kind, "err", err)
 	}
 }
 

@@ -62,9 +62,14 @@ func (h *Handlers) signUp(c echo.Context) error {
 		return err
 	}
 	u := &models.User{Name: f.Name, Email: email, PasswordHash: hash}
-	// The account and its verification mail are written together.
+	device := h.browserDevice(c)
+	// The account, its verification mail and its first device (this
+	// browser: signing in here later alerts nobody) are written together.
 	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := models.NewUserStore(tx).Create(ctx, u); err != nil {
+			return err
+		}
+		if _, err := models.SeeDevice(ctx, tx, knownDevice(c, u.ID, device, h.now())); err != nil {
 			return err
 		}
 		e := h.requestEvent(c, "", u.ID)
@@ -90,6 +95,8 @@ func (h *Handlers) signUp(c echo.Context) error {
 	}
 	h.rotateCSRF(c)
 	h.setUnverifiedHint(c, u)
+	h.setDeviceCookie(c, device)
+	h.setAlertsHint(c, u.ID, false)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignUp, UserID: &u.ID, ActorID: &u.ID, SessionID: sid})
 	return h.redirect(c, "/account", flashWelcome)
 }
@@ -161,6 +168,9 @@ func (h *Handlers) signIn(c echo.Context) error {
 	if errors.Is(err, session.ErrAccountDisabled) {
 		return disabled()
 	} else if err != nil {
+		return err
+	}
+	if err := h.signedInFrom(c, u, sid); err != nil {
 		return err
 	}
 	h.rotateCSRF(c)

@@ -199,23 +199,7 @@ func (h *Handlers) undoEmail(c echo.Context) error {
 			return err
 		}
 		u.Email = t.Email
-		if err := models.NewUserStore(tx).SetPasswordHash(ctx, u.ID, locked); err != nil {
-			return err
-		}
-		for _, p := range []models.TokenPurpose{models.TokenChangeEmail, models.TokenUndoEmailChange, models.TokenResetPassword} {
-			if err := models.RetireTokens(ctx, tx, u.ID, p, now); err != nil {
-				return err
-			}
-		}
-		reset, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
-			resetTokenTTL, now)
-		if err != nil {
-			return err
-		}
-		if err := enqueue(ctx, tx, "password_reset", u, resetMail(h.baseURL, u, reset)); err != nil {
-			return err
-		}
-		ended, err := h.sessions.RevokeAll(ctx, u.ID, nil, models.EndEmailUndone, nil)
+		ended, err := h.lockAccount(ctx, tx, u, locked, models.EndEmailUndone, now)
 		if err != nil {
 			return err
 		}
@@ -233,6 +217,31 @@ func (h *Handlers) undoEmail(c echo.Context) error {
 	}
 	h.rotateCSRF(c)
 	return h.render(c, http.StatusOK, views.EmailUndonePage(u.Email))
+}
+
+// lockAccount is what an owner's "that was not me" does to u, within tx:
+// the password becomes locked (the hash of a random one nobody knows,
+// made before the transaction), so the old one stops working at once; the
+// account's other mailed links are retired; a reset link goes to u.Email;
+// every session ends for reason. It returns how many sessions ended.
+func (h *Handlers) lockAccount(ctx context.Context, tx *gorm.DB, u *models.User, locked string, reason models.EndReason, now time.Time) (int, error) {
+	if err := models.NewUserStore(tx).SetPasswordHash(ctx, u.ID, locked); err != nil {
+		return 0, err
+	}
+	for _, p := range []models.TokenPurpose{models.TokenChangeEmail, models.TokenUndoEmailChange, models.TokenResetPassword, models.TokenNotMe} {
+		if err := models.RetireTokens(ctx, tx, u.ID, p, now); err != nil {
+			return 0, err
+		}
+	}
+	reset, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
+		resetTokenTTL, now)
+	if err != nil {
+		return 0, err
+	}
+	if err := enqueue(ctx, tx, "password_reset", u, resetMail(h.baseURL, u, reset)); err != nil {
+		return 0, err
+	}
+	return h.sessions.RevokeAll(ctx, u.ID, nil, reason, nil)
 }
 
 // randomSecret is a password nobody knows: 128 random bits.

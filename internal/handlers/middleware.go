@@ -109,6 +109,8 @@ func endedFlash(rec *models.SessionRecord) flashKey {
 		return flashEndedByReset
 	case models.EndEmailUndone:
 		return flashEndedByUndo
+	case models.EndNotMe:
+		return flashEndedByNotMe
 	case models.EndSignedOut:
 		return flashSignedOut
 	}

@@ -58,6 +58,11 @@ func TestPasskeyRegisterListAndPasswordlessSignIn(t *testing.T) {
 	if m := authMethods(t, env, u.ID); m[len(m)-1] != "passkey" {
 		t.Fatalf("auth methods %v", m)
 	}
+	// A passkey sign-in from a browser the account had not seen is one
+	// the owner hears of, as a password one is.
+	if n := alertsQueued(t, env, "pk@example.com"); n != 1 {
+		t.Errorf("passkey sign-in from a new browser: %d new-device alerts, want 1", n)
+	}
 	if other.Get("/account/passkeys").Doc(t).Find(`[data-testid="passkey-last-used"]`).Length() != 1 {
 		t.Error("last use not shown")
 	}

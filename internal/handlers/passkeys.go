@@ -17,6 +17,7 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -309,13 +310,19 @@ func (h *Handlers) passkeyRemove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	k, err := h.passkeys.Remove(ctx, p.UserID, id)
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		k, err := models.NewPasskeyStore(tx).Remove(ctx, p.UserID, id)
+		if err != nil {
+			return err
+		}
+		return h.securityNotice(c, tx, models.AuditEvent{Kind: models.AuditPasskeyRemoved, UserID: &p.UserID, SessionID: p.SessionID, Detail: k.Name})
+	})
 	if errors.Is(err, models.ErrNotFound) {
 		return notFound()
 	} else if err != nil {
 		return err
 	}
-	h.securityNotice(c, models.AuditEvent{Kind: models.AuditPasskeyRemoved, UserID: &p.UserID, SessionID: p.SessionID, Detail: k.Name})
+	h.wakeMail()
 	return h.redirect(c, "/account/passkeys", flashPasskeyRemoved)
 }
 

@@ -130,6 +130,10 @@ const (
 	flashPasskeyAdded     flashKey = "passkey_added"
 	flashPasskeyRenamed   flashKey = "passkey_renamed"
 	flashPasskeyRemoved   flashKey = "passkey_removed"
+	// New-device alerts (newdevice.go).
+	flashAlertsOn     flashKey = "alerts_on"
+	flashAlertsOff    flashKey = "alerts_off"
+	flashEndedByNotMe flashKey = "ended_by_not_me"
 )
 
 var flashes = map[flashKey]string{
@@ -176,6 +180,9 @@ var flashes = map[flashKey]string{
 	flashPasskeyAdded:     "Your passkey has been added.",
 	flashPasskeyRenamed:   "The passkey has been renamed.",
 	flashPasskeyRemoved:   "The passkey has been removed.",
+	flashAlertsOn:         "We will email you when your account is signed in to from a new device.",
+	flashAlertsOff:        "New-device alerts are off. We no longer email you about sign-ins from new devices.",
+	flashEndedByNotMe:     "A sign-in to your account was reported as not yours, so every device was signed out. Set a new password with the link we sent.",
 }
 
 // flashTones gives a message that is not good news its tone (views.Tone*):
@@ -194,6 +201,7 @@ var flashTones = map[flashKey]string{
 	flashAlreadyEnded:    views.ToneInfo,
 	flashEndedByReset:    views.ToneWarning,
 	flashEndedByUndo:     views.ToneWarning,
+	flashEndedByNotMe:    views.ToneWarning,
 	flashSignInExpired:   views.ToneWarning,
 	flashAdminNeeds2FA:   views.ToneInfo,
 }

@@ -91,6 +91,9 @@ func New(d Deps) *echo.Echo {
 	e.POST("/email/confirm", h.confirmEmail, web...)
 	e.GET("/email/undo", h.undoEmailForm, web...)
 	e.POST("/email/undo", h.undoEmail, append([]echo.MiddlewareFunc{h.capPasswordWork}, web...)...)
+	// The "This wasn't me" link of a new-device alert (newdevice.go).
+	e.GET("/signin/not-me", h.notMeForm, web...)
+	e.POST("/signin/not-me", h.notMe, append([]echo.MiddlewareFunc{h.capPasswordWork}, web...)...)
 	if d.DevMailbox {
 		// Only when mail goes nowhere else and BASE_URL is this machine.
 		e.GET("/dev/mail", h.devMailbox)
@@ -100,6 +103,7 @@ func New(d Deps) *echo.Echo {
 	e.GET("/account", h.account, signedIn...)
 	e.POST("/account", h.saveProfile, signedIn...)
 	e.POST("/account/password", h.changePassword, signedInHashing...)
+	e.POST("/account/alerts", h.saveAlerts, signedIn...)
 	// A failed password change is shown at /account/password; reloading it
 	// (or coming back to it) returns to the profile, where the form is.
 	e.GET("/account/password", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/account") }, signedIn...)

@@ -185,6 +185,9 @@ func (h *Handlers) startSession(c echo.Context, u *models.User, remember bool, n
 	} else if err != nil {
 		return "", err
 	}
+	if err := h.signedInFrom(c, u, sid); err != nil {
+		return "", err
+	}
 	h.rotateCSRF(c)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: sid, Detail: views.AuthMethodLabel(method)})
 	if next == "" {

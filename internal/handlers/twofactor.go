@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/factor"
+	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/internal/throttle"
@@ -78,17 +80,12 @@ func (h *Handlers) checkSecondFactor(c echo.Context, u *models.User, code, where
 	if wait > 0 {
 		return "", tooManyAttempts(c, wait)
 	}
-	method, err := h.verifySecondFactor(ctx, u.ID, code)
+	method, err := h.verifySecondFactor(c, u.ID, code, where)
 	switch {
 	case err == nil:
 		h.settle(ctx, attempt.Succeed)
 		if method == models.AuthRecoveryCode {
-			left, err := h.factors.Factors(ctx, u.ID)
-			if err != nil {
-				h.log.WarnContext(ctx, "counting recovery codes", "err", err)
-			}
-			h.securityNotice(c, models.AuditEvent{Kind: models.AuditRecoveryCodeUsed, UserID: &u.ID, ActorID: &u.ID,
-				Detail: where + "; " + plural(int64(left.RecoveryCodes), "code") + " left"})
+			h.wakeMail()
 		}
 		return method, nil
 	case errors.Is(err, errWrongCode), errors.Is(err, errMalformedCode):
@@ -110,8 +107,11 @@ func (h *Handlers) checkSecondFactor(c echo.Context, u *models.User, code, where
 }
 
 // verifySecondFactor checks code against userID's authenticator app or
-// recovery codes, and uses it up.
-func (h *Handlers) verifySecondFactor(ctx context.Context, userID int64, code string) (models.AuthMethod, error) {
+// recovery codes, and uses it up. A recovery code is used in the
+// transaction that records recovery_code_used and queues its notice
+// (where says where it was used).
+func (h *Handlers) verifySecondFactor(c echo.Context, userID int64, code, where string) (models.AuthMethod, error) {
+	ctx := c.Request().Context()
 	if len(code) > maxCodeLen {
 		return "", errMalformedCode
 	}
@@ -142,49 +142,62 @@ func (h *Handlers) verifySecondFactor(ctx context.Context, userID int64, code st
 		return models.AuthPasswordTOTP, nil
 	}
 	if rc, ok := factor.NormalizeRecoveryCode(code); ok {
-		used, err := h.factors.UseRecoveryCode(ctx, userID, h.keys.HashRecoveryCode(userID, rc), h.now())
+		err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			factors := models.NewFactorStore(tx)
+			used, err := factors.UseRecoveryCode(ctx, userID, h.keys.HashRecoveryCode(userID, rc), h.now())
+			if err != nil {
+				return err
+			}
+			if !used {
+				return errWrongCode
+			}
+			left, err := factors.Factors(ctx, userID)
+			if err != nil {
+				return err
+			}
+			return h.securityNotice(c, tx, models.AuditEvent{Kind: models.AuditRecoveryCodeUsed, UserID: &userID, ActorID: &userID,
+				Detail: where + "; " + plural(int64(left.RecoveryCodes), "code") + " left"})
+		})
 		if err != nil {
 			return "", err
-		}
-		if !used {
-			return "", errWrongCode
 		}
 		return models.AuthRecoveryCode, nil
 	}
 	return "", errMalformedCode
 }
 
-// securityNotice records an event that the account's owner must also be
-// told about by e-mail: a second factor turned off or reset by an
-// administrator, a recovery code used. It is the one place to send those
-// notices; today it only writes the audit event, as no mail outbox exists
-// on this branch.
-func (h *Handlers) securityNotice(c echo.Context, e models.AuditEvent) {
-	h.record(c, e)
+// securityNotice records e, an event the account's owner must also be
+// told about by e-mail (a second factor turned off or reset by an
+// administrator, a passkey removed, a recovery code used), and queues the
+// notice, both within tx, the transaction of the change itself: the notice
+// goes out if and only if the change committed. The caller wakes the
+// sender after the commit. It is the one place to send those notices.
+func (h *Handlers) securityNotice(c echo.Context, tx *gorm.DB, e models.AuditEvent) error {
+	ctx := c.Request().Context()
+	h.describeEvent(c, &e)
+	if err := auditTx(ctx, tx, e); err != nil {
+		return err
+	}
 	about, ok := securityNotices[e.Kind]
 	if !ok || e.UserID == nil {
-		return
+		return nil
 	}
-	// The change itself has committed; the notice is queued right after it
-	// in a transaction of its own. A failure here is logged: the change
-	// stands, and the audit event records it.
-	ctx := c.Request().Context()
-	u, err := h.users.ByID(ctx, *e.UserID)
-	if err == nil {
-		device := session.Describe(session.UserAgent(c.Request()))
-		err = enqueue(ctx, h.gorm, string(e.Kind), u, views.SecurityNotice{
-			Name: u.Name, Title: about.title, What: about.what,
-			When:        h.now().UTC().Format("2006-01-02 15:04 UTC"),
-			From:        device.Browser + " on " + device.OS + ", " + c.RealIP(),
-			DevicesLink: link(h.baseURL, "/account/sessions", nil),
-			ForgotLink:  link(h.baseURL, "/password/forgot", nil),
-		})
-	}
+	u, err := models.NewUserStore(tx).ByID(ctx, *e.UserID)
 	if err != nil {
-		h.log.ErrorContext(ctx, "queueing a security notice", "kind", e.Kind, "err", err)
-		return
+		return err
 	}
-	h.wakeMail()
+	err = enqueue(ctx, tx, string(e.Kind), u, views.SecurityNotice{
+		Name: u.Name, Title: about.title, What: about.what,
+		When:        e.At.UTC().Format("2006-01-02 15:04 UTC"),
+		From:        e.Browser + " on " + e.OS + ", " + e.IP,
+		DevicesLink: link(h.baseURL, "/account/sessions", nil),
+		ForgotLink:  link(h.baseURL, "/password/forgot", nil),
+	})
+	if errors.Is(err, mail.ErrBadAddress) {
+		h.log.WarnContext(ctx, "security notice not sent: unusable address", "kind", e.Kind, "user", u.ID)
+		return nil
+	}
+	return err
 }
 
 // securityNotices are the mails securityNotice sends, by event.
@@ -355,15 +368,24 @@ func (h *Handlers) totpDisable(c echo.Context) error {
 	if !provedFactorSince(p, f) {
 		return h.askToConfirm(c)
 	}
-	if _, err := h.factors.RemoveSecondFactors(ctx, p.UserID); err != nil {
-		return err
-	}
-	n, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndRevokedByUser, &p.UserID)
+	// The factor goes, the other sessions end and the owner's notice is
+	// queued in one transaction; sessions end before the commit, so a
+	// failure leaves them ended and the factor on, never the reverse.
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := models.NewFactorStore(tx).RemoveSecondFactors(ctx, p.UserID); err != nil {
+			return err
+		}
+		n, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndRevokedByUser, &p.UserID)
+		if err != nil {
+			return err
+		}
+		return h.securityNotice(c, tx, models.AuditEvent{Kind: models.AuditTwoFactorDisabled, UserID: &p.UserID, SessionID: p.SessionID,
+			Detail: plural(int64(n), "other session") + " ended"})
+	})
 	if err != nil {
 		return err
 	}
-	h.securityNotice(c, models.AuditEvent{Kind: models.AuditTwoFactorDisabled, UserID: &p.UserID, SessionID: p.SessionID,
-		Detail: plural(int64(n), "other session") + " ended"})
+	h.wakeMail()
 	return h.redirect(c, "/account/2fa", flashTOTPDisabled)
 }
 

@@ -150,21 +150,33 @@ func (h *Handlers) setUnverifiedHint(c echo.Context, u *models.User) {
 		h.clearUnverifiedHint(c)
 		return
 	}
-	c.SetCookie(&http.Cookie{Name: unverifiedCookie, Value: strconv.FormatInt(u.ID, 10), Path: "/",
-		MaxAge: int((30 * 24 * time.Hour).Seconds()), HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+	h.setHint(c, unverifiedCookie, u.ID)
 }
 
-func (h *Handlers) clearUnverifiedHint(c echo.Context) {
-	if _, err := c.Cookie(unverifiedCookie); err != nil {
-		return
-	}
-	c.SetCookie(&http.Cookie{Name: unverifiedCookie, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
-		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
-}
+func (h *Handlers) clearUnverifiedHint(c echo.Context) { h.clearHint(c, unverifiedCookie) }
 
 // unverifiedHint reports whether the browser's hint says userID's address
 // is unverified.
-func unverifiedHint(c echo.Context, userID int64) bool {
-	ck, err := c.Cookie(unverifiedCookie)
+func unverifiedHint(c echo.Context, userID int64) bool { return hasHint(c, unverifiedCookie, userID) }
+
+// A hint cookie tells a page that costs no query something about the
+// signed-in user, named by id so another account on the browser is not
+// told it; forged, it changes only what a page shows.
+func (h *Handlers) setHint(c echo.Context, name string, userID int64) {
+	c.SetCookie(&http.Cookie{Name: name, Value: strconv.FormatInt(userID, 10), Path: "/",
+		MaxAge: int((30 * 24 * time.Hour).Seconds()), HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+}
+
+func (h *Handlers) clearHint(c echo.Context, name string) {
+	if _, err := c.Cookie(name); err != nil {
+		return
+	}
+	c.SetCookie(&http.Cookie{Name: name, Path: "/", MaxAge: -1, Expires: time.Unix(1, 0),
+		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// hasHint reports whether the browser holds the hint name about userID.
+func hasHint(c echo.Context, name string, userID int64) bool {
+	ck, err := c.Cookie(name)
 	return err == nil && ck.Value == strconv.FormatInt(userID, 10)
 }

@@ -35,6 +35,8 @@ const (
 	AuditEmailVerified        AuditKind = "email_verified"
 	AuditEmailChangeRequested AuditKind = "email_change_requested"
 	AuditEmailChangeUndone    AuditKind = "email_change_undone"
+	AuditNewDeviceAlert       AuditKind = "new_device_alert" // a sign-in from a new device was mailed about
+	AuditThisWasntMe          AuditKind = "this_wasnt_me"    // the owner used that mail's "This wasn't me" link
 	// Second factors (docs/security.md).
 	AuditTwoFactorEnabled     AuditKind = "2fa_enabled"
 	AuditTwoFactorDisabled    AuditKind = "2fa_disabled"
@@ -51,7 +53,7 @@ var AuditKinds = []AuditKind{
 	AuditSignUp, AuditSignIn, AuditSignInFailed, AuditSignOut, AuditSessionRevoked, AuditSessionsRevoked,
 	AuditPasswordChanged, AuditEmailChanged, AuditRoleChanged, AuditAccountDisabled, AuditAccountEnabled,
 	AuditResetRequested, AuditPasswordReset, AuditEmailVerifySent, AuditEmailVerified,
-	AuditEmailChangeRequested, AuditEmailChangeUndone,
+	AuditEmailChangeRequested, AuditEmailChangeUndone, AuditNewDeviceAlert, AuditThisWasntMe,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
 	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused,
 }

@@ -25,6 +25,7 @@ const (
 	EndRoleChanged     EndReason = "role_changed"
 	EndPasswordReset   EndReason = "password_reset"
 	EndEmailUndone     EndReason = "email_change_undone"
+	EndNotMe           EndReason = "not_me" // the owner said a sign-in was not them
 )
 
 // Value stores the empty reason as NULL, as the schema requires.
