@@ -155,6 +155,30 @@ func New(d Deps) *echo.Echo {
 	}
 	admin.GET("/sessions", h.adminSessions)
 	admin.GET("/audit", h.adminAudit)
+
+	// The JSON API for apps and scripts (api*.go, docs/api.md). The token
+	// endpoints take their credential in the body: no session, no CSRF.
+	// The others take a bearer token or the session cookie (then with
+	// CSRF, as any form).
+	api := []echo.MiddlewareFunc{readAPIBody}
+	cors := h.cors()
+	if cors != nil {
+		api = append([]echo.MiddlewareFunc{cors}, api...)
+	}
+	apiSignedIn := append(slices.Clip(api), h.sessions.Middleware, h.csrf(), h.requireAPIAuth)
+	e.POST("/api/v1/token", h.apiToken, api...)
+	e.POST("/api/v1/revoke", h.apiRevoke, api...)
+	e.GET("/api/v1/session", h.apiSession, apiSignedIn...)
+	e.GET("/api/v1/sessions", h.apiSessions, apiSignedIn...)
+	e.DELETE("/api/v1/sessions/:id", h.apiEndSession, apiSignedIn...)
+	e.POST("/api/v1/reauth", h.apiReauth, append(slices.Clip(apiSignedIn), h.capPasswordWork)...)
+	if cors != nil {
+		// Preflights: Echo answers OPTIONS itself without the routes'
+		// middleware, so each path gets one that runs CORS.
+		for _, path := range []string{"/api/v1/token", "/api/v1/revoke", "/api/v1/session", "/api/v1/sessions", "/api/v1/sessions/:id", "/api/v1/reauth"} {
+			e.OPTIONS(path, func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cors)
+		}
+	}
 	return e
 }
 
