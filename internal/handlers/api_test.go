@@ -211,6 +211,7 @@ func TestAPIPasswordGrantSecondFactor(t *testing.T) {
 	if res := apiForm(t, env, "/api/v1/token", form, ""); res.Status != http.StatusBadRequest || res.str("error") != "invalid_grant" {
 		t.Fatalf("wrong code: %d %s", res.Status, res.Raw)
 	}
+	nextStep(env) // set-up used this step's code
 	form.Set("code", totpCode(t, env, secret, 0))
 	tok := tokensOf(t, apiForm(t, env, "/api/v1/token", form, ""))
 	if rec := record(t, env, tok.sessionID); rec.AuthMethod != models.AuthPasswordTOTP {
