@@ -23,12 +23,13 @@ CREATE TABLE known_devices (
 );
 CREATE INDEX known_devices_alerted_idx ON known_devices (user_id, alerted_at) WHERE alerted_at IS NOT NULL;
 
--- "This wasn't me" ends the account's sessions.
+-- "This wasn't me" ends the account's sessions. The list keeps every reason of
+-- the migrations before this one (00030 added refresh_token_reused).
 ALTER TABLE sessions DROP CONSTRAINT sessions_end_reason_check;
 ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check CHECK (end_reason IN (
     'signed_out', 'revoked_by_user', 'revoked_by_admin', 'password_changed', 'account_disabled',
     'idle_timeout', 'lifetime_reached', 'session_limit', 'role_changed', 'password_reset',
-    'email_change_undone', 'not_me'));
+    'email_change_undone', 'refresh_token_reused', 'not_me'));
 
 -- +goose Down
 UPDATE sessions SET end_reason = 'password_reset' WHERE end_reason = 'not_me';
@@ -36,6 +37,6 @@ ALTER TABLE sessions DROP CONSTRAINT sessions_end_reason_check;
 ALTER TABLE sessions ADD CONSTRAINT sessions_end_reason_check CHECK (end_reason IN (
     'signed_out', 'revoked_by_user', 'revoked_by_admin', 'password_changed', 'account_disabled',
     'idle_timeout', 'lifetime_reached', 'session_limit', 'role_changed', 'password_reset',
-    'email_change_undone'));
+    'email_change_undone', 'refresh_token_reused'));
 DROP TABLE known_devices;
 ALTER TABLE users DROP COLUMN new_device_alerts;

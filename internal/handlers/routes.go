@@ -13,6 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // maxBodySize bounds every request body: Gatehouse's forms are small.
@@ -56,7 +58,7 @@ func New(d Deps) *echo.Echo {
 	// Middleware is attached per route rather than through groups: Echo v4
 	// gives a group with middleware catch-all routes, which turn 405s into
 	// 404s.
-	web := []echo.MiddlewareFunc{readForm, unmaskCSRFMiddleware, h.sessions.Middleware, h.csrf()}
+	web := []echo.MiddlewareFunc{readForm, unmaskCSRFMiddleware, h.sessions.Middleware, refuseBearerSignIn, h.csrf()}
 	signedIn := append(slices.Clip(web), h.requireAuth)
 
 	// Routes that hash a password: at most a few in flight per client,
@@ -157,7 +159,46 @@ func New(d Deps) *echo.Echo {
 	}
 	admin.GET("/sessions", h.adminSessions)
 	admin.GET("/audit", h.adminAudit)
+
+	// The JSON API for apps and scripts (api*.go, docs/api.md). The token
+	// endpoints take their credential in the body: no session, no CSRF.
+	// The others take a bearer token or the session cookie (then with
+	// CSRF, as any form).
+	api := []echo.MiddlewareFunc{readAPIBody}
+	cors := h.cors()
+	if cors != nil {
+		api = append([]echo.MiddlewareFunc{cors}, api...)
+	}
+	apiSignedIn := append(slices.Clip(api), h.sessions.Middleware, h.csrf(), h.requireAPIAuth)
+	e.POST("/api/v1/token", h.apiToken, api...)
+	e.POST("/api/v1/revoke", h.apiRevoke, api...)
+	e.GET("/api/v1/session", h.apiSession, apiSignedIn...)
+	e.GET("/api/v1/sessions", h.apiSessions, apiSignedIn...)
+	e.DELETE("/api/v1/sessions/:id", h.apiEndSession, apiSignedIn...)
+	e.POST("/api/v1/reauth", h.apiReauth, append(slices.Clip(apiSignedIn), h.capPasswordWork)...)
+	if cors != nil {
+		// Preflights: Echo answers OPTIONS itself without the routes'
+		// middleware, so each path gets one that runs CORS.
+		for _, path := range []string{"/api/v1/token", "/api/v1/revoke", "/api/v1/session", "/api/v1/sessions", "/api/v1/sessions/:id", "/api/v1/reauth"} {
+			e.OPTIONS(path, func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cors)
+		}
+	}
 	return e
+}
+
+// refuseBearerSignIn answers 400 to a browser sign-in or sign-up sent with
+// a bearer token, before anything happens: such a request is an app's,
+// which never gets a cookie, and signing in would first sign its session
+// out (endCurrent).
+func refuseBearerSignIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method == http.MethodPost && session.BearerSent(r.Context()) &&
+			(strings.HasPrefix(r.URL.Path, "/signin") || r.URL.Path == "/signup") {
+			return session.ErrBearerSignIn
+		}
+		return next(c)
+	}
 }
 
 var errCrossSite = &publicError{
@@ -223,6 +264,10 @@ func validText(values url.Values) bool {
 // the CSRF cookie in the _csrf form field (or X-CSRF-Token header).
 func (h *Handlers) csrf() echo.MiddlewareFunc {
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		// A request that carries a bearer token is authenticated by that
+		// token, never by a cookie: nothing ambient for another site to
+		// ride on, so no check and no CSRF cookie.
+		Skipper:        func(c echo.Context) bool { return session.BearerSent(c.Request().Context()) },
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     h.csrfCookieName(),
 		CookiePath:     "/",

@@ -46,6 +46,9 @@ const (
 	AuditPasskeyAdded         AuditKind = "passkey_added"
 	AuditPasskeyRemoved       AuditKind = "passkey_removed"
 	AuditPasskeyRefused       AuditKind = "passkey_refused" // a ceremony that failed its checks
+	// A refresh token already rotated away from was presented: the app
+	// session was ended (docs/api.md).
+	AuditRefreshReused AuditKind = "refresh_token_reused"
 )
 
 // AuditKinds lists every kind, for filters.
@@ -55,7 +58,7 @@ var AuditKinds = []AuditKind{
 	AuditResetRequested, AuditPasswordReset, AuditEmailVerifySent, AuditEmailVerified,
 	AuditEmailChangeRequested, AuditEmailChangeUndone, AuditNewDeviceAlert, AuditThisWasntMe,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
-	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused,
+	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused, AuditRefreshReused,
 }
 
 // AuditEvent is one entry of the security event log.
