@@ -15,7 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	
+
 	"github.com/andybalholm/brotli"
 	"github.com/labstack/echo/v4"
 )
