@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -130,6 +131,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopMetrics()
+	stopPprof, err := servePprof(cfg.PprofAddr, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopPprof()
 
 	// The sweep closes the records of sessions whose Redis data expired.
 	// It stops before the app closes (defers run last first).
@@ -190,5 +197,31 @@ func serveMetrics(addr string, a *app.App, log *slog.Logger) (stop func(), err e
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)
 	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return func() { srv.Close() }, nil
+}
+
+// servePprof serves Go's profiles (net/http/pprof: /debug/pprof/profile
+// for CPU, heap, goroutine...) on addr, a loopback listener of their own
+// (config checks), until the returned function is called; for the load
+// benchmark's profile of the app under load (bench/bench.sh). An empty
+// addr serves nothing. Importing net/http/pprof also registers these
+// handlers on http.DefaultServeMux, which Gatehouse never serves.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on PPROF_ADDR=%s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	// A CPU profile takes as long as asked (?seconds=N): no write timeout.
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go srv.Serve(ln)
+	log.Info("profiles listening", "addr", ln.Addr().String(), "path", "/debug/pprof/")
 	return func() { srv.Close() }, nil
 }
