@@ -2,6 +2,9 @@
 // (docs/performance.md): the least a server can do for an authenticated
 // page with the same session stack.
 //
+// F0 is the same with -idle 0: no idle timeout, so an unchanged session is
+// never re-saved and a request costs one Redis GET (issue 14's floor).
+//
 // F1 is a bare net/http server with scs and its Redis store, configured as
 // Gatehouse configures them (idle timeout, so the store re-saves the
 // session on every request; absolute lifetime), scs's own LoadAndSave
