@@ -184,20 +184,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // listener apart from the public one (nothing else is served there), until
 // the returned function is called. An empty addr serves nothing.
 func serveMetrics(addr string, a *app.App, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
-		return func() {}, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on METRICS_ADDR=%s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.Metrics.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	go srv.Serve(ln)
-	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
-	return func() { srv.Close() }, nil
+	return serveAside("METRICS_ADDR", addr, mux, 30*time.Second, log)
 }
 
 // servePprof serves Go's profiles (net/http/pprof: /debug/pprof/profile
@@ -207,21 +196,28 @@ func serveMetrics(addr string, a *app.App, log *slog.Logger) (stop func(), err e
 // addr serves nothing. Importing net/http/pprof also registers these
 // handlers on http.DefaultServeMux, which Gatehouse never serves.
 func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
-	if addr == "" {
-		return func() {}, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on PPROF_ADDR=%s: %w", addr, err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	// A CPU profile takes as long as asked (?seconds=N): no write timeout.
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+	return serveAside("PPROF_ADDR", addr, mux, 0, log)
+}
+
+// serveAside serves h on addr (the variable name), a listener apart from
+// the public one, until the returned function is called; an empty addr
+// serves nothing.
+func serveAside(name, addr string, h *http.ServeMux, writeTimeout time.Duration, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s=%s: %w", name, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: writeTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)
-	log.Info("profiles listening", "addr", ln.Addr().String(), "path", "/debug/pprof/")
+	log.Info("listening beside the app", "for", name, "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }
