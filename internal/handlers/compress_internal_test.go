@@ -59,6 +59,10 @@ func compressFor(t testing.TB, page []byte, acceptEncoding string) ([]byte, stri
 	return plain, encoding
 }
 
+// These tests take the package's compressor slots and replace its pools:
+// none of them may call t.Parallel (Go runs the parallel tests, which
+// render pages, only after every sequential one has finished).
+
 // A page that finds every compressor slot taken goes out uncompressed at
 // once, intact; with a slot free again it is compressed.
 func TestCompressionBeyondTheSlotsIsSkipped(t *testing.T) {
