@@ -7,7 +7,9 @@
 // session on every request; absolute lifetime), scs's own LoadAndSave
 // middleware, and a page that renders the signed-in user's email with
 // html/template: GET /account. F2's HTTP half is GET /hello, a hello-world
-// handler without sessions.
+// handler without sessions. F0 is F1 with -idle 0: no idle timeout, so
+// an unchanged session is never re-saved and a request costs one Redis GET
+// (issue 14's floor).
 //
 //	floor [-addr A] [-redis URL] [-prefix P] [-seed N -tokens FILE]
 //

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/gatehouse/gatehouse/internal/apptest"
 )
 
 // serverURL is the test Postgres (TEST_DATABASE_URL, as internal/apptest
@@ -116,5 +119,74 @@ func TestDatabaseFailuresSayWhichAndDoNotWait(t *testing.T) {
 				t.Errorf("an unreachable server was not waited for:\n%s", log)
 			}
 		})
+	}
+}
+
+// A wrong password against a server that asks for one (scram-sha-256 over
+// TCP, as on a real host) is refused at once, with the message that says
+// so; the right one starts (and creates the database). Look-alike
+// passwords are wrong too, and no password appears in what is printed.
+func TestWrongPasswordSaysSoAtOnce(t *testing.T) {
+	pg := apptest.StartPostgres(t)
+	const role, right = "gh_app", "correct horse battery"
+	admin, err := sql.Open("pgx", pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec(`CREATE ROLE ` + role + ` LOGIN CREATEDB PASSWORD '` + right + `'`); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	pg.RequirePasswords()
+	serverURL := func(user *url.Userinfo) string {
+		return (&url.URL{Scheme: "postgres", User: user, Host: fmt.Sprintf("127.0.0.1:%d", pg.Port),
+			Path: "/gatehouse", RawQuery: "sslmode=disable&connect_timeout=2"}).String()
+	}
+
+	for name, user := range map[string]*url.Userinfo{
+		"wrong":             url.UserPassword(role, "hunter2-wrong"),
+		"another case":      url.UserPassword(role, "Correct horse battery"),
+		"a trailing space":  url.UserPassword(role, right+" "),
+		"a prefix of it":    url.UserPassword(role, "correct horse"),
+		"empty":             url.UserPassword(role, ""),
+		"none":              url.User(role),
+		"another user's":    url.UserPassword("postgres", right),
+		"utf-8 look-alike":  url.UserPassword(role, "correct horse battеry"), // Cyrillic е
+		"bytes, not UTF-8":  url.UserPassword(role, "correct\xffhorse"),
+		"percent-encoded %": url.UserPassword(role, "correct%20horse%20battery"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			log, took, err := runWeb(t, map[string]string{"DATABASE_URL": serverURL(user), "STARTUP_TIMEOUT": "10s"})
+			if err == nil {
+				t.Fatal("start-up succeeded")
+			}
+			msg := err.Error()
+			for _, want := range []string{"user or password refused", "check the user and password in DATABASE_URL"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error does not say %q:\n%s", want, msg)
+				}
+			}
+			for _, not := range []string{"unreachable", "does not exist"} {
+				if strings.Contains(msg, not) {
+					t.Errorf("error says %q:\n%s", not, msg)
+				}
+			}
+			if pw, ok := user.Password(); ok && len(pw) > 3 && (strings.Contains(msg, pw) || strings.Contains(log, pw)) {
+				t.Errorf("the password is printed:\n%s\n%s", msg, log)
+			}
+			// Refused at the first attempt: nowhere near STARTUP_TIMEOUT.
+			if strings.Contains(log, "waiting for postgres") || took > 5*time.Second {
+				t.Errorf("retried for %v:\n%s", took, log)
+			}
+		})
+	}
+
+	log, _, err := runWeb(t, map[string]string{"DATABASE_URL": serverURL(url.UserPassword(role, right)), "STARTUP_TIMEOUT": "30s"}, "migrate")
+	if err != nil {
+		t.Fatalf("the right password: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "created the database") || strings.Contains(log, right) {
+		t.Errorf("the right password: the log does not say the database was created, or shows the password:\n%s", log)
 	}
 }

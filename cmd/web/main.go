@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -130,6 +131,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer stopMetrics()
+	stopPprof, err := servePprof(cfg.PprofAddr, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopPprof()
 
 	// The sweep closes the records of sessions whose Redis data expired.
 	// It stops before the app closes (defers run last first).
@@ -177,18 +184,40 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // listener apart from the public one (nothing else is served there), until
 // the returned function is called. An empty addr serves nothing.
 func serveMetrics(addr string, a *app.App, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	return serveAside("METRICS_ADDR", addr, mux, 30*time.Second, log)
+}
+
+// servePprof serves Go's profiles (net/http/pprof: /debug/pprof/profile
+// for CPU, heap, goroutine...) on addr, a loopback listener of their own
+// (config checks), until the returned function is called; for the load
+// benchmark's profile of the app under load (bench/bench.sh). An empty
+// addr serves nothing. Importing net/http/pprof also registers these
+// handlers on http.DefaultServeMux, which Gatehouse never serves.
+func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	// A CPU profile takes as long as asked (?seconds=N): no write timeout.
+	return serveAside("PPROF_ADDR", addr, mux, 0, log)
+}
+
+// serveAside serves h on addr (the variable name), a listener apart from
+// the public one, until the returned function is called; an empty addr
+// serves nothing.
+func serveAside(name, addr string, h *http.ServeMux, writeTimeout time.Duration, log *slog.Logger) (stop func(), err error) {
 	if addr == "" {
 		return func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on METRICS_ADDR=%s: %w", addr, err)
+		return nil, fmt.Errorf("listen on %s=%s: %w", name, addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", a.Metrics.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second,
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: writeTimeout,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go srv.Serve(ln)
-	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	log.Info("listening beside the app", "for", name, "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
 }

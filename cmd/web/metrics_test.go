@@ -26,9 +26,9 @@ func freeAddr(t *testing.T) string {
 // METRICS_ADDR serves /metrics on a listener of its own; the public port
 // answers 404 there.
 func TestMetricsListener(t *testing.T) {
-	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	addr, metricsAddr, pprofAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	vars := map[string]string{
-		"ADDR": addr, "METRICS_ADDR": metricsAddr,
+		"ADDR": addr, "METRICS_ADDR": metricsAddr, "PPROF_ADDR": pprofAddr,
 		"DATABASE_URL": apptest.NewDatabase(t), "REDIS_PREFIX": apptest.RedisPrefix(t),
 		"MIGRATE_ON_START": "false", "REDIS_URL": os.Getenv("TEST_REDIS_URL"),
 	}
@@ -78,6 +78,21 @@ func TestMetricsListener(t *testing.T) {
 	}
 	if status, _ := get("http://" + metricsAddr + "/signin"); status != http.StatusNotFound {
 		t.Errorf("the metrics port serves the app: GET /signin answered %d", status)
+	}
+	// PPROF_ADDR serves Go's profiles there and nowhere else.
+	if status, body := get("http://" + pprofAddr + "/debug/pprof/"); status != http.StatusOK || !strings.Contains(body, "profile") {
+		t.Errorf("GET /debug/pprof/ on PPROF_ADDR: %d", status)
+	}
+	if status, body := get("http://" + pprofAddr + "/debug/pprof/profile?seconds=1"); status != http.StatusOK || len(body) == 0 {
+		t.Errorf("a CPU profile on PPROF_ADDR: %d, %d bytes", status, len(body))
+	}
+	for _, other := range []string{addr, metricsAddr} {
+		if status, _ := get("http://" + other + "/debug/pprof/"); status != http.StatusNotFound {
+			t.Errorf("GET /debug/pprof/ on %s: %d", other, status)
+		}
+	}
+	if status, _ := get("http://" + pprofAddr + "/signin"); status != http.StatusNotFound {
+		t.Errorf("the pprof port serves the app: GET /signin answered %d", status)
 	}
 }
 

@@ -1,8 +1,14 @@
 package apptest
 
 import (
+	"context"
+	"errors"
 	"os"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse/gatehouse/internal/localserver"
 )
@@ -82,3 +88,28 @@ func (p *PrivatePostgres) Pause() {
 
 // Resume wakes a paused cluster.
 func (p *PrivatePostgres) Resume() { p.pg.Resume() }
+
+// RequirePasswords makes TCP connections to the cluster sign in with a
+// password (scram-sha-256) from now on, and returns once the server
+// refuses URL, whose postgres user has none. Create the roles the test
+// signs in with, and their passwords, before.
+func (p *PrivatePostgres) RequirePasswords() {
+	p.t.Helper()
+	if err := p.pg.RequirePasswords(); err != nil {
+		p.t.Fatal(err)
+	}
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		conn, err := pgx.Connect(ctx, p.URL())
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "28P01" { // invalid_password
+			return
+		}
+		if err == nil {
+			conn.Close(ctx)
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("private Postgres still lets URL in without a password after the reload (%v)", err)
+		}
+	}
+}

@@ -83,7 +83,7 @@ func TestBrowserAdminDisablesASignedInUser(t *testing.T) {
 		if path := b.open("/account/sessions"); path != "/signin?next=%2Faccount%2Fsessions" {
 			t.Fatalf("%s: /account/sessions ended on %s, want the sign-in page", b.name, path)
 		}
-		if got, want := b.text(`[data-testid="flash"]`), "Your account has been disabled, so this device was signed out. Contact an administrator."; got != want {
+		if got, want := b.text(`[data-testid="flash"]`), "Your account has been disabled, so this device ("+b.device+") was signed out. Contact an administrator."; got != want {
 			t.Errorf("%s: flash = %q, want %q", b.name, got, want)
 		}
 		// Not good news: not a green success box.

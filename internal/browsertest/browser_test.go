@@ -27,6 +27,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 const (
@@ -87,6 +88,8 @@ type Browser struct {
 	name string
 	ctx  context.Context
 	base string
+	// device is how Gatehouse names this browser: "Chrome on Linux".
+	device string
 
 	mu sync.Mutex
 	// expected are console messages the test expects (a form answered
@@ -247,7 +250,8 @@ func (s *suite) newBrowser(name string, opts ...BrowserOption) *Browser {
 	if err := chromedp.Do(ctx, viewport); err != nil {
 		t.Fatalf("%s: viewport: %v", name, err)
 	}
-	b := &Browser{t: t, name: name, ctx: ctx, base: s.env.BaseURL}
+	d := session.Describe(ua)
+	b := &Browser{t: t, name: name, ctx: ctx, base: s.env.BaseURL, device: d.Browser + " on " + d.OS}
 	b.watchConsole(cancelTab)
 	if !cfg.javaScript {
 		if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {

@@ -41,7 +41,7 @@ func TestBrowserChangePasswordSignsOutOtherDevices(t *testing.T) {
 	if path := b.open("/account"); path != "/signin?next=%2Faccount" {
 		t.Fatalf("B: /account ended on %s, want the sign-in page", path)
 	}
-	if got, want := b.text(`[data-testid="flash"]`), "Your password was changed, so this device was signed out. Please sign in again."; got != want {
+	if got, want := b.text(`[data-testid="flash"]`), "Your password was changed, so this device ("+b.device+") was signed out. Please sign in again."; got != want {
 		t.Errorf("B: flash = %q, want %q", got, want)
 	}
 	b.screenshot("signed-out")

@@ -24,7 +24,11 @@ type Config struct {
 	// MetricsAddr is where Prometheus metrics are served, at /metrics, on
 	// a listener of their own: never the public one. Empty (the default)
 	// serves none.
-	MetricsAddr string   // METRICS_ADDR
+	MetricsAddr string // METRICS_ADDR
+	// PprofAddr is where Go's CPU and heap profiles (net/http/pprof) are
+	// served, on a loopback listener of their own, for the load benchmark
+	// (bench/bench.sh, BENCH_PROFILE). Empty (the default) serves none.
+	PprofAddr   string   // PPROF_ADDR
 	BaseURL     *url.URL // BASE_URL: public URL; https turns on Secure cookies
 	DatabaseURL string   // DATABASE_URL: postgres:// URL
 	// Redis is where Gatehouse finds Redis: one server, a Sentinel group
@@ -136,6 +140,7 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg := Config{
 		Addr:            p.str("ADDR", "localhost:8080"),
 		MetricsAddr:     p.str("METRICS_ADDR", ""),
+		PprofAddr:       p.str("PPROF_ADDR", ""),
 		BaseURL:         p.baseURL("BASE_URL", "http://localhost:8080"),
 		DatabaseURL:     p.dbURL("DATABASE_URL", DefaultDatabaseURL),
 		Redis:           p.redis(),
@@ -182,6 +187,18 @@ func Load(getenv func(string) string) (Config, error) {
 	cfg.SecretKey = p.secretKey("SECRET_KEY", cfg.Development())
 	if cfg.MetricsAddr != "" && cfg.MetricsAddr == cfg.Addr {
 		p.fail("METRICS_ADDR", cfg.MetricsAddr, "must differ from ADDR: metrics are never served on the public port")
+	}
+	if cfg.PprofAddr != "" {
+		// Profiles show the code's inner workings and cost CPU to take:
+		// this machine only, and never a port that serves anything else.
+		host, _, err := net.SplitHostPort(cfg.PprofAddr)
+		ip := net.ParseIP(host)
+		switch {
+		case err != nil || !(host == "localhost" || ip != nil && ip.IsLoopback()):
+			p.fail("PPROF_ADDR", cfg.PprofAddr, "must be a loopback address with a port, e.g. 127.0.0.1:6060")
+		case cfg.PprofAddr == cfg.Addr || cfg.PprofAddr == cfg.MetricsAddr:
+			p.fail("PPROF_ADDR", cfg.PprofAddr, "must differ from ADDR and METRICS_ADDR")
+		}
 	}
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")

@@ -304,3 +304,29 @@ func TestAppSessionSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestPprofAddrIsLoopbackOnly(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"":                       true,
+		"127.0.0.1:6060":         true,
+		"localhost:6060":         true,
+		"[::1]:6060":             true,
+		"127.0.0.2:6060":         true, // 127/8 is loopback
+		"0.0.0.0:6060":           false,
+		":6060":                  false, // every interface
+		"10.0.0.5:6060":          false,
+		"localhost.evil:1":       false,
+		"127.0.0.1":              false, // no port
+		"localhost:8080":         false, // ADDR
+		"127.0.0.1:9090":         false, // METRICS_ADDR
+		"[::ffff:10.0.0.5]:6060": false,
+	} {
+		cfg, err := Load(env(map[string]string{"PPROF_ADDR": addr, "METRICS_ADDR": "127.0.0.1:9090"}))
+		if ok && (err != nil || cfg.PprofAddr != addr) {
+			t.Errorf("PPROF_ADDR=%q refused: %v", addr, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "PPROF_ADDR=")) {
+			t.Errorf("PPROF_ADDR=%q accepted (%v)", addr, err)
+		}
+	}
+}

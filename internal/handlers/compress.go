@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/andybalholm/brotli"
 	"github.com/labstack/echo/v4"
@@ -45,9 +47,34 @@ const (
 	gzipLevel   = gzip.BestSpeed
 )
 
+// brotliWindow is brotli's window, 2^18 = 256 KB: larger than any page
+// (the Devices page with 100 sessions is 165 KB), so no smaller output,
+// while the default window (4 MB) grew a pooled writer to 9 MB on that
+// page against 1.3 MB with this one (docs/performance.md#page-compression).
+const brotliWindow = 18
+
+// compressSlots bounds the compressors at work at once. A gzip writer is
+// 1.2 MB whatever the page, a brotli one up to 1.2 MB (with brotliWindow),
+// and sync.Pool keeps as many as were ever out at once until two GCs pass.
+// Unbounded, a burst of 1,024 large pages made 105 writers; bounded at 16,
+// 18 (docs/performance.md#page-compression). Compressing is CPU work, so
+// more compressors than a few per processor add no throughput; a page
+// that finds every slot taken goes out uncompressed, without waiting,
+// which costs bytes and no CPU.
+var compressSlots = make(chan struct{}, max(16, 4*runtime.GOMAXPROCS(0)))
+
 var (
-	gzipWriters   = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(io.Discard, gzipLevel); return w }}
-	brotliWriters = sync.Pool{New: func() any { return brotli.NewWriterLevel(io.Discard, brotliLevel) }}
+	gzipWriters = sync.Pool{New: func() any {
+		compressorsMade.Add(1)
+		w, _ := gzip.NewWriterLevel(io.Discard, gzipLevel)
+		return w
+	}}
+	brotliWriters = sync.Pool{New: func() any {
+		compressorsMade.Add(1)
+		return brotli.NewWriterOptions(io.Discard, brotli.WriterOptions{Quality: brotliLevel, LGWin: brotliWindow})
+	}}
+	// compressorsMade counts writers created, for the tests of the bound.
+	compressorsMade atomic.Int64
 )
 
 // noCompression, set in a request's context (c.Set(noCompression, true)),
@@ -76,6 +103,12 @@ func compressPage(c echo.Context, status int, page []byte) (body []byte, encodin
 	}
 	if slices.Contains(encs, "gzip") {
 		encs[0] = "gzip"
+	}
+	select {
+	case compressSlots <- struct{}{}:
+		defer func() { <-compressSlots }()
+	default:
+		return page, "", func() {} // every compressor busy: see compressSlots
 	}
 	out := renderBuffers.Get().(*bytes.Buffer)
 	out.Reset()

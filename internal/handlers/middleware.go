@@ -72,12 +72,12 @@ func (h *Handlers) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c)
 		}
 		if rec, stale := h.sessions.Ended(c.Request().Context()); stale {
-			if key := endedFlash(rec); key == flashEndedByUser {
-				// The message names the device that did it (popFlash).
-				h.setFlashAbout(c, key, rec.PublicID)
-			} else {
-				h.setFlash(c, key)
+			// The message names a device where one is known (popFlash).
+			publicID := ""
+			if rec != nil {
+				publicID = rec.PublicID
 			}
+			h.setFlashAbout(c, endedFlash(rec), publicID)
 		}
 		target := "/signin"
 		if r := c.Request(); r.Method == http.MethodGet {

@@ -224,21 +224,40 @@ func (h *Handlers) setFlashAbout(c echo.Context, key flashKey, publicID string) 
 	})
 }
 
-// flashesNamingDevice are the messages that name the device that ended
-// this browser's session, when it is known: %s is "Firefox on Windows".
+// flashesNamingDevice are the messages that can name a device, when it is
+// known: %s is "Firefox on Windows". A session revoked from another device
+// names the device that did it; every other end names this browser's own
+// session, so that someone signed in on several devices knows which one
+// ended.
 var flashesNamingDevice = map[flashKey]string{
-	flashEndedByUser: "This device was signed out from %s. Please sign in again.",
+	flashEndedByUser:     "This device was signed out from %s. Please sign in again.",
+	flashSessionExpired:  "Your session on this device (%s) has expired. Please sign in again.",
+	flashEndedByAdmin:    "An administrator ended your session on this device (%s). Please sign in again.",
+	flashEndedByPassword: "Your password was changed, so this device (%s) was signed out. Please sign in again.",
+	flashEndedDisabled:   "Your account has been disabled, so this device (%s) was signed out. Contact an administrator.",
+	flashEndedLimit:      "This device (%s) was signed out because too many devices were signed in. Please sign in again.",
+	flashEndedByRole:     "Your account's role changed, so this device (%s) was signed out. Please sign in again.",
+	flashEndedByReset:    "Your password was reset by e-mail, so this device (%s) was signed out. Please sign in again.",
+	flashEndedByUndo:     "An email change on your account was undone, so every device was signed out, this one (%s) too. Set a new password with the link we sent.",
 }
 
-// flashDevice names the device the session publicID was revoked from, from
-// the audit event of the revoke; "" when there is none to name.
-func (h *Handlers) flashDevice(c echo.Context, publicID string) string {
+// flashDevice names the device the message key is about, for the session
+// publicID: for a revoke from another device, the device of the revoke's
+// audit event; otherwise the session's own. "" when there is none to name.
+func (h *Handlers) flashDevice(c echo.Context, key flashKey, publicID string) string {
 	if !session.ValidPublicID(publicID) {
 		return ""
 	}
+	if key != flashEndedByUser {
+		rec, err := h.sessions.Records().ByPublicID(c.Request().Context(), publicID)
+		if err != nil || rec.Browser == "" {
+			return "" // the message without the device will do
+		}
+		return views.DeviceName(*rec)
+	}
 	events, err := h.listEvents(c, models.AuditFilter{SessionID: publicID, Kind: models.AuditSessionRevoked, Limit: 1})
 	if err != nil || len(events) == 0 || events[0].Browser == "" {
-		return "" // the message without the device will do
+		return ""
 	}
 	return events[0].Browser + " on " + events[0].OS
 }
@@ -257,7 +276,7 @@ func (h *Handlers) popFlash(c echo.Context) (msg, tone string) {
 	k, publicID, _ := strings.Cut(ck.Value, ".")
 	key := flashKey(k)
 	if format, ok := flashesNamingDevice[key]; ok && publicID != "" {
-		if device := h.flashDevice(c, publicID); device != "" {
+		if device := h.flashDevice(c, key, publicID); device != "" {
 			return fmt.Sprintf(format, device), flashTones[key]
 		}
 	}

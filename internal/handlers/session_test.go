@@ -409,8 +409,13 @@ func TestAbsoluteLifetime(t *testing.T) {
 	time.Sleep(time.Until(deadline) + 500*time.Millisecond)
 	replay := env.Client(t)
 	replay.SetCookie("gatehouse_session", token)
-	if got := replay.Get("/account").StatusCode; got != http.StatusSeeOther {
-		t.Fatalf("session outlived its absolute lifetime, despite activity: %d", got)
+	res := replay.Get("/account")
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("session outlived its absolute lifetime, despite activity: %d", res.StatusCode)
+	}
+	// Nothing of the session is left in Redis to name its device by.
+	if got := replay.Get(res.Location()).Doc(t).Find(`[data-testid="flash"]`).Text(); got != "Your session has expired. Please sign in again." {
+		t.Errorf("flash %q", got)
 	}
 }
 
@@ -525,4 +530,98 @@ func hammer(t *testing.T, url string, auth func(*http.Request), workers int, rev
 	close(stop)
 	wg.Wait()
 	return nBefore.Load(), nAfter.Load(), nWrong.Load()
+}
+
+// Every end-of-session message names a device when one is known: a revoke
+// from another device names that device (TestRevokeFromDevicesPage); every
+// other end names this browser's own session, from its record.
+func TestEndedMessagesNameTheDevice(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	const iPhone = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+	d := session.Describe(iPhone)
+	device := d.Browser + " on " + d.OS
+	if device == session.Describe(apptest.DefaultUserAgent).Browser+" on "+session.Describe(apptest.DefaultUserAgent).OS {
+		t.Fatal("the test needs a device unlike the default client's")
+	}
+	_, user := signedInUser(t, env, "user@example.com")
+	admin, root := signedInAdmin(t, env)
+	phoneSignIn := func() (*apptest.Client, string) {
+		c := env.Client(t)
+		c.UserAgent = iPhone
+		c.SignIn(user.Email, "user password")
+		_, id := sessionIDs(t, c)
+		return c, id
+	}
+	// told follows the redirect the next request gets and returns the flash
+	// and its tone.
+	told := func(c *apptest.Client) (string, string) {
+		t.Helper()
+		res := c.Get("/account")
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("ended session: %d", res.StatusCode)
+		}
+		flash := c.Get(res.Location()).Doc(t).Find(`[data-testid="flash"]`)
+		return flash.Text(), flash.AttrOr("data-tone", "")
+	}
+	ctx := context.Background()
+
+	// Gone idle (the data's TTL ran out; the owner key, the absolute
+	// lifetime, lives on).
+	idle, _ := phoneSignIn()
+	if err := env.App.Redis.Del(ctx, env.App.Sessions.DataKey(idle.SessionToken())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, tone := told(idle); got != "Your session on this device ("+device+") has expired. Please sign in again." || tone != "info" {
+		t.Errorf("idle: %q (%s)", got, tone)
+	}
+
+	// Ended by an administrator: this device, not the administrator's.
+	byAdmin, id := phoneSignIn()
+	if err := env.App.Sessions.Revoke(ctx, user.ID, id, models.EndRevokedByAdmin, &root.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, tone := told(byAdmin); got != "An administrator ended your session on this device ("+device+"). Please sign in again." || tone != "warning" {
+		t.Errorf("by an administrator: %q (%s)", got, tone)
+	}
+
+	// Revoked, and then its data went idle before the browser came back:
+	// still the revoke's reason, not "expired".
+	late, id := phoneSignIn()
+	if err := env.App.Sessions.Revoke(ctx, user.ID, id, models.EndRevokedByAdmin, &root.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.Redis.Del(ctx, env.App.Sessions.DataKey(late.SessionToken())).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := told(late); got != "An administrator ended your session on this device ("+device+"). Please sign in again." {
+		t.Errorf("revoked, then idle: %q", got)
+	}
+
+	// Disabled by the administrator, over HTTP.
+	disabled, _ := phoneSignIn()
+	if res := admin.Post(userPath(user)+"/disable", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %d", res.StatusCode)
+	}
+	if got, tone := told(disabled); got != "Your account has been disabled, so this device ("+device+") was signed out. Contact an administrator." || tone != "error" {
+		t.Errorf("disabled: %q (%s)", got, tone)
+	}
+
+	// A flash cookie is only a key and a public id: one naming no session,
+	// a look-alike id, or words of its own shows the plain message.
+	for _, forged := range []string{
+		"session_expired.not-an-id", "session_expired." + strings.Repeat("a", 26), "session_expired.%s",
+		"ended_by_admin." + strings.Repeat("0", 26), "ended_by_admin.<b>hi</b>",
+	} {
+		key, _, _ := strings.Cut(forged, ".")
+		want := map[string]string{
+			"session_expired": "Your session has expired. Please sign in again.",
+			"ended_by_admin":  "An administrator ended your session. Please sign in again.",
+		}[key]
+		c := env.Client(t)
+		c.SetCookie("gatehouse_flash", forged)
+		if got := c.Get("/signin").Doc(t).Find(`[data-testid="flash"]`).Text(); got != want {
+			t.Errorf("flash cookie %q shows %q, want %q", forged, got, want)
+		}
+	}
 }

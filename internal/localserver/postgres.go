@@ -145,6 +145,24 @@ func (p *Postgres) stop(mode string) error {
 	return nil
 }
 
+// RequirePasswords makes every TCP connection sign in with a password
+// (scram-sha-256), as a server on another host would ask; the Unix socket
+// in Dir stays trusted, for the cluster's own tools. pg_ctl reload only
+// signals the postmaster: new connections follow the rule a moment later.
+func (p *Postgres) RequirePasswords() error {
+	const hba = "local all all trust\n" +
+		"host all all 127.0.0.1/32 scram-sha-256\n" +
+		"host all all ::1/128 scram-sha-256\n"
+	// The file exists (initdb wrote it), so writing it keeps its owner.
+	if err := os.WriteFile(filepath.Join(p.Dir, "data", "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		return fmt.Errorf("require passwords: %w", err)
+	}
+	if out, err := p.pgctl("reload"); err != nil {
+		return fmt.Errorf("pg_ctl reload: %v\n%s", err, out)
+	}
+	return nil
+}
+
 // Pause freezes every process of the cluster (SIGSTOP), so Postgres hangs:
 // connections stay open and nothing answers, as with a stuck server or a
 // network partition. Resume undoes it; Stop resumes first.

@@ -99,6 +99,31 @@ func TestFindScript(t *testing.T) {
 	if f.rdb.Exists(f.ctx, f.k.Data(f.tag, "tok")).Val() != 0 {
 		t.Error("a revoked session's data was kept")
 	}
+	// Still revoked, with its mark, when asked again without the data.
+	if got := f.find("tok", time.Minute); !slices.Equal(got, []string{"", "7", "sid1", "0", "mark"}) {
+		t.Errorf("revoked, data gone: %q", got)
+	}
+
+	// Gone idle: the data expired while the owner key (the lifetime) lives
+	// on and the field still names the token. Reported ended, no mark, so
+	// the page can name the session's device; nothing is written.
+	f.session("idle", "sid2", 7)
+	f.must(f.rdb.Del(f.ctx, f.k.Data(f.tag, "idle")).Err())
+	if got := f.find("idle", time.Minute); !slices.Equal(got, []string{"", "7", "sid2", "0", ""}) {
+		t.Errorf("gone idle: %q", got)
+	}
+	if f.rdb.Exists(f.ctx, f.k.Data(f.tag, "idle")).Val() != 0 {
+		t.Error("the lookup of an idle session brought its data back")
+	}
+	if f.rdb.HGet(f.ctx, f.k.User(f.tag, 0), "s:sid2").Val() != "idle" {
+		t.Error("the lookup of an idle session changed its field")
+	}
+	// Without data, an owner key whose hash belongs to another user says
+	// nothing about it.
+	f.must(f.rdb.HSet(f.ctx, f.k.User(f.tag, 0), "uid", "8").Err())
+	if got := f.find("idle", time.Minute); len(got) != 0 {
+		t.Errorf("gone idle, a hash of another user: %q, want nothing", got)
+	}
 }
 
 func TestCommitScript(t *testing.T) {

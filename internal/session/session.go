@@ -177,8 +177,8 @@ func (p *Principal) IsAdmin() bool { return p.Role == models.RoleAdmin }
 type requestState struct {
 	principal *Principal
 	// endedID names the session the request's cookie belonged to, when that
-	// session has been revoked; endMark is its end mark while the record of
-	// the end is not yet written.
+	// session has been revoked or gone idle; endMark is its end mark while
+	// the record of a revoke is not yet written.
 	endedID, endMark string
 	// stale is set when the request carried a session cookie that names no
 	// live session (expired, revoked, or forged).
@@ -203,8 +203,10 @@ func state(ctx context.Context) *requestState {
 func Current(ctx context.Context) *Principal { return state(ctx).principal }
 
 // Ended reports why the session the request arrived with no longer works:
-// the record of a revoked session, nil with stale=true for a cookie whose
-// session expired (or never existed), nil and false when there was none.
+// the record of a revoked session, or of one that went idle (still active
+// in the record until the sweep), nil with stale=true for a cookie whose
+// session is wholly gone (or never existed), nil and false when there was
+// none.
 func (m *Manager) Ended(ctx context.Context) (rec *models.SessionRecord, stale bool) {
 	st := state(ctx)
 	if st.endedID != "" {
@@ -247,7 +249,8 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		switch uid := m.scs.GetInt64(ctx, keyUserID); {
 		case lk.revoked:
-			// The store found the session's field gone and deleted its data.
+			// The store found the session's field gone (and deleted its
+			// data), or its data gone idle.
 			st.endedID, st.endMark = lk.publicID, lk.endMark
 		case uid != 0 && lk.live && lk.userID == uid && lk.publicID == m.scs.GetString(ctx, keyPublicID):
 			st.principal = &Principal{

@@ -41,26 +41,30 @@ type store struct {
 }
 
 // findScript looks a session up, and slides its idle expiry when it is
-// live. A session found revoked has its data deleted here.
+// live. A session found revoked has its data deleted here. One whose data
+// has gone idle while its owner key (the absolute lifetime) lives on is
+// reported like a revoked one, so that the page explaining the end can
+// name its device (handlers' flashes).
 // KEYS[1]  the session data
 // KEYS[2]  the session's owner key
 // KEYS[3]  the user hash (of the cookie's tag)
 // ARGV[1]  the token
 // ARGV[2]  the idle timeout, ms (0: none)
-// Result: {} when there is no data; {data} for data without an owner (or
-// whose owner the hash does not belong to); {data, uid, sid, "1", name,
-// email, role} for a live session; {"", uid, sid, "0", end mark} for a
-// revoked one, the mark empty once the end is recorded (ends.go).
+// Result: {} when there is neither data nor owner (or the owner's hash is
+// another user's); {data} for data without an owner (or whose owner the
+// hash does not belong to); {data, uid, sid, "1", name, email, role} for a
+// live session; {"", uid, sid, "0", end mark} for a revoked or idle-expired
+// one, the mark empty once the end is recorded (ends.go) or when nothing
+// revoked it.
 var findScript = redis.NewScript(`
 local data = redis.call('GET', KEYS[1])
-if not data then return {} end
 local owner = redis.call('GET', KEYS[2])
-if not owner then return {data} end
+if not owner then return data and {data} or {} end
 local uid, sid = string.match(owner, '^(%d+):(.+)$')
 local v = redis.call('HMGET', KEYS[3], 's:' .. sid, 'name', 'email', 'role', 'e:' .. sid, 'uid')
-if v[6] and v[6] ~= uid then return {data} end
-if v[1] ~= ARGV[1] then
-  redis.call('DEL', KEYS[1])
+if v[6] and v[6] ~= uid then return data and {data} or {} end
+if not data or v[1] ~= ARGV[1] then
+  if data then redis.call('DEL', KEYS[1]) end
   return {'', uid, sid, '0', v[5] or ''}
 end
 local idle = tonumber(ARGV[2])
