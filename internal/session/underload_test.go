@@ -327,14 +327,14 @@ func (l *load) start(getters int, signInEvery, revokeEvery time.Duration) {
 		if !l.live(victim) {
 			return
 		}
-		// Leave each user three live sessions for the tests' own revokes.
+		// Leave each user five live sessions for the tests' own revokes.
 		left := 0
 		for _, s := range all {
 			if s.user == victim.user && l.live(s) {
 				left++
 			}
 		}
-		if left <= 3 {
+		if left <= 5 {
 			return
 		}
 		for _, by := range all {
