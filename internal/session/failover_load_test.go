@@ -221,6 +221,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	t.Logf("sessions signed in between the replica's catch-up and the kill: %d, of which lost with the primary: %d; "+
 		"unacknowledged revokes undone by the failover: %d (requests authenticated for them: %d); revoke misses counted: %d",
 		mayBeLost, lost, resurrectedAfter, resurrected, env.App.Sessions.RevokeReplicationMisses())
+	t.Logf("causes of the errors logged: %s", strings.Join(errorKinds(env), "\n\t"))
 }
 
 // pickPair picks a live session and another live session of its user to

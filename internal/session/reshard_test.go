@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -192,4 +193,5 @@ func TestReshardingUnderLoad(t *testing.T) {
 	}
 	t.Logf("sessions answering 503 with their keys split: %d; GETs while slots migrated %v, after %v; sign-ins %v; revokes %v; revokes not acknowledged (ASK: unknown) %d",
 		split, during, after, l.signIns, l.revokes, env.App.Sessions.RevokeReplicationMisses())
+	t.Logf("causes of the errors logged: %s", strings.Join(errorKinds(env), "\n\t"))
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -384,6 +385,31 @@ func (l *load) counts(from, to time.Time) map[int]int {
 	for _, r := range l.results {
 		if !r.start.Before(from) && r.start.Before(to) {
 			out[r.status]++
+		}
+	}
+	return out
+}
+
+// errorKinds lists the distinct causes of the errors the app logged
+// (digits and addresses blurred): what the 503s of a test were. The log
+// writes the first of a burst of equal lines only, so these are kinds,
+// not counts.
+func errorKinds(env *apptest.Env) []string {
+	blur := regexp.MustCompile(`[0-9]+`)
+	seen := map[string]bool{}
+	var out []string
+	for line := range strings.SplitSeq(env.Logs.String(), "\n") {
+		if !strings.Contains(line, "level=ERROR") {
+			continue
+		}
+		_, cause, ok := strings.Cut(line, " err=")
+		if !ok {
+			continue
+		}
+		cause = blur.ReplaceAllString(cause, "N")
+		if !seen[cause] {
+			seen[cause] = true
+			out = append(out, cause)
 		}
 	}
 	return out
