@@ -56,8 +56,11 @@ type load struct {
 	// killedAt is when the test broke Redis in a way that may lose
 	// unacknowledged writes (zero: not yet).
 	killedAt atomic.Pointer[time.Time]
-	stop     chan struct{}
-	wg       sync.WaitGroup
+	// keep is how many live sessions of a user the load's revokes leave
+	// (set before start).
+	keep int
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 type loadSession struct {
@@ -87,7 +90,7 @@ const loadPassword = "analytical engine"
 // browsers in to each.
 func newLoad(t *testing.T, env *apptest.Env, users, perUser int) *load {
 	t.Helper()
-	l := &load{t: t, env: env, pass: loadPassword, signIns: map[int]int{}, revokes: map[int]int{}, stop: make(chan struct{}),
+	l := &load{t: t, env: env, pass: loadPassword, keep: 5, signIns: map[int]int{}, revokes: map[int]int{}, stop: make(chan struct{}),
 		http: &http.Client{
 			Timeout:       30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -328,14 +331,14 @@ func (l *load) start(getters int, signInEvery, revokeEvery time.Duration) {
 		if !l.live(victim) {
 			return
 		}
-		// Leave each user five live sessions for the tests' own revokes.
+		// Leave each user keep live sessions for the tests' own revokes.
 		left := 0
 		for _, s := range all {
 			if s.user == victim.user && l.live(s) {
 				left++
 			}
 		}
-		if left <= 5 {
+		if left <= l.keep {
 			return
 		}
 		for _, by := range all {
@@ -353,12 +356,13 @@ func (l *load) Stop() {
 	l.wg.Wait()
 }
 
-// await replays s's cookie until the answer is want, for up to d, and
-// returns when that first happened (zero: never, and the last status).
+// await replays s's cookie until the answer is want, for up to d or
+// until the load revokes s, and returns when that first happened (zero:
+// never, and the last status).
 func (l *load) await(s *loadSession, want int, d time.Duration) (time.Time, int) {
 	deadline := time.Now().Add(d)
 	var status int
-	for time.Now().Before(deadline) {
+	for time.Now().Before(deadline) && l.live(s) {
 		if status = l.get(s); status == want {
 			return time.Now(), status
 		}
