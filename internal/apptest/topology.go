@@ -87,12 +87,12 @@ func redisVars() map[string]string {
 		if RedisMode() == "cluster" {
 			var c *Cluster
 			if c, topoErr = startCluster(); topoErr == nil {
-				topo = map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ",")}
+				topo = c.vars()
 			}
 		} else {
 			var g *SentinelGroup
 			if g, topoErr = startSentinel(); topoErr == nil {
-				topo = map[string]string{"REDIS_SENTINEL_ADDRS": strings.Join(g.Sentinels, ","), "REDIS_SENTINEL_MASTER": g.Master}
+				topo = g.vars()
 			}
 		}
 	})
@@ -209,8 +209,28 @@ func needBinaries(names ...string) error {
 // each, on free loopback ports.
 type Cluster struct {
 	Addrs []string // every node, primaries and replicas
+	group
+}
+
+// group is the processes of a private Cluster or Sentinel group, and
+// the directory they write to.
+type group struct {
 	dir   string
 	procs procs
+}
+
+func (g *group) stop() {
+	g.procs.killAll()
+	os.RemoveAll(g.dir)
+}
+
+// options turns configuration variables into Options.
+func options(vars map[string]string) []Option {
+	var out []Option
+	for k, v := range vars {
+		out = append(out, With(k, v))
+	}
+	return out
 }
 
 // StartCluster starts a Redis Cluster of t's own, which it may reshard or
@@ -229,13 +249,10 @@ func StartCluster(t testing.TB) *Cluster {
 }
 
 // Options point an app at the cluster.
-func (c *Cluster) Options() []Option {
-	return []Option{With("REDIS_CLUSTER_ADDRS", strings.Join(c.Addrs, ","))}
-}
+func (c *Cluster) Options() []Option { return options(c.vars()) }
 
-func (c *Cluster) stop() {
-	c.procs.killAll()
-	os.RemoveAll(c.dir)
+func (c *Cluster) vars() map[string]string {
+	return map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(c.Addrs, ",")}
 }
 
 // startCluster starts six nodes and makes them a cluster of three
@@ -248,7 +265,7 @@ func startCluster() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{dir: dir}
+	c := &Cluster{group: group{dir: dir}}
 	ports, err := freePorts(6)
 	if err != nil {
 		return c, err
@@ -305,8 +322,7 @@ type SentinelGroup struct {
 	// DownAfter and FailoverTimeout are the sentinels' settings
 	// (down-after-milliseconds, failover-timeout).
 	DownAfter, FailoverTimeout time.Duration
-	dir                        string
-	procs                      procs
+	group
 }
 
 // StartSentinelGroup starts a Sentinel group of t's own, whose primary t
@@ -325,8 +341,10 @@ func StartSentinelGroup(t testing.TB) *SentinelGroup {
 }
 
 // Options point an app at the group.
-func (g *SentinelGroup) Options() []Option {
-	return []Option{With("REDIS_SENTINEL_ADDRS", strings.Join(g.Sentinels, ",")), With("REDIS_SENTINEL_MASTER", g.Master)}
+func (g *SentinelGroup) Options() []Option { return options(g.vars()) }
+
+func (g *SentinelGroup) vars() map[string]string {
+	return map[string]string{"REDIS_SENTINEL_ADDRS": strings.Join(g.Sentinels, ","), "REDIS_SENTINEL_MASTER": g.Master}
 }
 
 // Client returns a client of the redis-server on port (the test's own
@@ -352,11 +370,6 @@ func (g *SentinelGroup) MasterAddrs(ctx context.Context) []string {
 	return out
 }
 
-func (g *SentinelGroup) stop() {
-	g.procs.killAll()
-	os.RemoveAll(g.dir)
-}
-
 // startSentinel starts a primary, a replica and three sentinels watching
 // them.
 func startSentinel() (*SentinelGroup, error) {
@@ -367,7 +380,7 @@ func startSentinel() (*SentinelGroup, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &SentinelGroup{Master: SentinelMaster, DownAfter: time.Second, FailoverTimeout: 5 * time.Second, dir: dir}
+	g := &SentinelGroup{Master: SentinelMaster, DownAfter: time.Second, FailoverTimeout: 5 * time.Second, group: group{dir: dir}}
 	ports, err := freePorts(5)
 	if err != nil {
 		return g, err

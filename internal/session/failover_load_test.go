@@ -46,7 +46,7 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 	primary, replica := g.Client(g.Primary), g.Client(g.Replica)
 	defer primary.Close()
 	defer replica.Close()
-	l := newLoad(t, env, 4, 6)
+	l := newLoad(t, env, 3, 6)
 	l.keep = 2 // revoke freely: the kill needs one pair of live sessions
 	l.start(4, 200*time.Millisecond, 300*time.Millisecond)
 	time.Sleep(2 * time.Second)
