@@ -25,8 +25,8 @@ import (
 //     promotion: no request started after one was answered is
 //     authenticated;
 //   - every session whose sign-in the replica had received before the
-//     kill, and every one made after the promotion, authenticates again;
-//   - requests between the kill and the promotion answer 503;
+//     kill, and every one made after the promotion, authenticates again,
+//     and none is ever sent to sign in (in the window they answer 503);
 //   - a revoke on the promoted replica, which has no replica of its own,
 //     succeeds, is final, and counts a miss.
 //
