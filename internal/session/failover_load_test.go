@@ -198,6 +198,11 @@ func TestSentinelFailoverUnderLoad(t *testing.T) {
 			t.Errorf("a surviving session was sent to sign in when it revoked another")
 		}
 	}
+	for _, victim := range l.notFound {
+		if must(victim) {
+			t.Errorf("a surviving session was not found when another revoked it")
+		}
+	}
 
 	// The window: from the first request answered 503 to the first
 	// authenticated answer to a request sent after the kill.

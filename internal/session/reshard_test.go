@@ -195,6 +195,9 @@ func TestReshardingUnderLoad(t *testing.T) {
 			after[r.status]++
 		}
 	}
+	if len(l.notFound) > 0 {
+		t.Errorf("%d revokes of live sessions answered 404", len(l.notFound))
+	}
 	if len(l.revokerAnonymous) > 0 {
 		t.Errorf("%d revokes were answered with the sign-in page: a live revoker was not signed in", len(l.revokerAnonymous))
 	}

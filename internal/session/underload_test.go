@@ -49,6 +49,8 @@ type load struct {
 	// revokerAnonymous are the revokers whose revoke was answered with
 	// the sign-in page.
 	revokerAnonymous []*loadSession
+	// notFound are the victims whose revoke answered 404.
+	notFound []*loadSession
 
 	// revokeMu makes revokes one at a time, so that the manager's count
 	// of unacknowledged revokes says which revoke missed.
@@ -58,9 +60,10 @@ type load struct {
 	killedAt atomic.Pointer[time.Time]
 	// keep is how many live sessions of a user the load's revokes leave
 	// (set before start).
-	keep int
-	stop chan struct{}
-	wg   sync.WaitGroup
+	keep     int
+	stop     chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 }
 
 type loadSession struct {
@@ -267,12 +270,12 @@ func (l *load) revokeLocked(by, victim *loadSession) bool {
 		return false
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.revokes[status]++
 	switch {
 	case status == http.StatusSeeOther && loc == "/account/sessions":
 		victim.revoked = end
 		victim.acked = l.env.App.Sessions.RevokeReplicationMisses() == misses
+		l.mu.Unlock()
 		return true
 	case status == http.StatusServiceUnavailable:
 		victim.uncertain = true
@@ -280,9 +283,17 @@ func (l *load) revokeLocked(by, victim *loadSession) bool {
 		// The revoker's own session was not authenticated: only a
 		// session lost to a failover may be (the tests count these).
 		l.revokerAnonymous = append(l.revokerAnonymous, by)
+	case status == http.StatusNotFound:
+		// The victim is not a live session of the user: only one lost
+		// to a failover may be, and the tests' final checks say whether
+		// it might have been.
+		l.notFound = append(l.notFound, victim)
 	default:
+		l.mu.Unlock()
 		l.breaks("POST revoke answered %d (Location %q)", status, loc)
+		return false
 	}
+	l.mu.Unlock()
 	return false
 }
 
@@ -303,6 +314,7 @@ func (l *load) live(s *loadSession) bool {
 // start runs getters goroutines of GETs, one of sign-ins (users picked
 // by pick) and one of revokes, until Stop.
 func (l *load) start(getters int, signInEvery, revokeEvery time.Duration) {
+	l.t.Cleanup(l.Stop)
 	loop := func(every time.Duration, f func()) {
 		l.wg.Go(func() {
 			for {
@@ -350,9 +362,11 @@ func (l *load) start(getters int, signInEvery, revokeEvery time.Duration) {
 	})
 }
 
-// Stop ends the load and waits for its requests.
+// Stop ends the load and waits for its requests. Stopping twice is
+// harmless (start registers it as a clean-up, for a test that fails
+// with the load running).
 func (l *load) Stop() {
-	close(l.stop)
+	l.stopOnce.Do(func() { close(l.stop) })
 	l.wg.Wait()
 }
 
