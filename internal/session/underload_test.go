@@ -253,6 +253,9 @@ func (l *load) revoke(by, victim *loadSession) bool {
 
 // revokeLocked is revoke for a caller holding revokeMu.
 func (l *load) revokeLocked(by, victim *loadSession) bool {
+	if !l.live(by) || !l.live(victim) {
+		return false // revoked while this revoke waited for its turn
+	}
 	if victim.id == "" {
 		id, err := l.publicID(victim)
 		if err != nil {
