@@ -64,6 +64,8 @@ func TestReshardingUnderLoad(t *testing.T) {
 	// replays the revoked cookie at once.
 	revokeOne := func(user, stage string) {
 		t.Helper()
+		l.revokeMu.Lock() // the load's revokes wait, and then see this one
+		defer l.revokeMu.Unlock()
 		u, err := env.App.Users.ByEmail(ctx, user)
 		if err != nil {
 			t.Fatal(err)
