@@ -125,8 +125,13 @@ func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.er
 // yet (loading its data after a restart, a replica cut off, a cluster
 // without a majority, and the like), or cannot store more: OOM, a full
 // Redis under maxmemory-policy noeviction, which refuses writes that need
-// memory until some expires.
-var busyReplies = []string{"LOADING ", "BUSY ", "MASTERDOWN ", "READONLY ", "TRYAGAIN ", "CLUSTERDOWN ", "OOM ", "NOREPLICAS "}
+// memory until some expires. ASK and MOVED reach here only when the
+// cluster client ran out of redirects (MaxRedirects): while a slot moves
+// between primaries, a script whose keys are split between them gets ASK
+// from the source and TRYAGAIN from the target, in turn, until the
+// budget ends on an ASK (TestReshardingUnderLoad answered 500 for it).
+var busyReplies = []string{"LOADING ", "BUSY ", "MASTERDOWN ", "READONLY ", "TRYAGAIN ", "CLUSTERDOWN ", "OOM ", "NOREPLICAS ",
+	"ASK ", "MOVED "}
 
 // Classify marks err ErrUnavailable unless it is a reply from a Redis that
 // is serving (redis.Nil, a script's error, a wrong type...), which keeps
