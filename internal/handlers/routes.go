@@ -135,6 +135,15 @@ func New(d Deps) *echo.Echo {
 	// Everything under /admin sits behind one group that checks the role in
 	// Postgres on every request; its catch-all routes mean non-admins get
 	// 403 for any /admin path, known or not.
+	// The device flow (device.go): an app asks for codes; a person signed
+	// in here answers at /activate.
+	e.POST("/api/v1/device/code", h.deviceCode)
+	e.GET("/activate", h.activateForm, signedIn...)
+	e.POST("/activate", h.activate, signedIn...)
+	e.POST("/activate/approve", h.approveDevice, sudo...)
+	e.GET("/activate/approve", h.pendingActionPage, signedIn...)
+	e.POST("/activate/deny", h.denyDevice, signedIn...)
+
 	admin := e.Group("/admin", append(slices.Clip(signedIn), h.requireAdmin, h.requireAdminFactor)...)
 	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
 	admin.GET("/users", h.adminUsers)

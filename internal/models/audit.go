@@ -44,6 +44,10 @@ const (
 	AuditPasskeyAdded         AuditKind = "passkey_added"
 	AuditPasskeyRemoved       AuditKind = "passkey_removed"
 	AuditPasskeyRefused       AuditKind = "passkey_refused" // a ceremony that failed its checks
+
+	// A device-flow sign-in (RFC 8628) answered from a browser.
+	AuditDeviceApproved AuditKind = "device_approved"
+	AuditDeviceDenied   AuditKind = "device_denied"
 )
 
 // AuditKinds lists every kind, for filters.
@@ -54,6 +58,7 @@ var AuditKinds = []AuditKind{
 	AuditEmailChangeRequested, AuditEmailChangeUndone,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
 	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused,
+	AuditDeviceApproved, AuditDeviceDenied,
 }
 
 // AuditEvent is one entry of the security event log.
