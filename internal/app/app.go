@@ -126,6 +126,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
 		Logger: log, Now: opt.Now, Metrics: m,
+		AccessTokenTTL: cfg.AccessTokenTTL, RefreshGrace: cfg.RefreshGrace, AppIdleTimeout: cfg.AppIdleTimeout,
+		AppLifetime: cfg.AppLifetime,
 	})
 	if err := a.Sessions.DetectReplicas(ctx, cfg.Redis.RevokeReplicas); err != nil {
 		return fail(err)

@@ -47,9 +47,22 @@ type Config struct {
 	// for sensitive actions (email change, signing out other devices,
 	// admin revocations); older proof gets the confirm-password page.
 	ReauthWindow time.Duration // REAUTH_WINDOW
-	// MaxSessions caps a user's concurrent sessions; signing in beyond it
-	// ends the session idle the longest (ASVS 5.0 7.1.2).
+	// MaxSessions caps a user's concurrent sessions, browsers' and apps';
+	// signing in beyond it ends the session idle the longest (ASVS 5.0
+	// 7.1.2).
 	MaxSessions int // MAX_SESSIONS_PER_USER
+
+	// App sessions (docs/api.md): an access token lives AccessTokenTTL; a
+	// refresh token rotated away from is honored once more within
+	// RefreshGrace (at most 30 s, 0 for never); an app session ends after
+	// AppIdleTimeout without a refresh, or AppLifetime after sign-in.
+	AccessTokenTTL time.Duration // ACCESS_TOKEN_TTL
+	RefreshGrace   time.Duration // REFRESH_GRACE
+	AppIdleTimeout time.Duration // APP_IDLE_TIMEOUT
+	AppLifetime    time.Duration // APP_LIFETIME
+	// CORSOrigins are the origins whose scripts may call /api/v1 with
+	// credentials; none by default (CORS off).
+	CORSOrigins []string // CORS_ORIGINS
 
 	// DBTimeout bounds every database statement and transaction: a hung
 	// Postgres makes the request answer 503 instead of hanging.
@@ -131,6 +144,11 @@ func Load(getenv func(string) string) (Config, error) {
 		Lifetime:        p.duration("SESSION_LIFETIME", DefaultLifetime),
 		ReauthWindow:    p.duration("REAUTH_WINDOW", 10*time.Minute),
 		MaxSessions:     p.positiveInt("MAX_SESSIONS_PER_USER", 20),
+		AccessTokenTTL:  p.duration("ACCESS_TOKEN_TTL", time.Hour),
+		RefreshGrace:    p.nonNegativeDuration("REFRESH_GRACE", 30*time.Second),
+		AppIdleTimeout:  p.duration("APP_IDLE_TIMEOUT", 7*24*time.Hour),
+		AppLifetime:     p.duration("APP_LIFETIME", 30*24*time.Hour),
+		CORSOrigins:     p.origins("CORS_ORIGINS"),
 		MigrateOnStart:  p.boolean("MIGRATE_ON_START", true),
 		TrustedProxies:  p.proxies("TRUST_PROXY"),
 		ShutdownTimeout: p.duration("SHUTDOWN_TIMEOUT", 15*time.Second),
@@ -168,8 +186,20 @@ func Load(getenv func(string) string) (Config, error) {
 	if p.err == nil && cfg.IdleTimeout > cfg.Lifetime {
 		p.fail("SESSION_IDLE_TIMEOUT", getenv("SESSION_IDLE_TIMEOUT"), "must not be longer than SESSION_LIFETIME")
 	}
+	switch {
+	case p.err != nil:
+	case cfg.RefreshGrace > MaxRefreshGrace:
+		p.fail("REFRESH_GRACE", getenv("REFRESH_GRACE"), "must be at most 30s: a longer grace lets a stolen refresh token be replayed unnoticed")
+	case cfg.AppIdleTimeout > cfg.AppLifetime:
+		p.fail("APP_IDLE_TIMEOUT", getenv("APP_IDLE_TIMEOUT"), "must not be longer than APP_LIFETIME")
+	case cfg.AccessTokenTTL >= cfg.AppIdleTimeout:
+		p.fail("ACCESS_TOKEN_TTL", getenv("ACCESS_TOKEN_TTL"), "must be shorter than APP_IDLE_TIMEOUT")
+	}
 	return cfg, p.err
 }
+
+// MaxRefreshGrace bounds REFRESH_GRACE.
+const MaxRefreshGrace = 30 * time.Second
 
 // SecureCookies reports whether cookies must be Secure (and may use the
 // __Host- prefix): only when the public URL is https.
@@ -240,6 +270,41 @@ func (p *parser) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// nonNegativeDuration reads a duration of 0 or more ("0s" turns it off).
+func (p *parser) nonNegativeDuration(name string, def time.Duration) time.Duration {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		p.fail(name, v, "want a duration of 0 or more, such as 0s or 30s")
+		return def
+	}
+	return d
+}
+
+// origins reads a comma-separated list of origins, each scheme://host
+// with an optional port and nothing else (a browser's Origin header).
+func (p *parser) origins(name string) []string {
+	v := p.str(name, "")
+	if v == "" {
+		return nil
+	}
+	var out []string
+	for o := range strings.SplitSeq(v, ",") {
+		o = strings.TrimSpace(o)
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.Path != "" || u.RawQuery != "" || u.Fragment != "" || o != u.Scheme+"://"+u.Host {
+			p.fail(name, v, "want origins such as https://app.example.com, separated by commas (no path, no *)")
+			return nil
+		}
+		out = append(out, strings.ToLower(o))
+	}
+	return out
 }
 
 func (p *parser) positiveInt(name string, def int) int {

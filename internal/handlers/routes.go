@@ -13,6 +13,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // maxBodySize bounds every request body: Gatehouse's forms are small.
@@ -228,6 +230,10 @@ func validText(values url.Values) bool {
 // the CSRF cookie in the _csrf form field (or X-CSRF-Token header).
 func (h *Handlers) csrf() echo.MiddlewareFunc {
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
+		// A request that carries a bearer token is authenticated by that
+		// token, never by a cookie: nothing ambient for another site to
+		// ride on, so no check and no CSRF cookie.
+		Skipper:        func(c echo.Context) bool { return session.BearerSent(c.Request().Context()) },
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     h.csrfCookieName(),
 		CookiePath:     "/",

@@ -25,6 +25,9 @@ const (
 	EndRoleChanged     EndReason = "role_changed"
 	EndPasswordReset   EndReason = "password_reset"
 	EndEmailUndone     EndReason = "email_change_undone"
+	// EndRefreshReused: a refresh token already rotated away from was
+	// presented again (docs/api.md), so the whole app session ends.
+	EndRefreshReused EndReason = "refresh_token_reused"
 )
 
 // Value stores the empty reason as NULL, as the schema requires.
@@ -71,6 +74,22 @@ type SessionRecord struct {
 	// AuthMethod is how the session signed in (password, password and a
 	// second factor, passkey, recovery code).
 	AuthMethod AuthMethod `gorm:"default:password"`
+	// Kind is SessionBrowser or SessionApp (an app or a CLI holding tokens,
+	// appsession.go).
+	Kind string `gorm:"default:browser"`
+	// ClientName is the name an app gave itself ("Gatehouse CLI"); "" for
+	// browsers.
+	ClientName string
+	// ApprovedBy is the public id of the browser session that approved a
+	// device-flow sign-in; nil otherwise.
+	ApprovedBy *string
+	// The refresh state of an app session (appsession.go): SHA-256 of the
+	// current refresh token and of the previous one, whether the previous
+	// one has had its one grace use, and when the session last refreshed.
+	RefreshHash     []byte `json:"-"`
+	PrevRefreshHash []byte `json:"-"`
+	PrevRefreshUsed bool   `json:"-"`
+	RefreshedAt     *time.Time
 }
 
 // TableName maps SessionRecord onto the sessions table.

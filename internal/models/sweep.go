@@ -31,7 +31,8 @@ type SweepQuery struct {
 }
 
 // SweepBatch runs one batch of the sweep in a transaction. It locks up to
-// q.Limit active records after q.After that may have expired (their
+// q.Limit active browser records (an app session's short-lived access
+// token says nothing about whether the session has ended: ExpireApps) after q.After that may have expired (their
 // absolute lifetime has passed, or they were last seen longer ago than the
 // idle timeout) and are older than q.Settle, skipping records another
 // instance has locked (FOR UPDATE SKIP LOCKED), so several instances
@@ -46,7 +47,7 @@ func (s *SessionStore) SweepBatch(ctx context.Context, q SweepQuery,
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var cands []SweepCandidate
 		err := tx.Raw(`SELECT id, public_id, user_id FROM sessions
-			WHERE ended_at IS NULL AND id > ? AND created_at <= ?
+			WHERE ended_at IS NULL AND kind = 'browser' AND id > ? AND created_at <= ?
 			  AND (expires_at <= ? OR last_seen_at <= ?)
 			ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED`,
 			q.After, q.Now.Add(-q.Settle), q.Now, q.Now.Add(-q.Idle), q.Limit).Scan(&cands).Error

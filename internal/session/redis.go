@@ -331,6 +331,11 @@ func (m *Manager) live(ctx context.Context, userID int64) (liveness, error) {
 		for field, v := range all {
 			switch kind, id := field[:min(2, len(field))], field[min(2, len(field)):]; kind {
 			case sessionField:
+				if strings.HasPrefix(v, appFieldPrefix) {
+					// An app session is judged by its record: its access
+					// token expiring ends nothing (List).
+					continue
+				}
 				sessions = append(sessions, session{id, v})
 			case endField:
 				if e, err := parseEndMark(v); err == nil {

@@ -71,6 +71,11 @@ type Options struct {
 	Now           func() time.Time // the clock; time.Now when nil
 	// Metrics counts the sessions ended, by reason; nil counts nothing.
 	Metrics *metrics.Metrics
+	// App sessions (app.go): the access token's lifetime, the grace of the
+	// previous refresh token, and the idle timeout (since the last
+	// refresh) and absolute lifetime; zero means the default (the grace:
+	// none).
+	AccessTokenTTL, RefreshGrace, AppIdleTimeout, AppLifetime time.Duration
 }
 
 // Manager creates, checks, lists and ends sessions.
@@ -94,6 +99,8 @@ type Manager struct {
 	// durability: how many replicas acknowledge revokes (durable.go).
 	durability
 	metrics *metrics.Metrics
+	// app holds the app session settings (app.go).
+	app appTimes
 }
 
 // New returns a Manager.
@@ -133,7 +140,7 @@ func New(o Options) *Manager {
 		scs: sm, rdb: o.Redis, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
 		seen:    newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
-		metrics: o.Metrics,
+		metrics: o.Metrics, app: newAppTimes(o),
 	}
 	m.endsLoop = startLoop(m.recordEndsInBackground)
 	return m
@@ -153,6 +160,9 @@ type Principal struct {
 	Email     string
 	Role      string
 	AuthAt    time.Time // when the password was last proved in this session
+	// App is set when the request authenticated with an app's access token
+	// (Authorization: Bearer) rather than a cookie.
+	App bool
 }
 
 // IsAdmin reports whether the session's user had the admin role when the
@@ -169,6 +179,11 @@ type requestState struct {
 	// stale is set when the request carried a session cookie that names no
 	// live session (expired, revoked, or forged).
 	stale bool
+	// bearer is the app access token the request authenticated with
+	// (Authorization: Bearer); bearerSent says the request sent one,
+	// valid or not.
+	bearer     *bearer
+	bearerSent bool
 }
 
 type stateKey struct{}
@@ -209,6 +224,10 @@ func (m *Manager) Ended(ctx context.Context) (rec *models.SessionRecord, stale b
 func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
+		if cred, ok := BearerCredential(req); ok {
+			// The bearer decides, whatever cookie came along.
+			return m.serveBearer(c, next, cred)
+		}
 		st := &requestState{}
 		token := ""
 		lk := &lookup{}
@@ -410,6 +429,9 @@ func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n in
 // revoked meanwhile; the request is then signed out.
 func (m *Manager) Renew(ctx context.Context) error {
 	p, lk := Current(ctx), lookupOf(ctx)
+	if b := state(ctx).bearer; p != nil && b != nil {
+		return m.renewApp(ctx, p, b)
+	}
 	if p == nil || lk == nil {
 		return errors.New("renew: no session")
 	}
@@ -443,6 +465,9 @@ func (m *Manager) SignOut(ctx context.Context) error {
 	if _, err := m.end(ctx, p.UserID, "only", []string{p.SessionID}, models.EndSignedOut, &p.UserID); err != nil {
 		return err
 	}
+	if p.App {
+		return nil // no cookie, no scs data
+	}
 	if err := m.scs.Destroy(ctx); err != nil {
 		return fmt.Errorf("destroy session: %w", err)
 	}
@@ -471,7 +496,11 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // closing the race with a sign-in that checked the account just before it
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
-	ended, err := m.disable(ctx, userID, endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor})
+	mark := endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor}
+	ended, err := m.disable(ctx, userID, mark)
+	if err == nil {
+		ended, err = m.endApps(ctx, userID, "except", nil, mark, ended)
+	}
 	m.metrics.Revoked(string(models.EndAccountDisabled), len(ended))
 	m.recordLater(ended)
 	return len(ended), err
@@ -485,8 +514,15 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // instance, and why is noted; the record in Postgres follows in the
 // background (ends.go). The user hash is per user, so another user's
 // session ids match nothing.
+//
+// App sessions' ends are also written to Postgres before it returns
+// (endApps).
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
-	ended, err := m.revoke(ctx, userID, mode, ids, endMark{at: m.now(), reason: reason, actor: actor})
+	mark := endMark{at: m.now(), reason: reason, actor: actor}
+	ended, err := m.revoke(ctx, userID, mode, ids, mark)
+	if err == nil {
+		ended, err = m.endApps(ctx, userID, mode, ids, mark, ended)
+	}
 	m.metrics.Revoked(string(reason), len(ended))
 	m.recordLater(ended)
 	return ended, err
@@ -531,6 +567,7 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 		return Listing{}, err
 	}
 	var expired []string
+	appsExpired := false
 	var justEnded []models.SessionRecord
 	stillActive := active[:0:0]
 	now := m.now()
@@ -541,6 +578,14 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 		if e, ok := l.ending[r.PublicID]; ok {
 			e.apply(&r)
 			justEnded = append(justEnded, r)
+		} else if r.IsApp() {
+			// Active while Postgres says so and within the app lifetimes,
+			// whatever its short-lived access token is doing.
+			if now.Sub(r.AppIdleSince()) < m.app.idle && now.Before(r.ExpiresAt) {
+				stillActive = append(stillActive, r)
+			} else {
+				appsExpired = true
+			}
 		} else if slices.Contains(l.live, r.PublicID) || !slices.Contains(l.gone, r.PublicID) && now.Sub(r.CreatedAt) < sweepSettle {
 			stillActive = append(stillActive, r)
 		} else {
@@ -549,6 +594,11 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	}
 	if len(expired) > 0 {
 		if err := m.records.MarkExpired(ctx, userID, expired, m.idle, m.now()); err != nil {
+			return Listing{}, err
+		}
+	}
+	if appsExpired {
+		if err := m.expireApps(ctx, userID); err != nil {
 			return Listing{}, err
 		}
 	}

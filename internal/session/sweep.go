@@ -65,6 +65,9 @@ func (m *Manager) Sweep(ctx context.Context, batch int) (SweepResult, error) {
 		// kind, and a late replay corrects them (RecordEnd).
 		m.log.WarnContext(ctx, "sweep: session ends not yet recorded", "err", err)
 	}
+	if err := m.expireApps(ctx, 0); err != nil {
+		m.log.WarnContext(ctx, "sweep: closing expired app sessions", "err", err)
+	}
 	var after int64
 	for ctx.Err() == nil {
 		q := models.SweepQuery{After: after, Limit: batch, Now: m.now(), Idle: m.idle, Settle: sweepSettle}
