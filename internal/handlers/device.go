@@ -187,6 +187,22 @@ func (h *Handlers) pendingDevice(c echo.Context, typed string) (*models.DeviceAu
 	return d, 0, "", nil
 }
 
+// errBrowserOnly refuses the /activate pages to an app's token: a device
+// sign-in is approved from a browser, which the new session then names.
+var errBrowserOnly = &publicError{status: http.StatusForbidden, title: "Browsers only",
+	message: "Sign-ins of devices are answered from a browser where you are signed in, not from an app."}
+
+// browserOnly guards the /activate routes against app sessions (which
+// reach web routes with a bearer token).
+func browserOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p := session.Current(c.Request().Context()); p != nil && p.App {
+			return errBrowserOnly
+		}
+		return next(c)
+	}
+}
+
 // activateForm is GET /activate: the code form, filled in from the link a
 // device shows (verification_uri_complete).
 func (h *Handlers) activateForm(c echo.Context) error {

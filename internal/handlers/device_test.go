@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -8,8 +9,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
 	"github.com/gatehouse/gatehouse/internal/throttle"
 )
 
@@ -375,5 +379,124 @@ func TestActivateWrongCodes(t *testing.T) {
 	}
 	if rows := deviceRows(t, env); rows[0].Status != models.DevicePending {
 		t.Errorf("row %s", rows[0].Status)
+	}
+}
+
+// chromeOnWindows is a second browser's user agent.
+const chromeOnWindows = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+
+// bearerGet fetches path with an app's access token and no cookie.
+func bearerGet(t *testing.T, env *apptest.Env, path, access string) *apptest.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, env.Server.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+access)
+	return env.Client(t).Do(req)
+}
+
+// TestDevicesPageShowsAppSessions: app sessions are rows of the Devices
+// page like browsers, with the App badge and which browser approved them;
+// revoking one there ends its access token on its next request.
+func TestDevicesPageShowsAppSessions(t *testing.T) {
+	env := newEnv(t)
+	ctx := context.Background()
+	c, u := activateUser(t, env)
+	other := env.Client(t)
+	other.UserAgent = chromeOnWindows
+	other.SignIn("ada@example.com", "user password")
+	start := func(name, approvedBy string) session.AppTokens {
+		var opts []session.StartOption
+		if approvedBy != "" {
+			opts = append(opts, session.ApprovedBy(approvedBy))
+		}
+		tok, err := env.App.Sessions.StartApp(ctx, u, session.AppClient{Name: name, UserAgent: "gatehouse-cli/1.0", IP: "192.0.2.7"}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	here := start("Gatehouse CLI", sessionID(t, c))
+	there := start("Living room TV", sessionID(t, other))
+	plain := start("Backup script", "")
+	gone := start("Old laptop CLI", "AAAAAAAAAAAAAAAAAAAAAA")
+
+	doc := c.Get("/account/sessions").Doc(t)
+	row := func(id string) *goquery.Selection {
+		r := doc.Find(`[data-testid="active-sessions"] tr[data-session-id="` + id + `"]`)
+		if r.Length() != 1 {
+			t.Fatalf("%d rows for session %s", r.Length(), id)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		tok        session.AppTokens
+		name, from string
+	}{
+		{here, "Gatehouse CLI", "Approved from this browser"},
+		{there, "Living room TV", "Approved from Chrome on Windows"},
+		{plain, "Backup script", ""},
+		{gone, "Old laptop CLI", "Approved from a browser that has since signed out"},
+	} {
+		r := row(tc.tok.SessionID)
+		if got := r.Find(".device").Text(); !strings.HasPrefix(got, tc.name) {
+			t.Errorf("%s: device %q", tc.name, got)
+		}
+		if got := r.Find(`[data-testid="app-badge"]`).Text(); got != "App" {
+			t.Errorf("%s: badge %q, want App", tc.name, got)
+		}
+		if got := r.Find(`[data-testid="approved-from"]`).Text(); got != tc.from {
+			t.Errorf("%s: approved from %q, want %q", tc.name, got, tc.from)
+		}
+		if r.Find(`form[action="/account/sessions/`+tc.tok.SessionID+`/revoke"]`).Length() != 1 {
+			t.Errorf("%s: no Revoke", tc.name)
+		}
+	}
+	for _, id := range []string{sessionID(t, c), sessionID(t, other)} {
+		if row(id).Find(`[data-testid="app-badge"]`).Length() != 0 {
+			t.Errorf("browser session %s has the App badge", id)
+		}
+	}
+
+	// Revoking the app from the Devices page is final for its token.
+	if res := bearerGet(t, env, "/account", here.AccessToken); res.StatusCode != http.StatusOK {
+		t.Fatalf("bearer before revoke: %d", res.StatusCode)
+	}
+	if res := c.Post("/account/sessions/"+here.SessionID+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", res.StatusCode)
+	}
+	if res := bearerGet(t, env, "/account", here.AccessToken); res.StatusCode == http.StatusOK {
+		t.Fatalf("bearer after revoke: %d, want refused", res.StatusCode)
+	}
+	if row := c.Get("/account/sessions").Doc(t).Find(`tr[data-session-id="` + here.SessionID + `"]`); row.Length() != 0 {
+		t.Errorf("revoked app still listed")
+	}
+	if res := bearerGet(t, env, "/account", there.AccessToken); res.StatusCode != http.StatusOK {
+		t.Errorf("another app's token after the revoke: %d", res.StatusCode)
+	}
+
+	// An administrator sees the app sessions, badged, on the user's page
+	// and the all-sessions page.
+	admin, _ := signedInAdmin(t, env)
+	for _, path := range []string{userPath(u), "/admin/sessions"} {
+		page := admin.Get(path).Doc(t)
+		r := page.Find(`tr[data-session-id="` + there.SessionID + `"]`)
+		if r.Length() != 1 || r.Find(`[data-testid="app-badge"]`).Text() != "App" {
+			t.Errorf("%s: app session row %d, badge %q", path, r.Length(), r.Find(`[data-testid="app-badge"]`).Text())
+		}
+	}
+
+	// An app's token cannot answer a device sign-in: that is a browser's.
+	codes := requestCodes(t, env, "Sneaky")
+	req, _ := http.NewRequest(http.MethodPost, env.Server.URL+"/activate/deny",
+		strings.NewReader(url.Values{"user_code": {codes.UserCode}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+there.AccessToken)
+	if res := env.Client(t).Do(req); res.StatusCode != http.StatusForbidden {
+		t.Errorf("deny with a bearer: %d, want 403", res.StatusCode)
+	}
+	if rows := deviceRows(t, env); rows[len(rows)-1].Status != models.DevicePending {
+		t.Errorf("bearer answered the code: %s", rows[len(rows)-1].Status)
 	}
 }

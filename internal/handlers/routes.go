@@ -140,11 +140,12 @@ func New(d Deps) *echo.Echo {
 	// The device flow (device.go): an app asks for codes; a person signed
 	// in here answers at /activate.
 	e.POST("/api/v1/device/code", h.deviceCode)
-	e.GET("/activate", h.activateForm, signedIn...)
-	e.POST("/activate", h.activate, signedIn...)
-	e.POST("/activate/approve", h.approveDevice, sudo...)
-	e.GET("/activate/approve", h.pendingActionPage, signedIn...)
-	e.POST("/activate/deny", h.denyDevice, signedIn...)
+	activating := append(slices.Clip(signedIn), browserOnly)
+	e.GET("/activate", h.activateForm, activating...)
+	e.POST("/activate", h.activate, activating...)
+	e.POST("/activate/approve", h.approveDevice, append(slices.Clip(activating), h.requireRecentAuth)...)
+	e.GET("/activate/approve", h.pendingActionPage, activating...)
+	e.POST("/activate/deny", h.denyDevice, activating...)
 
 	admin := e.Group("/admin", append(slices.Clip(signedIn), h.requireAdmin, h.requireAdminFactor)...)
 	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
