@@ -203,6 +203,19 @@ func browserOnly(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// typedDevice finds the pending authorization of the form's user_code.
+// When there is none, it answers with the code form showing the problem
+// and returns nil.
+func (h *Handlers) typedDevice(c echo.Context) (*models.DeviceAuthorization, error) {
+	typed := formValue(c, "user_code")
+	d, status, msg, err := h.pendingDevice(c, typed)
+	if d != nil || err != nil {
+		return d, err
+	}
+	f := views.ActivateForm{UserCode: models.Truncate(typed, 64), Errors: views.FieldErrors{"user_code": msg}}
+	return nil, h.render(c, status, views.ActivateView(f))
+}
+
 // activateForm is GET /activate: the code form, filled in from the link a
 // device shows (verification_uri_complete).
 func (h *Handlers) activateForm(c echo.Context) error {
@@ -212,14 +225,9 @@ func (h *Handlers) activateForm(c echo.Context) error {
 // activate is POST /activate: which app the code belongs to, with the
 // buttons that answer it.
 func (h *Handlers) activate(c echo.Context) error {
-	typed := formValue(c, "user_code")
-	d, status, msg, err := h.pendingDevice(c, typed)
-	if err != nil {
-		return err
-	}
+	d, err := h.typedDevice(c)
 	if d == nil {
-		f := views.ActivateForm{UserCode: models.Truncate(typed, 64), Errors: views.FieldErrors{"user_code": msg}}
-		return h.render(c, status, views.ActivateView(f))
+		return err
 	}
 	return h.render(c, http.StatusOK, views.ActivateClientView(views.ActivateClient{Auth: *d, Now: h.now()}))
 }
@@ -235,14 +243,9 @@ func (h *Handlers) denyDevice(c echo.Context) error { return h.decideDevice(c, f
 func (h *Handlers) decideDevice(c echo.Context, approve bool) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
-	typed := formValue(c, "user_code")
-	d, status, msg, err := h.pendingDevice(c, typed)
-	if err != nil {
-		return err
-	}
+	d, err := h.typedDevice(c)
 	if d == nil {
-		f := views.ActivateForm{UserCode: models.Truncate(typed, 64), Errors: views.FieldErrors{"user_code": msg}}
-		return h.render(c, status, views.ActivateView(f))
+		return err
 	}
 	d, err = h.deviceAuths.Decide(ctx, d.UserCode, approve, p.UserID, p.SessionID, h.now())
 	if errors.Is(err, models.ErrDeviceCodeUnknown) {
