@@ -175,7 +175,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 		Gorm: db, BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),
-		Metrics: m,
+		Metrics: m, CORSOrigins: cfg.CORSOrigins,
 	})
 	a.watch(cfg.RedisMaxConnections)
 	return a, nil

@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"encoding/json"
 	"errors"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,81 +34,13 @@ const (
 // deviceGrantType is the grant type a device-code poll names.
 const deviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 
-// apiError is an API answer that is not a success: an OAuth-style error
-// code a program can act on and a message a person can read.
-func apiError(c echo.Context, status int, code, message string) error {
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.JSON(status, map[string]string{"error": code, "message": message})
-}
-
-// apiFields reads the named fields of an API request's body, which is
-// form-encoded (as RFC 6749 and 8628 say) or a JSON object of strings. A
-// field missing is "". Anything else (another content type, malformed
-// JSON, a field that is not a string, text that is not valid UTF-8 or holds
-// a NUL) is a 4xx answer, already written: ok is false.
-func apiFields(c echo.Context, names ...string) (fields map[string]string, ok bool, err error) {
-	r := c.Request()
-	fields = map[string]string{}
-	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
-	switch mt {
-	case echo.MIMEApplicationForm:
-		if err := r.ParseForm(); err != nil {
-			var he *echo.HTTPError
-			if errors.As(err, &he) && he.Code == http.StatusRequestEntityTooLarge {
-				return nil, false, apiError(c, he.Code, "invalid_request", "The request body is too large.")
-			}
-			return nil, false, apiError(c, http.StatusBadRequest, "invalid_request", "The form could not be read.")
-		}
-		if !validText(r.PostForm) {
-			return nil, false, apiError(c, http.StatusBadRequest, "invalid_request", "The request contains bytes that are not text.")
-		}
-		for _, n := range names {
-			fields[n] = strings.TrimSpace(r.PostForm.Get(n))
-		}
-	case echo.MIMEApplicationJSON:
-		var body map[string]any
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&body); err != nil || dec.More() {
-			var maxErr *http.MaxBytesError
-			if errors.As(err, &maxErr) {
-				return nil, false, apiError(c, http.StatusRequestEntityTooLarge, "invalid_request", "The request body is too large.")
-			}
-			return nil, false, apiError(c, http.StatusBadRequest, "invalid_request", "The body is not a JSON object.")
-		}
-		values := url.Values{}
-		for _, n := range names {
-			v, present := body[n]
-			if !present || v == nil {
-				continue
-			}
-			s, isString := v.(string)
-			if !isString {
-				return nil, false, apiError(c, http.StatusBadRequest, "invalid_request", "The field "+n+" must be a string.")
-			}
-			values.Set(n, s)
-			fields[n] = strings.TrimSpace(s)
-		}
-		if !validText(values) {
-			return nil, false, apiError(c, http.StatusBadRequest, "invalid_request", "The request contains bytes that are not text.")
-		}
-	default:
-		return nil, false, apiError(c, http.StatusUnsupportedMediaType, "invalid_request",
-			"Send the fields form-encoded (application/x-www-form-urlencoded) or as JSON (application/json).")
-	}
-	return fields, true, nil
-}
-
 // deviceCode starts a device-flow sign-in: POST /api/v1/device/code with
 // client_name.
 func (h *Handlers) deviceCode(c echo.Context) error {
 	ctx := c.Request().Context()
-	f, ok, err := apiFields(c, "client_name")
-	if !ok {
+	name, err := clientName(c.FormValue("client_name"))
+	if err != nil {
 		return err
-	}
-	name := f["client_name"]
-	if msg := models.CheckClientName(name); msg != "" {
-		return apiError(c, http.StatusBadRequest, "invalid_request", msg)
 	}
 	wait, err := h.throttle.Take(ctx, throttle.DeviceCodeKey(c.RealIP()), deviceCodesPerIP, deviceCodeWindow)
 	if err != nil {
@@ -119,7 +49,7 @@ func (h *Handlers) deviceCode(c echo.Context) error {
 	if wait > 0 {
 		h.metrics.Throttled(metrics.ThrottleAttempts)
 		setRetryAfter(c, wait)
-		return apiError(c, http.StatusTooManyRequests, "slow_down", "Too many codes asked for from your network. Try again in "+waitWords(wait)+".")
+		return apiErr(http.StatusTooManyRequests, "slow_down", "Too many codes asked for from your network. Try again in "+waitWords(wait)+".")
 	}
 	d, deviceCode, err := h.deviceAuths.Create(ctx, models.NewDeviceAuthorization{
 		ClientName: name, IP: c.RealIP(), UserAgent: session.UserAgent(c.Request()),
@@ -128,8 +58,7 @@ func (h *Handlers) deviceCode(c echo.Context) error {
 		return err
 	}
 	userCode := models.FormatUserCode(d.UserCode)
-	c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-	return c.JSON(http.StatusOK, map[string]any{
+	return apiJSON(c, http.StatusOK, map[string]any{
 		"device_code":               deviceCode,
 		"user_code":                 userCode,
 		"verification_uri":          link(h.baseURL, "/activate", nil),
@@ -277,4 +206,57 @@ func (h *Handlers) describeApproveDevice(c echo.Context, _ map[string]string, q 
 	a := pending("sign in "+d.ClientName+" ("+d.IP+")", views.ApproveDeviceConsequence(*d), "/activate")
 	a.Fields = []views.HiddenField{{Name: "user_code", Value: d.UserCode}}
 	return a, nil
+}
+
+// deviceGrant answers a poll of the device flow: POST /api/v1/token with
+// grant_type urn:ietf:params:oauth:grant-type:device_code and device_code.
+// Until the person answers, 400 with the RFC 8628 error code (and the
+// interval to keep); once approved, the tokens of a new app session,
+// once. The session names the browser session that approved it. If that
+// browser session has ended since (signed out, revoked, a password
+// change), or the account was disabled, the approval no longer holds:
+// access_denied.
+func (h *Handlers) deviceGrant(c echo.Context) error {
+	ctx := c.Request().Context()
+	var tokens session.AppTokens
+	err := h.deviceAuths.Poll(ctx, strings.TrimSpace(c.FormValue("device_code")), h.now(), func(d *models.DeviceAuthorization) error {
+		u, err := h.users.ByID(ctx, *d.UserID)
+		switch {
+		case errors.Is(err, models.ErrNotFound):
+			return &models.PollError{Code: models.PollDenied}
+		case err != nil:
+			return err
+		case u.Disabled():
+			return &models.PollError{Code: models.PollDenied}
+		}
+		if _, err := h.activeSession(c, u.ID, d.ApprovedBy); errors.Is(err, errSessionGone) {
+			return &models.PollError{Code: models.PollDenied}
+		} else if err != nil {
+			return err
+		}
+		tokens, err = h.sessions.StartApp(ctx, u, session.AppClient{
+			Name: d.ClientName, UserAgent: session.UserAgent(c.Request()), IP: c.RealIP(),
+		}, session.ApprovedBy(d.ApprovedBy))
+		return err
+	})
+	var pe *models.PollError
+	if errors.As(err, &pe) {
+		answer := map[string]any{"error": pe.Code, "message": pollMessages[pe.Code]}
+		if pe.Interval > 0 {
+			answer["interval"] = int(pe.Interval / time.Second)
+		}
+		return apiJSON(c, http.StatusBadRequest, answer)
+	} else if err != nil {
+		return err
+	}
+	return answerTokens(c, tokens)
+}
+
+// pollMessages are the words of each poll answer (models.Poll*).
+var pollMessages = map[string]string{
+	models.PollPending:  "The sign-in has not been approved yet. Poll again after the interval.",
+	models.PollSlowDown: "Polled too soon. Wait the new interval between polls.",
+	models.PollDenied:   "The sign-in was denied, or its approval no longer holds. Start again.",
+	models.PollExpired:  "The code expired before it was approved. Ask for a new one.",
+	models.PollInvalid:  "The device code is not valid, or its tokens were already given.",
 }

@@ -108,7 +108,7 @@ func TestDeviceCodeEndpoint(t *testing.T) {
 
 func TestDeviceCodeBadInput(t *testing.T) {
 	env := newEnv(t)
-	long := strings.Repeat("x", models.MaxClientNameLength+1)
+	long := strings.Repeat("x", 101) // client_name is at most 100 characters
 	for _, tc := range []struct {
 		name, contentType, body string
 		status                  int
@@ -128,6 +128,7 @@ func TestDeviceCodeBadInput(t *testing.T) {
 		{"NUL in JSON", "application/json", `{"client_name": "a\u0000b"}`, 400},
 		{"no content type", "", "client_name=CLI", 415},
 		{"text/plain", "text/plain", "client_name=CLI", 415},
+		{"oversized", "application/json", `{"client_name": "` + strings.Repeat("a", 70<<10) + `"}`, 413},
 		{"multipart", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"client_name\"\r\n\r\nCLI\r\n--x--\r\n", 415},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -56,7 +56,10 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 	status, title, message := http.StatusInternalServerError, "", ""
 	var pe *publicError
 	var he *echo.HTTPError
+	var ae *apiError
 	switch {
+	case errors.As(err, &ae):
+		status = ae.status
 	case errors.As(err, &pe):
 		status, title, message = pe.status, pe.title, pe.message
 	case errors.As(err, &he):
@@ -83,6 +86,11 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 	}
 	if status == http.StatusServiceUnavailable {
 		c.Response().Header().Set("Retry-After", "5")
+	}
+	if isAPI(c) {
+		// No page ever reaches an API client: every error is JSON.
+		h.writeAPIError(c, err, status, message)
+		return
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(status)

@@ -71,6 +71,9 @@ type Deps struct {
 	Require2FAForAdmins bool
 	// Metrics counts requests, sign-ins and refusals; nil counts nothing.
 	Metrics *metrics.Metrics
+	// CORSOrigins may call /api/v1 from scripts (CORS_ORIGINS); none: CORS
+	// off.
+	CORSOrigins []string
 }
 
 // Handlers holds the dependencies every handler uses.
@@ -100,6 +103,7 @@ type Handlers struct {
 	// require2FAForAdmins: REQUIRE_2FA_FOR_ADMINS.
 	require2FAForAdmins bool
 	metrics             *metrics.Metrics
+	corsOrigins         []string
 }
 
 func newHandlers(d Deps) *Handlers {
@@ -119,6 +123,6 @@ func newHandlers(d Deps) *Handlers {
 		gorm:     d.Gorm, baseURL: d.BaseURL, mailer: d.Mailer,
 		keys: d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
 		passkeys: d.Passkeys, webauthn: d.WebAuthn, deviceAuths: d.DeviceAuths,
-		metrics: d.Metrics,
+		metrics: d.Metrics, corsOrigins: d.CORSOrigins,
 	}
 }

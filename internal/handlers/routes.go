@@ -137,9 +137,8 @@ func New(d Deps) *echo.Echo {
 	// Everything under /admin sits behind one group that checks the role in
 	// Postgres on every request; its catch-all routes mean non-admins get
 	// 403 for any /admin path, known or not.
-	// The device flow (device.go): an app asks for codes; a person signed
-	// in here answers at /activate.
-	e.POST("/api/v1/device/code", h.deviceCode)
+	// The device flow (device.go): an app asks for codes at
+	// /api/v1/device/code; a person signed in here answers at /activate.
 	activating := append(slices.Clip(signedIn), browserOnly)
 	e.GET("/activate", h.activateForm, activating...)
 	e.POST("/activate", h.activate, activating...)
@@ -165,6 +164,31 @@ func New(d Deps) *echo.Echo {
 	}
 	admin.GET("/sessions", h.adminSessions)
 	admin.GET("/audit", h.adminAudit)
+
+	// The JSON API for apps and scripts (api*.go, docs/api.md). The token
+	// endpoints take their credential in the body: no session, no CSRF.
+	// The others take a bearer token or the session cookie (then with
+	// CSRF, as any form).
+	api := []echo.MiddlewareFunc{readAPIBody}
+	cors := h.cors()
+	if cors != nil {
+		api = append([]echo.MiddlewareFunc{cors}, api...)
+	}
+	apiSignedIn := append(slices.Clip(api), h.sessions.Middleware, h.csrf(), h.requireAPIAuth)
+	e.POST("/api/v1/token", h.apiToken, api...)
+	e.POST("/api/v1/revoke", h.apiRevoke, api...)
+	e.POST("/api/v1/device/code", h.deviceCode, api...) // the device flow (device.go)
+	e.GET("/api/v1/session", h.apiSession, apiSignedIn...)
+	e.GET("/api/v1/sessions", h.apiSessions, apiSignedIn...)
+	e.DELETE("/api/v1/sessions/:id", h.apiEndSession, apiSignedIn...)
+	e.POST("/api/v1/reauth", h.apiReauth, append(slices.Clip(apiSignedIn), h.capPasswordWork)...)
+	if cors != nil {
+		// Preflights: Echo answers OPTIONS itself without the routes'
+		// middleware, so each path gets one that runs CORS.
+		for _, path := range []string{"/api/v1/token", "/api/v1/revoke", "/api/v1/device/code", "/api/v1/session", "/api/v1/sessions", "/api/v1/sessions/:id", "/api/v1/reauth"} {
+			e.OPTIONS(path, func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cors)
+		}
+	}
 	return e
 }
 

@@ -474,6 +474,15 @@ func TestExpiredSessionsShowAsEnded(t *testing.T) {
 // and hide any resurrection.
 func hammerDuringRevoke(t *testing.T, serverURL, token string, workers int, revoke func()) (before, after, wrong int64) {
 	t.Helper()
+	return hammer(t, serverURL+"/account", func(req *http.Request) {
+		req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+	}, workers, revoke)
+}
+
+// hammer is hammerDuringRevoke for any credential: auth adds it to each
+// GET of url.
+func hammer(t *testing.T, url string, auth func(*http.Request), workers int, revoke func()) (before, after, wrong int64) {
+	t.Helper()
 	var revoked atomic.Bool
 	var nBefore, nAfter, nWrong atomic.Int64
 	stop := make(chan struct{})
@@ -490,8 +499,8 @@ func hammerDuringRevoke(t *testing.T, serverURL, token string, workers int, revo
 				default:
 				}
 				startedAfter := revoked.Load()
-				req, _ := http.NewRequest(http.MethodGet, serverURL+"/account", nil)
-				req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+				req, _ := http.NewRequest(http.MethodGet, url, nil)
+				auth(req)
 				res, err := client.Do(req)
 				if err != nil {
 					t.Error(err)

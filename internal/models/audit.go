@@ -44,6 +44,9 @@ const (
 	AuditPasskeyAdded         AuditKind = "passkey_added"
 	AuditPasskeyRemoved       AuditKind = "passkey_removed"
 	AuditPasskeyRefused       AuditKind = "passkey_refused" // a ceremony that failed its checks
+	// A refresh token already rotated away from was presented: the app
+	// session was ended (docs/api.md).
+	AuditRefreshReused AuditKind = "refresh_token_reused"
 
 	// A device-flow sign-in (RFC 8628) answered from a browser.
 	AuditDeviceApproved AuditKind = "device_approved"
@@ -57,7 +60,7 @@ var AuditKinds = []AuditKind{
 	AuditResetRequested, AuditPasswordReset, AuditEmailVerifySent, AuditEmailVerified,
 	AuditEmailChangeRequested, AuditEmailChangeUndone,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
-	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused,
+	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused, AuditRefreshReused,
 	AuditDeviceApproved, AuditDeviceDenied,
 }
 

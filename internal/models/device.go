@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 	"gorm.io/gorm"
@@ -144,26 +143,6 @@ func newUserCode() string {
 		b[i] = userCodeAlphabet[int(one[0])%len(userCodeAlphabet)]
 	}
 	return string(b)
-}
-
-// MaxClientNameLength bounds the name an app gives itself.
-const MaxClientNameLength = 100
-
-// CheckClientName says what is wrong with the name an app gives itself
-// (client_name), or "". The name is shown on the Devices page and to the
-// person approving a sign-in, so it follows a display name's rules.
-func CheckClientName(name string) string {
-	switch {
-	case name == "":
-		return "Give client_name: the name of the app, as its user would recognise it."
-	case !utf8.ValidString(name):
-		return "client_name contains bytes that are not text."
-	case utf8.RuneCountInString(name) > MaxClientNameLength:
-		return fmt.Sprintf("client_name is too long: at most %d characters.", MaxClientNameLength)
-	case strings.IndexFunc(name, invisibleInName) >= 0:
-		return "client_name cannot contain control characters or invisible formatting characters."
-	}
-	return ""
 }
 
 // DeviceStore keeps device authorizations.

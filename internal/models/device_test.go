@@ -262,20 +262,3 @@ func TestDeviceDecideRace(t *testing.T) {
 		}
 	}
 }
-
-func TestCheckClientName(t *testing.T) {
-	for _, ok := range []string{"Gatehouse CLI", "Télé du salon", "東京のテレビ"} {
-		if msg := models.CheckClientName(ok); msg != "" {
-			t.Errorf("CheckClientName(%q) = %q", ok, msg)
-		}
-	}
-	long := make([]rune, models.MaxClientNameLength+1)
-	for i := range long {
-		long[i] = 'a'
-	}
-	for _, bad := range []string{"", "a\nb", "evil\u202egnp.exe", "x\x00", "\xff", string(long)} {
-		if msg := models.CheckClientName(bad); msg == "" {
-			t.Errorf("CheckClientName(%q) accepted", bad)
-		}
-	}
-}

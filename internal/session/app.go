@@ -379,6 +379,9 @@ func (m *Manager) RevokeToken(ctx context.Context, token string) (int64, string,
 		return rec.UserID, rec.PublicID, nil
 	}
 	b, err := m.lookupBearer(ctx, token)
+	if errors.Is(err, errNotAccessToken) {
+		return 0, "", nil
+	}
 	if err != nil || b == nil {
 		return 0, "", err
 	}
