@@ -219,6 +219,7 @@ func (h *Handlers) describeApproveDevice(c echo.Context, _ map[string]string, q 
 func (h *Handlers) deviceGrant(c echo.Context) error {
 	ctx := c.Request().Context()
 	var tokens session.AppTokens
+	var approved models.DeviceAuthorization
 	err := h.deviceAuths.Poll(ctx, strings.TrimSpace(c.FormValue("device_code")), h.now(), func(d *models.DeviceAuthorization) error {
 		u, err := h.users.ByID(ctx, *d.UserID)
 		switch {
@@ -237,6 +238,10 @@ func (h *Handlers) deviceGrant(c echo.Context) error {
 		tokens, err = h.sessions.StartApp(ctx, u, session.AppClient{
 			Name: d.ClientName, UserAgent: session.UserAgent(c.Request()), IP: c.RealIP(),
 		}, session.ApprovedBy(d.ApprovedBy))
+		if errors.Is(err, session.ErrAccountDisabled) {
+			return &models.PollError{Code: models.PollDenied}
+		}
+		approved = *d
 		return err
 	})
 	var pe *models.PollError
@@ -249,6 +254,10 @@ func (h *Handlers) deviceGrant(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	h.metrics.SignIn(metrics.SignInSuccess)
+	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: approved.UserID, ActorID: approved.UserID,
+		SessionID: tokens.SessionID, Detail: "app " + approved.ClientName + ", approved from a browser with code " +
+			models.FormatUserCode(approved.UserCode)})
 	return answerTokens(c, tokens)
 }
 

@@ -95,6 +95,13 @@ func TestDeviceGrantOverHTTP(t *testing.T) {
 	if row.Find(`[data-testid="approved-from"]`).Text() != "Approved from this browser" {
 		t.Errorf("Devices row for the new app: %q", row.Text())
 	}
+	// The sign-in is in the security log, naming the new session.
+	waitWritten(t, env)
+	var signIns int64
+	env.App.DB.Model(&models.AuditEvent{}).Where("kind = ? AND user_id = ? AND session_id = ?", models.AuditSignIn, u.ID, sid).Count(&signIns)
+	if signIns != 1 {
+		t.Errorf("%d sign_in events for the app session, want 1", signIns)
+	}
 	env.Clock.Advance(16 * time.Second)
 	status, got = pollDevice(t, env, codes.DeviceCode)
 	wantPollError(t, "poll after the tokens", status, got, "invalid_grant")
