@@ -450,6 +450,9 @@ func TestDevicesPageShowsAppSessions(t *testing.T) {
 		if got := r.Find(`[data-testid="approved-from"]`).Text(); got != tc.from {
 			t.Errorf("%s: approved from %q, want %q", tc.name, got, tc.from)
 		}
+		if approved := tc.from != ""; approved == (r.Find(`[data-testid="auth-method"]`).Length() != 0) {
+			t.Errorf("%s: approved %v, sign-in method shown %q", tc.name, approved, r.Find(`[data-testid="auth-method"]`).Text())
+		}
 		if r.Find(`form[action="/account/sessions/`+tc.tok.SessionID+`/revoke"]`).Length() != 1 {
 			t.Errorf("%s: no Revoke", tc.name)
 		}
