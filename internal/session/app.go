@@ -191,10 +191,7 @@ func (m *Manager) accessTTL(rec *models.SessionRecord, now time.Time) time.Durat
 // ARGV[12] the field's old value (with KEYS[4..5])
 // Result: the user's number of sessions; -1 disabled; -2 tag collision;
 // -3 the session has ended.
-var appScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return -1 end
-local uid = redis.call('HGET', KEYS[1], 'uid')
-if uid and uid ~= ARGV[9] then return -2 end
+var appScript = redis.NewScript(luaRefuseUser + `
 if redis.call('HEXISTS', KEYS[1], ARGV[11]) == 1 then return -3 end
 local data = ARGV[10]
 if KEYS[4] and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[12] then
@@ -202,14 +199,7 @@ if KEYS[4] and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[12] then
   redis.call('DEL', KEYS[4], KEYS[5])
 end
 redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
-redis.call('SET', KEYS[3], data, 'PX', ARGV[8])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6], 'uid', ARGV[9])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
-local n = 0
-for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(field, 1, 2) == 's:' then n = n + 1 end
-end
-return n`)
+redis.call('SET', KEYS[3], data, 'PX', ARGV[8])` + luaEnterSession)
 
 // issueAccess creates an access token for the app session rec and points
 // its field at it; oldToken, if any, is the token it replaces. It returns

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"testing"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
@@ -96,5 +97,29 @@ func TestStartAppAndRefresh(t *testing.T) {
 	}
 	if rec.Active() || rec.EndReason != models.EndRefreshReused {
 		t.Fatalf("after reuse: ended %v, reason %q", rec.EndedAt, rec.EndReason)
+	}
+}
+
+// TestBearerHotPathCost: a request with an access token costs what a
+// cookie's does (TestHotPathCost): one Redis command, the same lookup
+// script, and no SQL.
+func TestBearerHotPathCost(t *testing.T) {
+	env := apptest.New(t)
+	_, tok := startApp(t, env)
+	var queries int
+	cmds := monitor(t, env, func() {
+		queries = countQueries(t, env, func() {
+			for range 3 {
+				if got := bearerStatus(t, env, tok.AccessToken); got != http.StatusOK {
+					t.Fatalf("GET /account with the access token: %d", got)
+				}
+			}
+		})
+	})
+	if want := []string{"EVALSHA", "EVALSHA", "EVALSHA"}; !slices.Equal(cmds, want) {
+		t.Errorf("Redis commands: %v, want %v", cmds, want)
+	}
+	if queries != 0 {
+		t.Errorf("%d SQL statements on the bearer hot path, want 0", queries)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/apptest"
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // BenchmarkHotPath serves GET /account, an authenticated page that needs no
@@ -31,11 +32,20 @@ func BenchmarkHotPathBrotli(b *testing.B) { benchHotPath(b, "gzip, deflate, br, 
 
 func BenchmarkHotPathGzip(b *testing.B) { benchHotPath(b, "gzip") }
 
+// BenchmarkHotPathBearer is BenchmarkHotPath for an app: the same page
+// with an access token (Authorization: Bearer) instead of the cookie. Both
+// resolve through one lookup script, so they should cost the same.
+func BenchmarkHotPathBearer(b *testing.B) { benchHotPath(b, "bearer") }
+
 func benchHotPath(b *testing.B, acceptEncoding string) {
 	env := apptest.New(b)
 	c := env.Client(b)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")
 	token := c.SessionToken()
+	bearer := acceptEncoding == "bearer"
+	if bearer {
+		acceptEncoding = ""
+	}
 
 	a, err := app.New(context.Background(), env.Config, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		app.Options{Hasher: apptest.Hasher()})
@@ -45,7 +55,19 @@ func benchHotPath(b *testing.B, acceptEncoding string) {
 	b.Cleanup(func() { a.Close() })
 	req := httptest.NewRequest(http.MethodGet, "/account", nil)
 	req.Header.Set("User-Agent", apptest.DefaultUserAgent)
-	req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+	if bearer {
+		u, err := env.App.Users.ByEmail(context.Background(), "ada@example.com")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tok, err := a.Sessions.StartApp(context.Background(), u, session.AppClient{Name: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	} else {
+		req.AddCookie(&http.Cookie{Name: "gatehouse_session", Value: token})
+	}
 	if acceptEncoding != "" {
 		req.Header.Set("Accept-Encoding", acceptEncoding)
 	}

@@ -151,18 +151,26 @@ const sessionField = "s:"
 // disabled the account (the "disabled" field, which closes the race
 // between a sign-in that checked the account and a disable that ended
 // every session); -2 if the hash belongs to another user (tags collide).
-var registerScript = redis.NewScript(`
+var registerScript = redis.NewScript(luaRefuseUser + `
+redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])` + luaEnterSession)
+
+// luaRefuseUser and luaEnterSession are the beginning and the end of the
+// scripts that enter a session in the user hash (registerScript, and
+// appScript for app sessions), with their KEYS[1] and ARGV[1..9].
+const (
+	luaRefuseUser = `
 if redis.call('HEXISTS', KEYS[1], 'disabled') == 1 then return -1 end
 local uid = redis.call('HGET', KEYS[1], 'uid')
-if uid and uid ~= ARGV[9] then return -2 end
-redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
+if uid and uid ~= ARGV[9] then return -2 end`
+	luaEnterSession = `
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], 'name', ARGV[4], 'email', ARGV[5], 'role', ARGV[6], 'uid', ARGV[9])
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('EXPIRE', KEYS[1], ARGV[3]) end
 local n = 0
 for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   if string.sub(field, 1, 2) == 's:' then n = n + 1 end
 end
-return n`)
+return n`
+)
 
 // revokeScript ends sessions and leaves an end mark for each (ends.go).
 // KEYS[1]  the user hash
@@ -233,7 +241,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1`)
 
-var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, revokeScript, disableScript,
+var scripts = []*redis.Script{findScript, commitScript, renewScript, registerScript, appScript, revokeScript, disableScript,
 	forgetScript, setProfileScript, clearScript}
 
 // errTagCollision means two users' tags are equal: sign-in is refused
