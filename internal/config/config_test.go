@@ -258,3 +258,49 @@ func TestDevSecretKeyIsKeptInItsFile(t *testing.T) {
 		t.Fatal("a short key in the file was taken")
 	}
 }
+
+// TestAppSessionSettings: the app token settings' defaults, and each bad
+// value refused with the variable named: the grace is 0 to 30 s, the idle
+// timeout no longer than the lifetime, an access token shorter than the
+// idle timeout, and CORS origins bare scheme://host[:port].
+func TestAppSessionSettings(t *testing.T) {
+	cfg, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AccessTokenTTL != time.Hour || cfg.RefreshGrace != 30*time.Second || cfg.AppIdleTimeout != 7*24*time.Hour ||
+		cfg.AppLifetime != 30*24*time.Hour || cfg.CORSOrigins != nil {
+		t.Fatalf("app session defaults: %v %v %v %v %v", cfg.AccessTokenTTL, cfg.RefreshGrace, cfg.AppIdleTimeout, cfg.AppLifetime, cfg.CORSOrigins)
+	}
+	cfg, err = Load(env(map[string]string{"REFRESH_GRACE": "0s", "ACCESS_TOKEN_TTL": "5m",
+		"CORS_ORIGINS": "https://app.example.com, http://localhost:3000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RefreshGrace != 0 || cfg.AccessTokenTTL != 5*time.Minute ||
+		strings.Join(cfg.CORSOrigins, " ") != "https://app.example.com http://localhost:3000" {
+		t.Fatalf("parsed: %v %v %v", cfg.RefreshGrace, cfg.AccessTokenTTL, cfg.CORSOrigins)
+	}
+	for _, bad := range []map[string]string{
+		{"REFRESH_GRACE": "31s"},
+		{"REFRESH_GRACE": "-1s"},
+		{"REFRESH_GRACE": "soon"},
+		{"ACCESS_TOKEN_TTL": "0s"},
+		{"ACCESS_TOKEN_TTL": "200h"},
+		{"APP_IDLE_TIMEOUT": "1000h"},
+		{"APP_LIFETIME": "1d"},
+		{"CORS_ORIGINS": "*"},
+		{"CORS_ORIGINS": "https://app.example.com/path"},
+		{"CORS_ORIGINS": "app.example.com"},
+		{"CORS_ORIGINS": "https://user@app.example.com"},
+		{"CORS_ORIGINS": "ftp://app.example.com"},
+	} {
+		var name string
+		for k := range bad {
+			name = k
+		}
+		if _, err := Load(env(bad)); err == nil || !strings.Contains(err.Error(), name+"=") {
+			t.Errorf("%v: error %v does not name the variable", bad, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package handlers_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -92,5 +93,37 @@ func TestAPIBadInput(t *testing.T) {
 	// Revoking an unknown token is 200, as RFC 7009 says.
 	if res := apiForm(t, env, "/api/v1/revoke", url.Values{"token": {forged}}, ""); res.Status != http.StatusOK {
 		t.Errorf("revoke an unknown token: %d %s", res.Status, res.Raw)
+	}
+}
+
+// TestBearerOnBrowserForms: a bearer token sent to the browser's sign-in
+// and sign-up forms is a clear 400 that sets no cookie and starts no
+// session; on a page it signs in like the cookie would, without one.
+func TestBearerOnBrowserForms(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	tok := passwordGrant(t, env, "ada@example.com", "analytical engine")
+	for _, path := range []string{"/signin", "/signup"} {
+		c := env.Client(t)
+		c.Get(path) // the CSRF cookie, as a browser would have it
+		c.Header.Set("Authorization", "Bearer "+tok.access)
+		res := c.Post(path, url.Values{"name": {"Eve"}, "email": {"eve" + path[1:] + "@example.com"}, "password": {"analytical engine"}})
+		if res.StatusCode != http.StatusBadRequest || c.SessionToken() != "" || strings.Contains(res.Body, "analytical") {
+			t.Errorf("POST %s with a bearer token: %d, session cookie %q", path, res.StatusCode, c.SessionToken())
+		}
+	}
+	c := env.Client(t)
+	c.Header.Set("Authorization", "Bearer "+tok.access)
+	if res := c.Get("/account"); res.StatusCode != http.StatusOK || len(res.Cookies()) > 0 {
+		t.Errorf("GET /account with a bearer token: %d, cookies %v", res.StatusCode, res.Header.Values("Set-Cookie"))
+	}
+	var n int64
+	env.App.DB.Model(&models.SessionRecord{}).Where("ended_at IS NULL").Count(&n)
+	if n != 2 {
+		t.Errorf("%d active sessions, want 2", n)
+	}
+	if _, err := env.App.Users.ByEmail(context.Background(), "evesignup@example.com"); err == nil {
+		t.Error("a refused sign-up created the account")
 	}
 }

@@ -490,3 +490,38 @@ func TestAPIEndsAreDurable(t *testing.T) {
 		t.Fatalf("refresh after disable and FLUSHALL: %d %s", res.Status, res.Raw)
 	}
 }
+
+// TestAPIRevoke: RFC 7009. Revoking the access token ends its session
+// (the refresh token dies with it), audited as a sign-out; so does
+// revoking the refresh token of another session. Revoking again is 200
+// and changes nothing.
+func TestAPIRevoke(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	one := passwordGrant(t, env, "ada@example.com", "analytical engine")
+	two := passwordGrant(t, env, "ada@example.com", "analytical engine")
+	for _, tok := range []string{one.access, two.refresh} {
+		res := apiDo(t, env, http.MethodPost, "/api/v1/revoke", "application/json", `{"token":"`+tok+`"}`, "")
+		if res.Status != http.StatusOK {
+			t.Fatalf("revoke: %d %s", res.Status, res.Raw)
+		}
+	}
+	for _, tok := range []appTokens{one, two} {
+		if works(t, env, tok.access) || refreshGrant(t, env, tok.refresh).Status == http.StatusOK {
+			t.Errorf("session %s works after its token was revoked", tok.sessionID)
+		}
+		if rec := record(t, env, tok.sessionID); rec.EndReason != models.EndSignedOut {
+			t.Errorf("reason %q", rec.EndReason)
+		}
+		if countAudit(t, env, models.AuditSignOut, tok.sessionID) != 1 {
+			t.Errorf("revoke of %s not audited once", tok.sessionID)
+		}
+	}
+	if res := apiForm(t, env, "/api/v1/revoke", url.Values{"token": {one.access}}, ""); res.Status != http.StatusOK {
+		t.Errorf("revoke again: %d %s", res.Status, res.Raw)
+	}
+	if countAudit(t, env, models.AuditSignOut, one.sessionID) != 1 {
+		t.Error("a second revoke was audited again")
+	}
+}

@@ -64,6 +64,9 @@ func (h *Handlers) handleError(err error, c echo.Context) {
 		status, title, message = pe.status, pe.title, pe.message
 	case errors.As(err, &he):
 		status = he.Code
+	case errors.Is(err, session.ErrBearerSignIn):
+		status, title, message = http.StatusBadRequest, "Bad request",
+			"A request with an Authorization header cannot sign a browser in. Send the form without it."
 	case errors.Is(err, session.ErrUnavailable):
 		// Redis, where sessions live, is down: say what does not work.
 		status, title, message = http.StatusServiceUnavailable, "Temporarily unavailable", msgSignInUnavailable

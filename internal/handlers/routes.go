@@ -58,7 +58,7 @@ func New(d Deps) *echo.Echo {
 	// Middleware is attached per route rather than through groups: Echo v4
 	// gives a group with middleware catch-all routes, which turn 405s into
 	// 404s.
-	web := []echo.MiddlewareFunc{readForm, unmaskCSRFMiddleware, h.sessions.Middleware, h.csrf()}
+	web := []echo.MiddlewareFunc{readForm, unmaskCSRFMiddleware, h.sessions.Middleware, refuseBearerSignIn, h.csrf()}
 	signedIn := append(slices.Clip(web), h.requireAuth)
 
 	// Routes that hash a password: at most a few in flight per client,
@@ -190,6 +190,21 @@ func New(d Deps) *echo.Echo {
 		}
 	}
 	return e
+}
+
+// refuseBearerSignIn answers 400 to a browser sign-in or sign-up sent with
+// a bearer token, before anything happens: such a request is an app's,
+// which never gets a cookie, and signing in would first sign its session
+// out (endCurrent).
+func refuseBearerSignIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if r.Method == http.MethodPost && session.BearerSent(r.Context()) &&
+			(strings.HasPrefix(r.URL.Path, "/signin") || r.URL.Path == "/signup") {
+			return session.ErrBearerSignIn
+		}
+		return next(c)
+	}
 }
 
 var errCrossSite = &publicError{

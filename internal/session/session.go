@@ -48,6 +48,10 @@ const touchInterval = time.Minute
 // another user.
 var ErrNotFound = errors.New("session not found")
 
+// ErrBearerSignIn means a browser sign-in was attempted on a request that
+// carries a bearer token: such a request never gets a cookie.
+var ErrBearerSignIn = errors.New("a request with a bearer token cannot sign a browser in")
+
 // ErrAccountDisabled means sign-in was refused because the account is
 // disabled.
 var ErrAccountDisabled = errors.New("account disabled")
@@ -337,6 +341,9 @@ func SignedInWith(method models.AuthMethod) StartOption {
 func (m *Manager) Start(c echo.Context, user *models.User, remember bool, opts ...StartOption) (publicID string, err error) {
 	ctx := c.Request().Context()
 	lk := lookupOf(ctx)
+	if lk == nil && state(ctx).bearerSent {
+		return "", ErrBearerSignIn
+	}
 	if lk == nil {
 		return "", errors.New("start: no session middleware")
 	}
