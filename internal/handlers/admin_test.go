@@ -455,6 +455,10 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	c.Post("/signout", nil)                             // sign_out
 	c.Post("/signin", url.Values{"email": {"user@example.com"}, "password": {"wrong password"}})
 	c.SignIn("user@example.com", "user password") // sign_in
+	// device_approved, device_denied
+	for _, path := range []string{"/activate/approve", "/activate/deny"} {
+		c.Post(path, url.Values{"user_code": {requestCodes(t, env, "CLI").UserCode}})
+	}
 	other := env.Client(t)
 	other.SignIn("user@example.com", "user password")
 	_, otherID := sessionIDs(t, other)
