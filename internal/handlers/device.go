@@ -21,7 +21,7 @@ import (
 // person types the user code at /activate in a signed-in browser, sees
 // which app asks, and approves (after re-authentication: it signs a new
 // device in) or denies; the app polls POST /api/v1/token with the device
-// code (devicePoll) and gets its tokens once. The states live in Postgres
+// code (deviceGrant) and gets its tokens once. The states live in Postgres
 // (models.DeviceStore).
 
 // Device codes one client address may ask for per deviceCodeWindow: each
@@ -49,7 +49,7 @@ func (h *Handlers) deviceCode(c echo.Context) error {
 	if wait > 0 {
 		h.metrics.Throttled(metrics.ThrottleAttempts)
 		setRetryAfter(c, wait)
-		return apiErr(http.StatusTooManyRequests, "slow_down", "Too many codes asked for from your network. Try again in "+waitWords(wait)+".")
+		return apiErr(http.StatusTooManyRequests, "too_many_requests", "Too many codes asked for from your network. Try again in "+waitWords(wait)+".")
 	}
 	d, deviceCode, err := h.deviceAuths.Create(ctx, models.NewDeviceAuthorization{
 		ClientName: name, IP: c.RealIP(), UserAgent: session.UserAgent(c.Request()),

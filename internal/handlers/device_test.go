@@ -164,7 +164,7 @@ func TestDeviceCodeThrottle(t *testing.T) {
 		wg.Go(func() {
 			res, got := apiPost(t, env, "/api/v1/device/code", "application/json", `{"client_name": "CLI"}`)
 			statuses[i] = res.StatusCode
-			if res.StatusCode == http.StatusTooManyRequests && (got["error"] != "slow_down" || res.Header.Get("Retry-After") == "") {
+			if res.StatusCode == http.StatusTooManyRequests && (got["error"] != "too_many_requests" || res.Header.Get("Retry-After") == "") {
 				t.Errorf("429 answer %v, Retry-After %q", got, res.Header.Get("Retry-After"))
 			}
 		})
