@@ -489,6 +489,9 @@ func TestDevicesPageShowsAppSessions(t *testing.T) {
 		if r.Length() != 1 || r.Find(`[data-testid="app-badge"]`).Text() != "App" {
 			t.Errorf("%s: app session row %d, badge %q", path, r.Length(), r.Find(`[data-testid="app-badge"]`).Text())
 		}
+		if got := r.Find(`[data-testid="approved-from"]`).Text(); !strings.HasPrefix(got, "Approved from ") || r.Find(`[data-testid="auth-method"]`).Length() != 0 {
+			t.Errorf("%s: approved from %q, and a sign-in method", path, got)
+		}
 	}
 
 	// An app's token cannot answer a device sign-in: that is a browser's.
