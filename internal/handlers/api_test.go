@@ -525,3 +525,23 @@ func TestAPIRevoke(t *testing.T) {
 		t.Error("a second revoke was audited again")
 	}
 }
+
+// TestAPIPasswordGrantRefusesPasskeyOnlyAccounts: an account whose second
+// factor is a passkey alone cannot sign an app in with its password: a
+// clear passkey_required, and no session.
+func TestAPIPasswordGrantRefusesPasskeyOnlyAccounts(t *testing.T) {
+	t.Parallel()
+	env := newEnv(t)
+	c, u := signedInUser(t, env, "only-pk@example.com")
+	registerPasskey(t, env, c, "Phone")
+	res := apiForm(t, env, "/api/v1/token", url.Values{"grant_type": {"password"}, "email": {u.Email},
+		"password": {twoFAPassword}, "client_name": {"CLI"}, "code": {"123456"}}, "")
+	if res.Status != http.StatusBadRequest || res.str("error") != "passkey_required" {
+		t.Fatalf("password grant of a passkey-only account: %d %s", res.Status, res.Raw)
+	}
+	var n int64
+	env.App.DB.Model(&models.SessionRecord{}).Where("kind = 'app'").Count(&n)
+	if n != 0 {
+		t.Errorf("%d app sessions, want 0", n)
+	}
+}
