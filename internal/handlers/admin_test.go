@@ -483,6 +483,16 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	link = env.Mail.WaitForSubject(t, "user@example.com", "Reset your Gatehouse password", 2).Link(t, "/password/reset")
 	c.Post("/password/reset", url.Values{"token": {strings.TrimPrefix(link, "/password/reset?token=")}, "new_password": {"reset user password"}}) // password_reset
 	secondFactorEvents(t, env, admin, user, "user@example.com", "reset user password")
+	// refresh_token_reused: an app presents a refresh token two rotations old.
+	_, first := apiPost(t, env, "/api/v1/token", "application/x-www-form-urlencoded", url.Values{"grant_type": {"password"},
+		"email": {"user@example.com"}, "password": {"reset user password"}, "client_name": {"CLI"}}.Encode())
+	refresh := func(token any) map[string]any {
+		_, got := apiPost(t, env, "/api/v1/token", "application/x-www-form-urlencoded",
+			url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token.(string)}}.Encode())
+		return got
+	}
+	refresh(refresh(first["refresh_token"])["refresh_token"])
+	refresh(first["refresh_token"])
 
 	kinds := auditKinds(t, env, user.ID)
 	for _, k := range models.AuditKinds {
