@@ -74,7 +74,7 @@ func DevicesView(p DevicesPage) templ.Component {
 				}()
 			}
 			ctx = templ.InitializeContext(ctx)
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1>Devices</h1><p class=\"lead\">These browsers are signed in to your account. If you don't recognise one, revoke it and change your password.</p> <section id=\"sessions\" aria-labelledby=\"sessions-heading\"><div class=\"section-head\"><h2 id=\"sessions-heading\" class=\"first\" tabindex=\"-1\" data-focus-after-swap>Signed in now</h2>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<h1>Devices</h1><p class=\"lead\">These browsers and apps are signed in to your account. If you don't recognise one, revoke it and change your password.</p> <section id=\"sessions\" aria-labelledby=\"sessions-heading\"><div class=\"section-head\"><h2 id=\"sessions-heading\" class=\"first\" tabindex=\"-1\" data-focus-after-swap>Signed in now</h2>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

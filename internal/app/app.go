@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		ReauthWindow: cfg.ReauthWindow,
 		Throttle:     throttle.New(rdb, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now
 		Keys:         keys, Factors: models.NewFactorStore(db),
-		Passkeys: models.NewPasskeyStore(db), WebAuthn: relyingParty, Require2FAForAdmins: cfg.Require2FAForAdmins,
+		Passkeys: models.NewPasskeyStore(db), WebAuthn: relyingParty, DeviceAuths: models.NewDeviceStore(db), Require2FAForAdmins: cfg.Require2FAForAdmins,
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
 		Gorm: db, BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),

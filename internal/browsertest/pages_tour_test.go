@@ -59,7 +59,7 @@ func TestBrowserEveryPageFits(t *testing.T) {
 		b.signIn(adminEmail, adminPassword)
 	}
 	alanPage := "/admin/users/" + strconv.FormatInt(alan.ID, 10)
-	for _, path := range []string{"/account", "/account/sessions", "/account/activity", "/admin/users", alanPage, "/admin/sessions", "/admin/audit"} {
+	for _, path := range []string{"/account", "/account/sessions", "/account/activity", "/activate?user_code=WDJB-MJHT", "/admin/users", alanPage, "/admin/sessions", "/admin/audit"} {
 		for _, b := range []*Browser{desk, phone} {
 			if got := b.open(path); got != path {
 				t.Fatalf("%s: %s ended on %s", b.name, path, got)

@@ -455,6 +455,10 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	c.Post("/signout", nil)                             // sign_out
 	c.Post("/signin", url.Values{"email": {"user@example.com"}, "password": {"wrong password"}})
 	c.SignIn("user@example.com", "user password") // sign_in
+	// device_approved, device_denied
+	for _, path := range []string{"/activate/approve", "/activate/deny"} {
+		c.Post(path, url.Values{"user_code": {requestCodes(t, env, "CLI").UserCode}})
+	}
 	other := env.Client(t)
 	other.SignIn("user@example.com", "user password")
 	_, otherID := sessionIDs(t, other)
@@ -479,6 +483,16 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	link = env.Mail.WaitForSubject(t, "user@example.com", "Reset your Gatehouse password", 2).Link(t, "/password/reset")
 	c.Post("/password/reset", url.Values{"token": {strings.TrimPrefix(link, "/password/reset?token=")}, "new_password": {"reset user password"}}) // password_reset
 	secondFactorEvents(t, env, admin, user, "user@example.com", "reset user password")
+	// refresh_token_reused: an app presents a refresh token two rotations old.
+	_, first := apiPost(t, env, "/api/v1/token", "application/x-www-form-urlencoded", url.Values{"grant_type": {"password"},
+		"email": {"user@example.com"}, "password": {"reset user password"}, "client_name": {"CLI"}}.Encode())
+	refresh := func(token any) map[string]any {
+		_, got := apiPost(t, env, "/api/v1/token", "application/x-www-form-urlencoded",
+			url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token.(string)}}.Encode())
+		return got
+	}
+	refresh(refresh(first["refresh_token"])["refresh_token"])
+	refresh(first["refresh_token"])
 	// A day on (alike devices are alerted about once a day), a new
 	// browser signs in: new_device_alert; its "This wasn't me":
 	// this_wasnt_me.

@@ -43,13 +43,13 @@ func (h *Handlers) apiToken(c echo.Context) error {
 		return h.capPasswordWork(h.passwordGrant)(c)
 	case "refresh_token":
 		return h.refreshGrant(c)
-	// The device flow (RFC 8628) adds its grant here:
-	// case "urn:ietf:params:oauth:grant-type:device_code":
+	case deviceGrantType: // the device flow's polls (device.go)
+		return h.deviceGrant(c)
 	case "":
 		return apiErr(http.StatusBadRequest, "invalid_request", "grant_type is required.")
 	default:
 		return apiErr(http.StatusBadRequest, "unsupported_grant_type",
-			"grant_type must be password or refresh_token.")
+			"grant_type must be password, refresh_token or "+deviceGrantType+".")
 	}
 }
 

@@ -64,6 +64,8 @@ type Deps struct {
 	// relying party (NewRelyingParty).
 	Passkeys *models.PasskeyStore
 	WebAuthn *webauthn.WebAuthn
+	// DeviceAuths stores device-flow sign-ins (device.go).
+	DeviceAuths *models.DeviceStore
 	// Require2FAForAdmins sends an administrator without a second factor
 	// to set one up before any admin page.
 	Require2FAForAdmins bool
@@ -97,6 +99,7 @@ type Handlers struct {
 	factors      *models.FactorStore
 	passkeys     *models.PasskeyStore
 	webauthn     *webauthn.WebAuthn
+	deviceAuths  *models.DeviceStore
 	// require2FAForAdmins: REQUIRE_2FA_FOR_ADMINS.
 	require2FAForAdmins bool
 	metrics             *metrics.Metrics
@@ -119,7 +122,7 @@ func newHandlers(d Deps) *Handlers {
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
 		gorm:     d.Gorm, baseURL: d.BaseURL, mailer: d.Mailer,
 		keys: d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
-		passkeys: d.Passkeys, webauthn: d.WebAuthn,
+		passkeys: d.Passkeys, webauthn: d.WebAuthn, deviceAuths: d.DeviceAuths,
 		metrics: d.Metrics, corsOrigins: d.CORSOrigins,
 	}
 }

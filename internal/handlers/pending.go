@@ -51,6 +51,7 @@ var pendingActions = []pendingAction{
 	{route: "/account/2fa/recovery-codes", describe: (*Handlers).describeNewRecoveryCodes},
 	{route: "/account/2fa/totp/disable", describe: (*Handlers).describeTOTPDisable},
 	{route: "/account/passkeys/:id/remove", describe: (*Handlers).describePasskeyRemove},
+	{route: "/activate/approve", carry: []string{"user_code"}, describe: (*Handlers).describeApproveDevice},
 }
 
 // pendingURL is the confirmation page of the POST being refused: its path,

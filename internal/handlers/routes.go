@@ -141,6 +141,15 @@ func New(d Deps) *echo.Echo {
 	// Everything under /admin sits behind one group that checks the role in
 	// Postgres on every request; its catch-all routes mean non-admins get
 	// 403 for any /admin path, known or not.
+	// The device flow (device.go): an app asks for codes at
+	// /api/v1/device/code; a person signed in here answers at /activate.
+	activating := append(slices.Clip(signedIn), browserOnly)
+	e.GET("/activate", h.activateForm, activating...)
+	e.POST("/activate", h.activate, activating...)
+	e.POST("/activate/approve", h.approveDevice, append(slices.Clip(activating), h.requireRecentAuth)...)
+	e.GET("/activate/approve", h.pendingActionPage, activating...)
+	e.POST("/activate/deny", h.denyDevice, activating...)
+
 	admin := e.Group("/admin", append(slices.Clip(signedIn), h.requireAdmin, h.requireAdminFactor)...)
 	admin.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
 	admin.GET("/users", h.adminUsers)
@@ -172,6 +181,7 @@ func New(d Deps) *echo.Echo {
 	apiSignedIn := append(slices.Clip(api), h.sessions.Middleware, h.csrf(), h.requireAPIAuth)
 	e.POST("/api/v1/token", h.apiToken, api...)
 	e.POST("/api/v1/revoke", h.apiRevoke, api...)
+	e.POST("/api/v1/device/code", h.deviceCode, api...) // the device flow (device.go)
 	e.GET("/api/v1/session", h.apiSession, apiSignedIn...)
 	e.GET("/api/v1/sessions", h.apiSessions, apiSignedIn...)
 	e.DELETE("/api/v1/sessions/:id", h.apiEndSession, apiSignedIn...)
@@ -179,7 +189,7 @@ func New(d Deps) *echo.Echo {
 	if cors != nil {
 		// Preflights: Echo answers OPTIONS itself without the routes'
 		// middleware, so each path gets one that runs CORS.
-		for _, path := range []string{"/api/v1/token", "/api/v1/revoke", "/api/v1/session", "/api/v1/sessions", "/api/v1/sessions/:id", "/api/v1/reauth"} {
+		for _, path := range []string{"/api/v1/token", "/api/v1/revoke", "/api/v1/device/code", "/api/v1/session", "/api/v1/sessions", "/api/v1/sessions/:id", "/api/v1/reauth"} {
 			e.OPTIONS(path, func(c echo.Context) error { return c.NoContent(http.StatusNoContent) }, cors)
 		}
 	}

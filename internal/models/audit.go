@@ -49,6 +49,10 @@ const (
 	// A refresh token already rotated away from was presented: the app
 	// session was ended (docs/api.md).
 	AuditRefreshReused AuditKind = "refresh_token_reused"
+
+	// A device-flow sign-in (RFC 8628) answered from a browser.
+	AuditDeviceApproved AuditKind = "device_approved"
+	AuditDeviceDenied   AuditKind = "device_denied"
 )
 
 // AuditKinds lists every kind, for filters.
@@ -59,6 +63,7 @@ var AuditKinds = []AuditKind{
 	AuditEmailChangeRequested, AuditEmailChangeUndone, AuditNewDeviceAlert, AuditThisWasntMe,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
 	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused, AuditRefreshReused,
+	AuditDeviceApproved, AuditDeviceDenied,
 }
 
 // AuditEvent is one entry of the security event log.

@@ -24,8 +24,8 @@
 // lock someone out of their own account. However long an attacker kept
 // guessing, the victim waits at most MaxDelay after the attacker stops.
 //
-// Besides failures, Take counts events against a fixed hourly cap (sign-ups
-// per IP).
+// Besides failures, Take counts events against a fixed cap per window
+// (sign-ups, passkey ceremonies and device-flow codes per IP).
 //
 // Redis layout, under the prefix P the limiter is built with (the app uses
 // REDIS_PREFIX + "t:"):
@@ -33,6 +33,7 @@
 //	P a:<sha256 hex of the email>   hash: n (attempts), last (Unix ms)
 //	P ip:<address or IPv6 /64>      hash: n (attempts), last (Unix ms)
 //	P su:<address or IPv6 /64>      hash: n (sign-ups), start (Unix ms)
+//	P dc:<address or IPv6 /64>      hash: n (device-flow codes asked for), start (Unix ms)
 //
 // Every decision is made from the app's clock (passed to New), stored as
 // Unix milliseconds; Redis TTLs only clean up keys nobody will read again.

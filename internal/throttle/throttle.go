@@ -44,6 +44,7 @@ const (
 	ipKind       = "ip:"
 	signUpKind   = "su:"
 	ceremonyKind = "wa:"
+	deviceKind   = "dc:"
 )
 
 // Limiter counts password attempts in Redis. It holds no state of its own:
@@ -110,6 +111,12 @@ func SignUpKey(ip string) string {
 // for Take.
 func CeremonyKey(ip string) string {
 	return ceremonyKind + client(ip)
+}
+
+// DeviceCodeKey is the key counting the device-flow codes the client
+// address ip asks for (each keeps a row for a few minutes), for Take.
+func DeviceCodeKey(ip string) string {
+	return deviceKind + client(ip)
 }
 
 // client is the part of a key naming the client address ip.
@@ -302,7 +309,7 @@ redis.call('HSET', KEYS[1], 'n', n + 1)
 redis.call('PEXPIRE', KEYS[1], math.max(start + per - now, 1))
 return 0`)
 
-// Take counts one event on key (from SignUpKey or CeremonyKey) unless limit events were
+// Take counts one event on key (from SignUpKey, CeremonyKey or DeviceCodeKey) unless limit events were
 // counted in the current window of length per, which starts with its first
 // event; then it counts nothing and reports the wait until the window ends.
 // A limit of 0 or less is no limit.
@@ -310,8 +317,8 @@ func (l *Limiter) Take(ctx context.Context, key string, limit int, per time.Dura
 	if limit <= 0 {
 		return 0, nil
 	}
-	if !strings.HasPrefix(key, signUpKind) && !strings.HasPrefix(key, ceremonyKind) {
-		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey or CeremonyKey", key)
+	if !strings.HasPrefix(key, signUpKind) && !strings.HasPrefix(key, ceremonyKind) && !strings.HasPrefix(key, deviceKind) {
+		return 0, fmt.Errorf("throttle: %q is not a key from SignUpKey, CeremonyKey or DeviceCodeKey", key)
 	}
 	ms, err := takeScript.Run(ctx, l.rdb, []string{l.Key(key)}, l.now().UnixMilli(), per.Milliseconds(), limit).Int64()
 	if err != nil {
