@@ -556,21 +556,37 @@ func BearerSent(ctx context.Context) bool { return state(ctx).bearerSent }
 // app sessions it ended (mode and ids as revoke takes them), and returns
 // ended with those Redis no longer knew (their access token, field and
 // all, lost with a Redis restart). Their refresh state is in Postgres: an
-// end known only to Redis would be lost with it, and a refresh would bring
-// the session back. The UPDATE waits for a refresh holding the record's
-// lock; a refresh that comes after it finds the session ended.
-func (m *Manager) endApps(ctx context.Context, userID int64, mode string, ids []string, mark endMark, ended []string) ([]string, error) {
+// app session Redis had lost would otherwise never be recorded ended, and
+// a refresh would bring it back. The UPDATE waits for a refresh holding
+// the record's lock; a refresh that comes after it finds the session
+// ended.
+//
+// The Redis step has ended every session Redis knew, and its end marks
+// stop their refresh until the recorder writes them, so a Postgres that is
+// down or hung must not fail or stall the revoke (docs/reliability.md):
+// the UPDATE gets appEndTimeout, and a failure is logged. What
+// it leaves open is an app session whose Redis state was already lost when
+// it was revoked during a Postgres outage (docs/api.md).
+func (m *Manager) endApps(ctx context.Context, userID int64, mode string, ids []string, mark endMark, ended []string) []string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appEndTimeout)
+	defer cancel()
 	apps, err := m.records.EndApps(ctx, userID, mode, ids, mark.reason, mark.actor, mark.at)
 	if err != nil {
-		return ended, err
+		m.log.WarnContext(ctx, "app session ends not written to Postgres at once; the recorder writes those Redis knew",
+			"user", userID, "err", err)
+		return ended
 	}
 	for _, id := range apps {
 		if !slices.Contains(ended, id) {
 			ended = append(ended, id)
 		}
 	}
-	return ended, nil
+	return ended
 }
+
+// appEndTimeout bounds endApps's UPDATE: a revoke waits at most this long
+// for a Postgres that does not answer.
+const appEndTimeout = time.Second
 
 // renewApp records, for an app session, that the user just proved their
 // password (POST /api/v1/reauth): in the access token's data, which a

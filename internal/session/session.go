@@ -509,7 +509,7 @@ func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int,
 	mark := endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor}
 	ended, err := m.disable(ctx, userID, mark)
 	if err == nil {
-		ended, err = m.endApps(ctx, userID, "except", nil, mark, ended)
+		ended = m.endApps(ctx, userID, "except", nil, mark, ended)
 	}
 	m.metrics.Revoked(string(models.EndAccountDisabled), len(ended))
 	m.recordLater(ended)
@@ -525,13 +525,13 @@ func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
 // background (ends.go). The user hash is per user, so another user's
 // session ids match nothing.
 //
-// App sessions' ends are also written to Postgres before it returns
-// (endApps).
+// App sessions' ends are also written to Postgres before it returns,
+// within a bound (endApps).
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
 	mark := endMark{at: m.now(), reason: reason, actor: actor}
 	ended, err := m.revoke(ctx, userID, mode, ids, mark)
 	if err == nil {
-		ended, err = m.endApps(ctx, userID, mode, ids, mark, ended)
+		ended = m.endApps(ctx, userID, mode, ids, mark, ended)
 	}
 	m.metrics.Revoked(string(reason), len(ended))
 	m.recordLater(ended)
