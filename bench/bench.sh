@@ -176,6 +176,18 @@ for _ in $(seq 300); do
 done
 REDIS_PID=$(rcli INFO server | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')
 
+# Access tokens for the bearer row (issue 15): an app session for each of
+# the first 20 storm users, through the password grant. Storm users have no
+# sessions yet, so the session cap ends none of the seeded ones.
+say "app sessions for the bearer row: the password grant for $((STORM < 20 ? STORM : 20)) users"
+: >"$WORK/bearer.tokens"
+for i in $(seq $((STORM < 20 ? STORM : 20))); do
+	curl -sf "http://$GH/api/v1/token" -d grant_type=password -d "email=storm$i%40example.test" \
+		--data-urlencode 'password=seed password' -d client_name=bench |
+		sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' >>"$WORK/bearer.tokens"
+done
+[ -s "$WORK/bearer.tokens" ] || { echo "bench: the password grant gave no access token" >&2; exit 1; }
+
 # load LABEL [loadgen flags...]: one measured run on CPU 1.
 load() {
 	local label=$1
@@ -186,6 +198,7 @@ gh_account() { load "$1" -url "http://$GH/account" -tokens "$2" -c "$CONNS" -pid
 f1_account() { load "$1" -url "http://$F1/account" -tokens "$WORK/floor.tokens" -cookie session -c "$CONNS" -pids "$F1_PID,$REDIS_PID,all"; }
 f0_account() { load "$1" -url "http://$F0/account" -tokens "$WORK/floor0.tokens" -cookie session -c "$CONNS" -pids "$F0_PID,$REDIS_PID,all"; }
 ghc_account() { load "$1" -url "http://$GHC/account" -tokens "$WORK/cluster.tokens" -c "$CONNS" -pids "$GHC_PID,all"; }
+ghb_account() { load "$1" -url "http://$GH/account" -tokens "$WORK/bearer.tokens" -bearer -c "$CONNS" -pids "$GH_PID,$REDIS_PID,all"; }
 devices() { load "$1" -url "http://$GH/account/sessions" -tokens "$WORK/small.tokens" -c 1 -pids "$GH_PID,$REDIS_PID,all"; }
 
 # Target 1 and its floor, alternately, ROUNDS times; then the Devices page.
@@ -194,10 +207,13 @@ devices() { load "$1" -url "http://$GH/account/sessions" -tokens "$WORK/small.to
 stage() {
 	local stage=$1 tokens=$2
 	for r in $(seq "$ROUNDS"); do
-		say "$stage round $r/$ROUNDS: Gatehouse GET /account, F1 and F0 GET /account, F2 GET /hello, (1k) Gatehouse on the Cluster and logging requests or (1M) cold sessions"
+		say "$stage round $r/$ROUNDS: Gatehouse GET /account, (1k) the same with bearer tokens, F1 and F0 GET /account, F2 GET /hello, (1k) Gatehouse on the Cluster and logging requests or (1M) cold sessions"
 		gh_account "gh.$stage.$r" "$tokens"
 		f1_account "f1.$stage.$r"
 		f0_account "f0.$stage.$r"
+		if [ "$stage" = 1k ]; then
+			ghb_account "ghb.$stage.$r"
+		fi
 		if [ "$stage" = 1k ] && [ -n "$GHC_PID" ]; then
 			ghc_account "ghc.$stage.$r"
 		fi
@@ -298,7 +314,8 @@ cpu_gh1=$(cpu gh.1k 1) cpu_f11=$(cpu f1.1k 1) cpu_gh2=$(cpu gh.1m 1) cpu_f12=$(c
 all_gh1=$(cpu gh.1k 3) all_f11=$(cpu f1.1k 3) all_gh2=$(cpu gh.1m 3) all_f12=$(cpu f1.1m 3)
 red_gh1=$(cpu gh.1k 2) red_f11=$(cpu f1.1k 2) red_gh2=$(cpu gh.1m 2)
 hello1=$(median hello.1k rps) hello2=$(median hello.1m rps) rps_cold=$(median ghcold.1m rps)
-bad_gh=$(($(sumbad gh.1k) + $(sumbad gh.1m) + $(sumbad ghcold.1m)))
+bad_gh=$(($(sumbad gh.1k) + $(sumbad gh.1m) + $(sumbad ghcold.1m) + $(sumbad ghb.1k)))
+rps_ghb=$(median ghb.1k rps) p99_ghb=$(median ghb.1k p99) cpu_ghb=$(cpu ghb.1k 1)
 dev1=$(field dev.1k p50) dev2=$(field dev.1m p50) dev1_99=$(field dev.1k p99) dev2_99=$(field dev.1m p99)
 dev_bad=$(($(field dev.1k bad) + $(field dev.1k errors) + $(field dev.1m bad) + $(field dev.1m errors)))
 revoke() { awk -v b="BenchmarkAdminRevokeAll/$1" 'index($1, b) == 1 { for (i = 1; i <= NF; i++) if ($(i + 1) == "p50-ms") print $i }' "$WORK/revoke"; }
@@ -328,6 +345,7 @@ Each load run: ${DUR} after ${WARM} warm-up, closed loop; target 1 with $CONNS c
 | 1 | non-2xx or failed, all /account runs | $bad_gh | | | 0 | $(verdict "$bad_gh == 0") |
 | 1 | CPU µs per request, 1k: server / Redis / whole machine | $cpu_gh1 / $red_gh1 / $all_gh1 | F1 $cpu_f11 / $red_f11 / $all_f11 | $(calc %.2f "$all_gh1 / $all_f11") (machine) | | |
 | 1 | CPU µs per request, 1M: server / Redis / whole machine | $cpu_gh2 / $red_gh2 / $all_gh2 | F1 $cpu_f12 / – / $all_f12 | $(calc %.2f "$all_gh2 / $all_f12") (machine) | | |
+| 15 | GET /account with an app's bearer token ÷ with the cookie, 1k: req/s (p99 ms; server CPU µs/req) | $rps_ghb ($p99_ghb; $cpu_ghb) | cookie $rps_gh1 ($p99_gh1; $cpu_gh1) | $(calc %.2f "$rps_ghb / $rps_gh1") | 0.9–1.1 | $(verdict "$rps_ghb / $rps_gh1 >= 0.9 && $rps_ghb / $rps_gh1 <= 1.1") |
 | 1 | … with every request logged (LOG_LEVEL=info, to a file): req/s, p99 ms | $(median ghlog.1k rps), $(median ghlog.1k p99) | F1 $rps_f11, $p99_f11 | $(calc %.2f "$(median ghlog.1k rps) / $rps_f11") | | |
 | F2 | hello world req/s (1k, 1M stage) / Redis GET req/s | $hello1, $hello2 | $redis_get | | | |
 | 2 | Redis commands / SQL per /account (TestHotPathCost) | 1 / 0 | | $cost | 1 / 0 | $(tverdict "\"$cost\" == \"pass\"") |

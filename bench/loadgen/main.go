@@ -4,12 +4,13 @@
 // C connections each send a request, read the whole response, and send
 // the next, for a fixed duration after a warm-up. Every request carries a
 // session cookie taken in turn from a tokens file (one token a line, as
-// `web seed -tokens` and `floor -tokens` write them), so each is a real
+// `web seed -tokens` and `floor -tokens` write them), or with -bearer an
+// app's access token in an Authorization header, so each is a real
 // authenticated request, spread over every session in the file. It
 // reports requests per second, latency percentiles, and how many responses
 // had an unexpected status and how many requests failed outright.
 //
-//	loadgen -url http://127.0.0.1:8080/account -tokens FILE [-cookie gatehouse_session]
+//	loadgen -url http://127.0.0.1:8080/account -tokens FILE [-cookie gatehouse_session | -bearer]
 //	        [-c 16] [-d 20s] [-warmup 2s] [-expect 200-299]
 //	        [-method POST -body 'email=seed{i}%40example.test&password=...' -i 1000]
 //	        [-H 'Name: value']... [-label NAME -out FILE]
@@ -50,6 +51,7 @@ type config struct {
 	body     string
 	iMax     int
 	cookie   string
+	bearer   bool // send the tokens as "Authorization: Bearer", not as the cookie
 	tokens   []string
 	headers  []string
 	expectLo int
@@ -72,6 +74,7 @@ func main() {
 	iMax := flag.Int("i", 1, "upper bound of {i} in -body")
 	tokensFile := flag.String("tokens", "", "file of session tokens, one a line (none: no session cookie)")
 	cookie := flag.String("cookie", "gatehouse_session", "name of the session cookie")
+	bearer := flag.Bool("bearer", false, "send each token as an app's access token (Authorization: Bearer) instead of the session cookie")
 	conns := flag.Int("c", 16, "connections (each one request at a time)")
 	dur := flag.Duration("d", 20*time.Second, "how long to measure")
 	warmup := flag.Duration("warmup", 2*time.Second, "how long to load before measuring")
@@ -88,7 +91,7 @@ func main() {
 	if err != nil || u.Host == "" {
 		log.Fatalf("loadgen: bad -url %q", *rawURL)
 	}
-	cfg := config{target: u, method: *method, body: *body, iMax: max(*iMax, 1), cookie: *cookie, headers: hs, keep: *keep}
+	cfg := config{target: u, method: *method, body: *body, iMax: max(*iMax, 1), cookie: *cookie, bearer: *bearer, headers: hs, keep: *keep}
 	if cfg.expectLo, cfg.expectHi, err = parseExpect(*expect); err != nil {
 		log.Fatalf("loadgen: -expect: %v", err)
 	}
@@ -251,7 +254,12 @@ func (c *config) request(buf *bytes.Buffer, n uint64, jar map[string]string) {
 	fmt.Fprintf(buf, "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: gatehouse-loadgen\r\n", c.method, c.target.RequestURI(), c.target.Host)
 	var cookies []string
 	if len(c.tokens) > 0 {
-		cookies = append(cookies, c.cookie+"="+c.tokens[n%uint64(len(c.tokens))])
+		token := c.tokens[n%uint64(len(c.tokens))]
+		if c.bearer {
+			fmt.Fprintf(buf, "Authorization: Bearer %s\r\n", token)
+		} else {
+			cookies = append(cookies, c.cookie+"="+token)
+		}
 	}
 	for k, v := range jar {
 		cookies = append(cookies, k+"="+v)
