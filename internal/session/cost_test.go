@@ -17,12 +17,28 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // monitor records the Redis commands that touch keys under prefix, as
 // MONITOR sees them, while fn runs. Commands run inside Lua scripts are
 // left out: each script call is one round trip.
 func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
+	t.Helper()
+	var cmds []string
+	for _, line := range monitorLines(t, env, fn) {
+		// A line reads: 1700000000.123456 [0 127.0.0.1:5555] "GET" "key"
+		if i := strings.Index(line, "] \""); i >= 0 {
+			rest := line[i+3:]
+			cmds = append(cmds, strings.ToUpper(rest[:strings.IndexByte(rest, '"')]))
+		}
+	}
+	return cmds
+}
+
+// monitorLines is monitor's MONITOR lines themselves, with their keys and
+// arguments.
+func monitorLines(t *testing.T, env *apptest.Env, fn func()) []string {
 	t.Helper()
 	apptest.SingleRedisOnly(t, "MONITOR watches one server; the counts are the same on the others")
 	// A plain connection: MONITOR's replies are lines of RESP simple strings.
@@ -31,7 +47,7 @@ func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	lines := bufio.NewReader(conn)
+	r := bufio.NewReader(conn)
 	// Audit events of what came before are written now, not during fn.
 	if err := env.App.Auditing.Flush(context.Background()); err != nil {
 		t.Fatal(err)
@@ -39,7 +55,7 @@ func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
 	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := lines.ReadString('\n'); err != nil || ok != "+OK\r\n" {
+	if ok, err := r.ReadString('\n'); err != nil || ok != "+OK\r\n" {
 		t.Fatalf("MONITOR: %q, %v", ok, err)
 	}
 	prefix := env.Config.RedisPrefix
@@ -49,25 +65,21 @@ func monitor(t *testing.T, env *apptest.Env, fn func()) []string {
 		t.Fatal(err)
 	}
 
-	var cmds []string
+	var lines []string
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		conn.SetReadDeadline(deadline)
-		line, err := lines.ReadString('\n')
+		line, err := r.ReadString('\n')
 		if err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(line, sentinel) {
-			return cmds
+			return lines
 		}
 		if !strings.Contains(line, prefix) || strings.Contains(line, "[0 lua]") {
 			continue
 		}
-		// A line reads: 1700000000.123456 [0 127.0.0.1:5555] "GET" "key"
-		if i := strings.Index(line, "] \""); i >= 0 {
-			rest := line[i+3:]
-			cmds = append(cmds, strings.ToUpper(rest[:strings.IndexByte(rest, '"')]))
-		}
+		lines = append(lines, line)
 	}
 	t.Fatal("monitor: sentinel never seen")
 	return nil
@@ -264,5 +276,31 @@ func TestBadCookiesCostAtMostOneLookup(t *testing.T) {
 		if !slices.Equal(cmds, tc.want) {
 			t.Errorf("cookie %.10q: Redis commands %v, want %v", tc.cookie, cmds, tc.want)
 		}
+	}
+}
+
+// TestSignInStoresTheSessionOnce: a sign-in writes the new session's data
+// once, in Start. The response's commit, which only writes the cookie, ran
+// the commit script again; a Redis failing at that moment (a failover under
+// load, TestSentinelFailoverUnderLoad) left a 303 to /account with no
+// cookie for a session that worked.
+func TestSignInStoresTheSessionOnce(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	c := env.Client(t)
+	c.CSRFToken()
+	var res *apptest.Response
+	lines := monitorLines(t, env, func() { res = c.SignIn("ada@example.com", "analytical engine") })
+	if res.StatusCode != http.StatusSeeOther || c.Cookie(env.App.Sessions.CookieName()) == "" {
+		t.Fatalf("sign-in: %d, cookie %q", res.StatusCode, c.Cookie(env.App.Sessions.CookieName()))
+	}
+	commits := 0
+	for _, line := range lines {
+		if strings.Contains(line, session.CommitScriptHash) {
+			commits++
+		}
+	}
+	if commits != 1 {
+		t.Errorf("the commit script ran %d times in a sign-in, want 1:\n%s", commits, strings.Join(lines, ""))
 	}
 }

@@ -76,3 +76,6 @@ func (k Keys) Owner(tag, token string) string { return k.k.owner(tag, token) }
 func (k Keys) User(tag string, uid int64) string {
 	return k.k.user(tag, uid)
 }
+
+// CommitScriptHash is the SHA1 that EVALSHA names the commit script by.
+var CommitScriptHash = commitScript.Hash()

@@ -407,10 +407,17 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 		return fmt.Errorf("commit session: %w", err)
 	}
 	publicID := m.scs.GetString(ctx, keyPublicID)
-	n, err := m.register(ctx, user.ID, publicID, lookupOf(ctx).tag, token, user.Name, user.Email, user.Role)
+	lk := lookupOf(ctx)
+	n, err := m.register(ctx, user.ID, publicID, lk.tag, token, user.Name, user.Email, user.Role)
 	if err != nil {
 		return err
 	}
+	// The session is stored and live: the response's commit, which writes
+	// the cookie, has nothing left to write unless the handler changes the
+	// data. Without this it ran the commit script again, and a Redis that
+	// failed just then (a failover) left a working session with no cookie
+	// behind a 303 (TestSignInStoresTheSessionOnce).
+	lk.live = true
 	if excess := n - m.maxSessions; m.maxSessions > 0 && excess > 0 {
 		m.endIdlest(ctx, user.ID, publicID, excess)
 	}
