@@ -150,7 +150,8 @@ func (h *Handlers) adminUser(c echo.Context) error {
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: currentIfSelf(me, u.ID), Now: now,
 			RevokeAction: views.AdminRevokeAction(u.ID), IdleTimeout: h.sessions.IdleTimeout(),
-			Confirm: func(s models.SessionRecord) views.Consequence { return views.AdminRevokeConsequence(u.Email, s) },
+			AppIdleTimeout: h.sessions.AppIdleTimeout(),
+			Confirm:        func(s models.SessionRecord) views.Consequence { return views.AdminRevokeConsequence(u.Email, s) },
 		},
 		Ended:    views.EndedTable{Ended: list.Ended, Actors: actors, Now: now},
 		Events:   events,

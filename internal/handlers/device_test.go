@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/PuerkitoBio/goquery"
 
@@ -505,5 +506,38 @@ func TestDevicesPageShowsAppSessions(t *testing.T) {
 	}
 	if rows := deviceRows(t, env); rows[len(rows)-1].Status != models.DevicePending {
 		t.Errorf("bearer answered the code: %s", rows[len(rows)-1].Status)
+	}
+}
+
+// TestAppRowsShowTheirOwnIdleTimeout: an app session's "signs out if
+// unused" is APP_IDLE_TIMEOUT after its last refresh (and never after its
+// lifetime), not the browsers' idle timeout after its last request.
+func TestAppRowsShowTheirOwnIdleTimeout(t *testing.T) {
+	env := apptest.New(t, apptest.With("SESSION_IDLE_TIMEOUT", "30m"), apptest.With("APP_IDLE_TIMEOUT", "48h"))
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "user password")
+	u := mustUser(t, env, "ada@example.com")
+	app, err := env.App.Sessions.StartApp(context.Background(), u, session.AppClient{Name: "CLI", UserAgent: "gatehouse-cli/1.0", IP: "192.0.2.7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := env.App.Sessions.Records().ByPublicID(context.Background(), app.SessionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := c.Get("/account/sessions").Doc(t)
+	idleEnd := func(id string) time.Time {
+		v, _ := doc.Find(`tr[data-session-id="` + id + `"] [data-testid="idle-end"] time`).Attr("datetime")
+		at, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			t.Fatalf("idle end of %s: %q: %v", id, v, err)
+		}
+		return at
+	}
+	if got, want := idleEnd(app.SessionID), rec.AppIdleSince().Add(48*time.Hour); got.Sub(want).Abs() > time.Second {
+		t.Errorf("the app row signs out if unused at %v, want %v (APP_IDLE_TIMEOUT after its last refresh)", got, want)
+	}
+	if got, want := idleEnd(sessionID(t, c)), env.Clock.Now().Add(30*time.Minute); got.Sub(want).Abs() > time.Minute {
+		t.Errorf("the browser row signs out if unused at %v, want %v", got, want)
 	}
 }

@@ -26,8 +26,9 @@ func (h *Handlers) devices(c echo.Context) error {
 	return h.render(c, http.StatusOK, views.DevicesView(views.DevicesPage{
 		Sessions: views.SessionTable{
 			Active: list.Active, CurrentID: p.SessionID, Now: now, RevokeAction: views.DevicesRevokeAction,
-			Confirm:     views.RevokeConsequence,
-			IdleTimeout: h.sessions.IdleTimeout(),
+			Confirm:        views.RevokeConsequence,
+			IdleTimeout:    h.sessions.IdleTimeout(),
+			AppIdleTimeout: h.sessions.AppIdleTimeout(),
 		},
 		Ended: views.EndedTable{Ended: list.Ended, Now: now},
 	}))
