@@ -138,25 +138,18 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	defer stopPprof()
 
-	// The sweep closes the records of sessions whose Redis data expired.
-	// It stops before the app closes (defers run last first).
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	sweepDone := make(chan struct{})
+	// The background work (session workers and sweeper, audit writer, mail
+	// sender) runs beside the server. It stops after the server, with its
+	// final flush, and before the app closes (defers run last first).
+	runCtx, stopRun := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
 	go func() {
-		defer close(sweepDone)
-		a.Sessions.RunSweeper(sweepCtx, cfg.SweepInterval)
+		defer close(runDone)
+		if err := a.Run(runCtx); err != nil {
+			log.Error("background work", "err", err)
+		}
 	}()
-	defer func() { stopSweep(); <-sweepDone }()
-
-	// The mail sender runs beside the server and stops before the app
-	// closes; mail it has not sent waits in the outbox.
-	mailCtx, stopMail := context.WithCancel(context.Background())
-	mailDone := make(chan struct{})
-	go func() {
-		defer close(mailDone)
-		a.RunMail(mailCtx)
-	}()
-	defer func() { stopMail(); <-mailDone }()
+	defer func() { stopRun(); <-runDone }()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

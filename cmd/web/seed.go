@@ -87,7 +87,6 @@ func seedCommand(ctx context.Context, cfg config.Config, log *slog.Logger, args 
 		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, Logger: log,
 	})
-	defer mgr.Close(ctx)
 
 	var tokens *bufio.Writer
 	if *tokensFile != "" {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/gatehouse/gatehouse/internal/auditqueue"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
 	"github.com/gatehouse/gatehouse/internal/factor"
@@ -28,6 +30,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/password"
 	"github.com/gatehouse/gatehouse/internal/redisconn"
 	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/internal/session/redisstore"
+	"github.com/gatehouse/gatehouse/internal/session/workers"
 	"github.com/gatehouse/gatehouse/internal/throttle"
 )
 
@@ -39,10 +43,10 @@ type App struct {
 	Redis    redis.UniversalClient
 	Users    *models.UserStore
 	Audit    *models.AuditStore
-	Auditing *session.AuditQueue // writes Audit's events in the background
+	Auditing *auditqueue.Queue // writes Audit's events in the background (Run)
 	Sessions *session.Manager
 	Hasher   *password.Hasher
-	// Mail sends the outbox; RunMail runs it.
+	// Mail sends the outbox (Run).
 	Mail *mail.Sender
 	// mailSQL is the mail worker's own small pool: background polling
 	// never takes a connection a request needs, and a hung Postgres holds
@@ -107,13 +111,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	}
 	a.Users = models.NewUserStore(db)
 	a.Audit = models.NewAuditStore(db)
-	a.Auditing = session.NewAuditQueue(rdb, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
+	a.Auditing = auditqueue.New(rdb, cfg.RedisPrefix, a.Audit, log, cfg.DBTimeout)
 	a.Audit.UseQueue(a.Auditing)
 	err = retryUntil(ctx, log, "redis", deadline, func(ctx context.Context) error {
-		if err := session.CheckRedis(ctx, rdb, cfg.RedisPrefix); err != nil {
+		if err := redisstore.CheckRedis(ctx, rdb, cfg.RedisPrefix); err != nil {
 			return fmt.Errorf("redis at %s is unreachable: %w", cfg.Redis.Addr(), err)
 		}
-		return session.LoadScripts(ctx, rdb)
+		return redisstore.LoadScripts(ctx, rdb)
 	})
 	if err != nil {
 		return fail(err)
@@ -125,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Sessions = session.New(session.Options{
 		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
-		Logger: log, Now: opt.Now, Metrics: m,
+		Logger: log, Now: opt.Now, Metrics: m, SweepInterval: cfg.SweepInterval,
 		AccessTokenTTL: cfg.AccessTokenTTL, RefreshGrace: cfg.RefreshGrace, AppIdleTimeout: cfg.AppIdleTimeout,
 		AppLifetime: cfg.AppLifetime,
 	})
@@ -187,8 +191,9 @@ func (a *App) watch(maxRedisConns int) {
 	m := a.Metrics
 	m.WatchRedisPool(redisPoolStats(a.Redis, maxRedisConns))
 	m.WatchPostgresPool(a.SQL)
-	m.WatchWorkerLag("end_recorder", func() time.Duration { lag, _ := a.Sessions.WorkerLag(); return lag })
-	m.WatchWorkerLag("last_seen_writer", func() time.Duration { _, lag := a.Sessions.WorkerLag(); return lag })
+	w := a.Sessions.Workers()
+	m.WatchWorkerLag("end_recorder", func() time.Duration { lag, _ := w.Lag(); return lag })
+	m.WatchWorkerLag("last_seen_writer", func() time.Duration { _, lag := w.Lag(); return lag })
 	m.WatchWorkerLag("audit_writer", a.Auditing.Lag)
 	m.WatchWorkerLag("outbox", func() time.Duration {
 		// At each scrape: one indexed query, bounded so a hung Postgres
@@ -200,15 +205,15 @@ func (a *App) watch(maxRedisConns int) {
 	})
 	for _, c := range []struct {
 		result string
-		read   func(session.LastSeenStats) int64
+		read   func(workers.LastSeenStats) int64
 	}{
-		{"written", func(s session.LastSeenStats) int64 { return s.Written }},
-		{"failed", func(s session.LastSeenStats) int64 { return s.Failed }},
-		{"refused", func(s session.LastSeenStats) int64 { return s.Refused }},
+		{"written", func(s workers.LastSeenStats) int64 { return s.Written }},
+		{"failed", func(s workers.LastSeenStats) int64 { return s.Failed }},
+		{"refused", func(s workers.LastSeenStats) int64 { return s.Refused }},
 	} {
 		m.WatchCounter("gatehouse_last_seen_writes_total",
 			"Last-seen writes by result: written, failed (dropped, retried on a later request), refused (the writer was full).",
-			prometheus.Labels{"result": c.result}, func() int64 { return c.read(a.Sessions.LastSeenStats()) })
+			prometheus.Labels{"result": c.result}, func() int64 { return c.read(w.LastSeenStats()) })
 	}
 	m.WatchActiveSessions(a.Sessions.Records().CountActive)
 	m.WatchCounter("gatehouse_redis_revoke_replication_misses_total",
@@ -228,19 +233,26 @@ func redisPoolStats(rdb redis.UniversalClient, maxConns int) func() metrics.Pool
 	}
 }
 
-// Close stops the background work (audit events and last-seen writes
-// still queued and ends not yet recorded get five seconds in all; what is
-// left waits in Redis) and releases the connections. Close it after the
-// HTTP server has stopped.
+// Run runs the app's background work until ctx is cancelled: the session
+// workers (last-seen writer, end recorder, sweeper), the audit writer and
+// the mail sender. Once ctx is cancelled each makes its final flush, within
+// five seconds (what is left waits in Redis or the outbox), and Run
+// returns when all have. The web command and the test harness run it
+// beside the HTTP server; cancel it after the server has stopped, and
+// before Close.
+func (a *App) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	wg.Go(func() { errs[0] = a.Sessions.Workers().Run(ctx) })
+	wg.Go(func() { errs[1] = a.Auditing.Run(ctx) })
+	wg.Go(func() { a.Mail.Run(ctx) })
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Close releases the connections. Close it after Run has returned (or
+// when it never ran).
 func (a *App) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if a.Auditing != nil {
-		a.Auditing.Close(ctx)
-	}
-	if a.Sessions != nil {
-		a.Sessions.Close(ctx)
-	}
 	var mailErr error
 	if a.mailSQL != nil {
 		mailErr = a.mailSQL.Close()
@@ -288,7 +300,3 @@ type devMailbox struct{}
 func (devMailbox) Send(_ context.Context, msgs []mail.Message) ([]error, error) {
 	return make([]error, len(msgs)), nil
 }
-
-// RunMail sends mail until ctx is cancelled: the web command and the test
-// harness run it beside the server.
-func (a *App) RunMail(ctx context.Context) { a.Mail.Run(ctx) }

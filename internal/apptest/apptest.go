@@ -85,7 +85,7 @@ type Env struct {
 	// http://localhost:PORT for NewOnLocalhost.
 	BaseURL string
 
-	stopMail func() // stops the mail sender and waits for it
+	stopRun  func() // stops the app's background work and waits for it
 	stopOnce sync.Once
 }
 
@@ -199,14 +199,24 @@ func startOn(t testing.TB, cfg config.Config, hasher *password.Hasher, l net.Lis
 		srv.Listener = l
 	}
 	srv.Start()
-	mailCtx, cancelMail := context.WithCancel(context.Background())
-	mailDone := make(chan struct{})
+	// The app's background work runs as in `web serve` (App.Run): the
+	// session workers with their sweeper, the audit writer, the mail
+	// sender.
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	runDone := make(chan struct{})
 	go func() {
-		defer close(mailDone)
-		a.RunMail(mailCtx)
+		defer close(runDone)
+		if err := a.Run(runCtx); err != nil {
+			t.Errorf("app background work: %v", err)
+		}
 	}()
+	// The sweep at start-up has run before the test does anything: it
+	// queries Postgres, and a test may add GORM hooks (HookableDB).
+	if err := a.Sessions.Workers().WaitSweep(context.Background()); err != nil {
+		t.Fatalf("first sweep: %v", err)
+	}
 	env := &Env{App: a, Server: srv, Config: cfg, Clock: clock, Logs: logs, BaseURL: srv.URL,
-		stopMail: func() { cancelMail(); <-mailDone }}
+		stopRun: func() { cancelRun(); <-runDone }}
 	if l != nil {
 		env.BaseURL = cfg.BaseURL.String()
 	}
@@ -220,13 +230,14 @@ func startOn(t testing.TB, cfg config.Config, hasher *password.Hasher, l net.Lis
 }
 
 // Stop shuts the instance down as the web command does on SIGTERM: the
-// server first, then the app (its background work and connections). Its
+// server first, then the app's background work (with its final flush),
+// then its connections. Its
 // database and Redis keys stay until the test ends, so another instance
 // can take over. Stopping twice is harmless.
 func (e *Env) Stop() {
 	e.stopOnce.Do(func() {
 		e.Server.Close()
-		e.stopMail()
+		e.stopRun()
 		e.App.Close()
 	})
 }

@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session/redisstore"
 )
 
 // App sessions: an app or a CLI signed in with tokens instead of a cookie
@@ -26,7 +26,8 @@ import (
 //
 //   - The access token is "gh_at_<tag>.<token>": a fresh random token whose
 //     data key and owner key live ACCESS_TOKEN_TTL in the user's slot, and
-//     whose field in the user hash, s:<public id>, holds "app:<token>". A
+//     whose field in the user hash, s:<public id>, holds "app:<token>"
+//     (redisstore's appScript). A
 //     bearer request resolves through findScript like a cookie (one
 //     command, no SQL), without idle sliding: the token lives its TTL.
 //     The "app:" in the field means a cookie carrying <tag>.<token> never
@@ -45,7 +46,6 @@ import (
 const (
 	AccessTokenPrefix  = "gh_at_"
 	RefreshTokenPrefix = "gh_rt_"
-	appFieldPrefix     = "app:"
 )
 
 // Errors of the token endpoints.
@@ -168,39 +168,6 @@ func (m *Manager) accessTTL(rec *models.SessionRecord, now time.Time) time.Durat
 	return max(min(m.app.accessTTL, rec.ExpiresAt.Sub(now)), time.Second)
 }
 
-// appScript enters a new access token for an app session: its owner key
-// and data with the access token's TTL, and the session's field pointing at
-// it. The previous access token's keys are deleted when the field still
-// named it, so exactly one access token per session is live. It refuses a
-// session with an end mark: ended in Redis, its end not yet recorded in
-// Postgres, it must not come back.
-// KEYS[1]  the user hash
-// KEYS[2]  the new owner key
-// KEYS[3]  the new data key
-// KEYS[4]  the old owner key (optional, with KEYS[5])
-// KEYS[5]  the old data key
-// ARGV[1]  the session's field, "s:<public id>"
-// ARGV[2]  the field's new value, "app:<token>"
-// ARGV[3]  TTL of the user hash, seconds (only ever lengthened)
-// ARGV[4..6] the user's name, email, role
-// ARGV[7]  the owner key's value, "<user id>:<public id>"
-// ARGV[8]  the access token's TTL, ms
-// ARGV[9]  the user id
-// ARGV[10] the data, unless the old token's data is carried over
-// ARGV[11] the end mark's field, "e:<public id>"
-// ARGV[12] the field's old value (with KEYS[4..5])
-// Result: the user's number of sessions; -1 disabled; -2 tag collision;
-// -3 the session has ended.
-var appScript = redis.NewScript(luaRefuseUser + `
-if redis.call('HEXISTS', KEYS[1], ARGV[11]) == 1 then return -3 end
-local data = ARGV[10]
-if KEYS[4] and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[12] then
-  data = redis.call('GET', KEYS[5]) or data
-  redis.call('DEL', KEYS[4], KEYS[5])
-end
-redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[8])
-redis.call('SET', KEYS[3], data, 'PX', ARGV[8])` + luaEnterSession)
-
 // issueAccess creates an access token for the app session rec and points
 // its field at it; oldToken, if any, is the token it replaces. It returns
 // the access token and the user's number of sessions.
@@ -209,27 +176,15 @@ func (m *Manager) issueAccess(ctx context.Context, user *models.User, rec *model
 	if err != nil {
 		return "", 0, err
 	}
-	tag := m.keys.tag(user.ID)
-	ks := []string{m.keys.user(tag, user.ID), m.keys.owner(tag, token), m.keys.data(tag, token)}
-	args := []any{sessionField + rec.PublicID, appFieldPrefix + token, max(m.userKeyTTL(), int64(m.app.accessTTL/time.Second)+60),
-		user.Name, user.Email, user.Role, owner(user.ID, rec.PublicID), m.accessTTL(rec, m.now()).Milliseconds(),
-		user.ID, data, endField + rec.PublicID}
-	if oldToken != "" {
-		ks = append(ks, m.keys.owner(tag, oldToken), m.keys.data(tag, oldToken))
-		args = append(args, appFieldPrefix+oldToken)
-	}
-	n, err := appScript.Run(ctx, m.rdb, ks, args...).Int()
-	switch {
-	case err != nil:
-		return "", 0, fmt.Errorf("issue access token: %w", err)
-	case n == -1:
-		return "", 0, ErrAccountDisabled
-	case n == -2:
-		return "", 0, errTagCollision
-	case n == -3:
+	n, err := m.store.IssueAccess(ctx, redisstore.Access{UserID: user.ID, Name: user.Name, Email: user.Email, Role: user.Role,
+		PublicID: rec.PublicID, Token: token, OldToken: oldToken, Data: data,
+		TTL: m.accessTTL(rec, m.now()), MaxTTL: m.app.accessTTL})
+	if errors.Is(err, redisstore.ErrSessionEnded) {
 		return "", 0, fmt.Errorf("%w: session ended", ErrInvalidGrant)
+	} else if err != nil {
+		return "", 0, err
 	}
-	return AccessTokenPrefix + tag + "." + token, n, nil
+	return AccessTokenPrefix + m.keys.Tag(user.ID) + "." + token, n, nil
 }
 
 // Refresh rotates an app session's refresh token and issues a new access
@@ -300,7 +255,7 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string, client AppCl
 		if err != nil {
 			return err
 		}
-		old := m.fieldToken(ctx, user.ID, rec.PublicID)
+		old := m.store.AccessToken(ctx, user.ID, rec.PublicID)
 		access, _, err := m.issueAccess(ctx, user, rec, old, appData(0, now.Unix()))
 		if err != nil {
 			return err
@@ -317,8 +272,8 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string, client AppCl
 		// access token dies on its next use. Should it fail, the record
 		// already refuses every refresh, and the access token dies with
 		// its TTL.
-		if _, rerr := m.revoke(context.WithoutCancel(ctx), reused.UserID, "only", []string{reused.PublicID},
-			endMark{at: m.now(), reason: models.EndRefreshReused}); rerr != nil {
+		if _, rerr := m.store.Revoke(context.WithoutCancel(ctx), reused.UserID, "only", []string{reused.PublicID},
+			redisstore.EndMark{At: m.now(), Reason: models.EndRefreshReused}); rerr != nil {
 			m.log.ErrorContext(ctx, "ending a reused refresh token's session in redis", "err", rerr)
 		}
 		m.metrics.Revoked(string(models.EndRefreshReused), 1)
@@ -328,20 +283,6 @@ func (m *Manager) Refresh(ctx context.Context, refreshToken string, client AppCl
 		return AppTokens{}, fmt.Errorf("%w: session expired", ErrInvalidGrant)
 	}
 	return out, nil
-}
-
-// fieldToken returns the access token the session's field names, "" when
-// there is none.
-func (m *Manager) fieldToken(ctx context.Context, userID int64, publicID string) string {
-	v, err := m.rdb.HGet(ctx, m.keys.user(m.keys.tag(userID), userID), sessionField+publicID).Result()
-	if err != nil {
-		return ""
-	}
-	t, _ := strings.CutPrefix(v, appFieldPrefix)
-	if t == v {
-		return ""
-	}
-	return t
 }
 
 // RevokeToken ends the session of an access or refresh token (RFC 7009):
@@ -401,7 +342,7 @@ func splitAccessToken(s string) (tag, token string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	tag, token, ok = splitCookie(rest)
+	tag, token, ok = redisstore.SplitCookie(rest)
 	return tag, token, ok && tag != ""
 }
 
@@ -413,28 +354,22 @@ func (m *Manager) lookupBearer(ctx context.Context, access string) (*bearer, err
 	if !ok {
 		return nil, errNotAccessToken
 	}
-	vals, err := findScript.Run(ctx, m.rdb, []string{m.keys.data(tag, token), m.keys.owner(tag, token), m.keys.user(tag, 0)},
-		appFieldPrefix+token, 0).StringSlice()
-	if err != nil {
-		return nil, fmt.Errorf("find access token: %w", err)
+	f, err := m.store.FindAccess(ctx, tag, token)
+	if err != nil || f == nil {
+		return nil, err
 	}
-	if len(vals) < 7 || vals[3] != "1" {
-		return nil, nil
-	}
-	authAt, seenAt, ok := parseAppData(vals[0])
+	authAt, seenAt, ok := parseAppData(f.Data)
 	if !ok {
 		return nil, nil
 	}
-	uid, _ := strconv.ParseInt(vals[1], 10, 64)
-	return &bearer{tag: tag, token: token, userID: uid, publicID: vals[2], name: vals[4], email: vals[5], role: vals[6],
+	return &bearer{tag: tag, token: token, userID: f.UserID, publicID: f.PublicID, name: f.Name, email: f.Email, role: f.Role,
 		authAt: authAt, seenAt: seenAt}, nil
 }
 
 // setAppData rewrites an access token's data, keeping its TTL; nothing
 // when the token has expired.
 func (m *Manager) setAppData(ctx context.Context, b *bearer) error {
-	return m.rdb.SetArgs(ctx, m.keys.data(b.tag, b.token), appData(b.authAt, b.seenAt),
-		redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	return m.store.SetAccessData(ctx, b.tag, b.token, appData(b.authAt, b.seenAt))
 }
 
 func appData(authAt, seenAt int64) string {
@@ -452,7 +387,7 @@ func parseAppData(s string) (authAt, seenAt int64, ok bool) {
 }
 
 // refreshTokenLen is the length of a refresh token.
-const refreshTokenLen = len(RefreshTokenPrefix) + tokenLen
+const refreshTokenLen = len(RefreshTokenPrefix) + redisstore.TokenLen
 
 // newRefreshToken returns a refresh token and its SHA-256.
 func newRefreshToken() (string, []byte, error) {
@@ -469,7 +404,7 @@ func newRefreshToken() (string, []byte, error) {
 // not its shape.
 func refreshHash(s string) ([]byte, bool) {
 	rest, ok := strings.CutPrefix(s, RefreshTokenPrefix)
-	if !ok || len(s) != refreshTokenLen || !base64url(rest) {
+	if !ok || len(s) != refreshTokenLen || !redisstore.Base64URL(rest) {
 		return nil, false
 	}
 	h := sha256.Sum256([]byte(s))
@@ -539,7 +474,7 @@ func (m *Manager) touchBearer(ctx context.Context, b *bearer, ip string) {
 	if now.Sub(time.Unix(b.seenAt, 0)) < touchInterval {
 		return
 	}
-	if m.seen.offer(b.publicID, ip, now) {
+	if m.workers.Offer(b.publicID, ip, now) {
 		b.seenAt = now.Unix()
 		if err := m.setAppData(ctx, b); err != nil {
 			m.log.WarnContext(ctx, "noting an access token's last use", "err", err)
@@ -567,10 +502,10 @@ func BearerSent(ctx context.Context) bool { return state(ctx).bearerSent }
 // the UPDATE gets appEndTimeout, and a failure is logged. What
 // it leaves open is an app session whose Redis state was already lost when
 // it was revoked during a Postgres outage (docs/api.md).
-func (m *Manager) endApps(ctx context.Context, userID int64, mode string, ids []string, mark endMark, ended []string) []string {
+func (m *Manager) endApps(ctx context.Context, userID int64, mode string, ids []string, mark redisstore.EndMark, ended []string) []string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), appEndTimeout)
 	defer cancel()
-	apps, err := m.records.EndApps(ctx, userID, mode, ids, mark.reason, mark.actor, mark.at)
+	apps, err := m.records.EndApps(ctx, userID, mode, ids, mark.Reason, mark.Actor, mark.At)
 	if err != nil {
 		m.log.WarnContext(ctx, "app session ends not written to Postgres at once; the recorder writes those Redis knew",
 			"user", userID, "err", err)
@@ -612,13 +547,7 @@ func (m *Manager) expireApps(ctx context.Context, userID int64) error {
 	if err != nil || len(closed) == 0 {
 		return err
 	}
-	pipe := m.rdb.Pipeline()
-	for _, c := range closed {
-		for _, h := range m.keys.hashes(c.UserID) {
-			pipe.HDel(ctx, h.key, sessionField+c.PublicID)
-		}
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := m.store.DropFields(ctx, closed); err != nil {
 		m.log.WarnContext(ctx, "removing the fields of expired app sessions", "err", err)
 	}
 	return nil

@@ -1,11 +1,15 @@
-// Package session owns everything about signed-in sessions: the scs manager
-// and its Redis store, the per-user index that makes revocation final, the
-// Postgres records that list and audit sessions, and the Echo middleware
-// that loads and commits a session once per request.
+// Package session is the session API: the scs manager, the Echo
+// middleware that loads and commits a session once per request, sign-in
+// (Start, StartApp), renewal, sign-out, revocation and the listing of a
+// user's sessions.
 //
 // A session lives in two places. Redis holds the scs data under the secret
-// token (the cookie value); Postgres holds a record named by a public id.
-// Handlers only ever see public ids.
+// token (the cookie value), and the per-user index that makes revocation
+// final: package redisstore, the only place that knows key names and Lua.
+// Postgres holds a record named by a public id (models.SessionStore).
+// Handlers only ever see public ids. What is written in the background
+// (last seen, the records of ends, the sweep) is package workers', run by
+// Workers().Run.
 package session
 
 import (
@@ -27,6 +31,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session/redisstore"
+	"github.com/gatehouse/gatehouse/internal/session/workers"
 )
 
 // Keys of the values kept in the scs session data.
@@ -54,14 +60,14 @@ var ErrBearerSignIn = errors.New("a request with a bearer token cannot sign a br
 
 // ErrAccountDisabled means sign-in was refused because the account is
 // disabled.
-var ErrAccountDisabled = errors.New("account disabled")
+var ErrAccountDisabled = redisstore.ErrAccountDisabled
 
 // Options configure a Manager.
 type Options struct {
 	Redis redis.UniversalClient // from redisconn.New
 	// TagKey keys the tags that place each user's keys in one Redis
-	// Cluster slot (redis.go); every instance must use the same one
-	// (models.Secret "session-tag").
+	// Cluster slot (redisstore's keys.go); every instance must use the
+	// same one (models.Secret TagSecret).
 	TagKey []byte
 	// Cluster says Redis is a Cluster: no session there predates tags.
 	Cluster       bool
@@ -75,6 +81,9 @@ type Options struct {
 	Now           func() time.Time // the clock; time.Now when nil
 	// Metrics counts the sessions ended, by reason; nil counts nothing.
 	Metrics *metrics.Metrics
+	// SweepInterval is how often the workers sweep (SWEEP_INTERVAL); 0:
+	// never by themselves.
+	SweepInterval time.Duration
 	// App sessions (app.go): the access token's lifetime, the grace of the
 	// previous refresh token, and the idle timeout (since the last
 	// refresh) and absolute lifetime; zero means the default (the grace:
@@ -85,8 +94,8 @@ type Options struct {
 // Manager creates, checks, lists and ends sessions.
 type Manager struct {
 	scs      *scs.SessionManager
-	rdb      redis.UniversalClient
-	keys     keys
+	store    *redisstore.Store
+	keys     redisstore.Keys
 	records  *models.SessionStore
 	idle     time.Duration
 	lifetime time.Duration
@@ -94,14 +103,9 @@ type Manager struct {
 	maxSessions int
 	log         *slog.Logger
 	now         func() time.Time
-	// seen writes last_seen_at in the background (lastseen.go).
-	seen *lastSeenWriter
-	// endsLoop records ended sessions in Postgres in the background (ends.go).
-	endsLoop *loop
-	// held keeps the end marks read from Redis until recorded (ends.go).
-	held heldEnds
-	// durability: how many replicas acknowledge revokes (durable.go).
-	durability
+	// workers write last_seen_at and the records of ends in the
+	// background, and sweep.
+	workers *workers.Workers
 	metrics *metrics.Metrics
 	// app holds the app session settings (app.go).
 	app appTimes
@@ -112,10 +116,18 @@ func New(o Options) *Manager {
 	if len(o.TagKey) < 16 {
 		panic("session.New: TagKey must hold at least 16 bytes")
 	}
-	k := keys{prefix: o.Prefix, tagKey: o.TagKey, legacy: !o.Cluster}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	k := redisstore.NewKeys(o.Prefix, o.TagKey, !o.Cluster)
+	st := redisstore.New(redisstore.Config{Redis: o.Redis, Keys: k, Idle: o.IdleTimeout, Lifetime: o.Lifetime, Logger: log})
 	sm := scs.New()
-	sm.Store = &store{rdb: o.Redis, keys: k,
-		idle: o.IdleTimeout, lifetime: o.Lifetime}
+	sm.Store = st
 	sm.Codec = codec{} // not gob: codec.go
 	sm.IdleTimeout = o.IdleTimeout
 	sm.Lifetime = o.Lifetime
@@ -132,23 +144,19 @@ func New(o Options) *Manager {
 	// Without "remember me" the cookie lasts as long as the browser session;
 	// RememberMe at sign-in makes it persist up to the session's expiry.
 	sm.Cookie.Persist = false
-	now := o.Now
-	if now == nil {
-		now = time.Now
-	}
-	log := o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	m := &Manager{
-		scs: sm, rdb: o.Redis, keys: k, records: o.Records,
+		scs: sm, store: st, keys: k, records: o.Records,
 		idle: o.IdleTimeout, lifetime: o.Lifetime, maxSessions: o.MaxSessions, log: log, now: now,
-		seen:    newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
 		metrics: o.Metrics, app: newAppTimes(o),
 	}
-	m.endsLoop = startLoop(m.recordEndsInBackground)
+	m.workers = workers.New(workers.Options{Store: st, Records: o.Records, Logger: log, Now: now,
+		Idle: o.IdleTimeout, SweepInterval: o.SweepInterval, ExpireApps: m.expireApps})
 	return m
 }
+
+// Workers are the manager's background writers and sweeper: they run in
+// their Run, which the app starts (app.App.Run).
+func (m *Manager) Workers() *workers.Workers { return m.workers }
 
 // Records is the store of session records the manager keeps.
 func (m *Manager) Records() *models.SessionStore { return m.records }
@@ -212,8 +220,8 @@ func (m *Manager) Ended(ctx context.Context) (rec *models.SessionRecord, stale b
 	if st.endedID != "" {
 		r, err := m.records.ByPublicID(ctx, st.endedID)
 		if err == nil {
-			if e, err := parseEndMark(st.endMark); r.Active() && err == nil {
-				e.apply(r) // ended, not yet recorded (ends.go)
+			if e, err := redisstore.ParseEndMark(st.endMark); r.Active() && err == nil {
+				e.Apply(r) // ended, not yet recorded
 			}
 			return r, true
 		}
@@ -236,25 +244,25 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		st := &requestState{}
 		token := ""
-		lk := &lookup{}
+		lk := &redisstore.Lookup{}
 		if ck, err := req.Cookie(m.scs.Cookie.Name); err == nil {
-			if tag, t, ok := splitCookie(ck.Value); ok {
-				lk.tag, token = tag, t
+			if tag, t, ok := redisstore.SplitCookie(ck.Value); ok {
+				lk.Tag, token = tag, t
 			}
 			st.stale = true // until the session proves live
 		}
-		ctx, err := m.scs.Load(context.WithValue(req.Context(), lookupKey{}, lk), token)
+		ctx, err := m.scs.Load(redisstore.WithLookup(req.Context(), lk), token)
 		if err != nil {
 			return fmt.Errorf("load session: %w", err)
 		}
 		switch uid := m.scs.GetInt64(ctx, keyUserID); {
-		case lk.revoked:
+		case lk.Revoked:
 			// The store found the session's field gone (and deleted its
 			// data), or its data gone idle.
-			st.endedID, st.endMark = lk.publicID, lk.endMark
-		case uid != 0 && lk.live && lk.userID == uid && lk.publicID == m.scs.GetString(ctx, keyPublicID):
+			st.endedID, st.endMark = lk.PublicID, lk.EndMark
+		case uid != 0 && lk.Live && lk.UserID == uid && lk.PublicID == m.scs.GetString(ctx, keyPublicID):
 			st.principal = &Principal{
-				UserID: uid, SessionID: lk.publicID, Name: lk.name, Email: lk.email, Role: lk.role,
+				UserID: uid, SessionID: lk.PublicID, Name: lk.Name, Email: lk.Email, Role: lk.Role,
 				AuthAt: time.Unix(m.scs.GetInt64(ctx, keyAuthAt), 0),
 			}
 			st.stale = false
@@ -276,14 +284,14 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // touch writes last_seen_at at most once per touchInterval, in the
-// background (lastseen.go): a slow or down Postgres never stalls or fails
+// background (workers.Offer): a slow or down Postgres never stalls or fails
 // this request. A write refused or failed is retried on a later request.
 func (m *Manager) touch(ctx context.Context, p *Principal, ip string) {
 	now := m.now()
 	if now.Sub(time.Unix(m.scs.GetInt64(ctx, keySeenAt), 0)) < touchInterval {
 		return
 	}
-	if m.seen.offer(p.SessionID, ip, now) {
+	if m.workers.Offer(p.SessionID, ip, now) {
 		m.scs.Put(ctx, keySeenAt, now.Unix())
 	}
 }
@@ -310,10 +318,10 @@ func (m *Manager) commit(c echo.Context) {
 			return
 		}
 		tag := ""
-		if lk := lookupOf(ctx); lk != nil {
-			tag = lk.tag
+		if lk := redisstore.LookupOf(ctx); lk != nil {
+			tag = lk.Tag
 		}
-		m.scs.WriteSessionCookie(ctx, w, cookieValue(tag, token), expiry)
+		m.scs.WriteSessionCookie(ctx, w, redisstore.CookieValue(tag, token), expiry)
 	case scs.Destroyed:
 		m.scs.WriteSessionCookie(ctx, w, "", time.Time{})
 	default:
@@ -343,7 +351,7 @@ func SignedInWith(method models.AuthMethod) StartOption {
 // entry in the user hash. Nothing is left behind when any step fails.
 func (m *Manager) Start(c echo.Context, user *models.User, remember bool, opts ...StartOption) (publicID string, err error) {
 	ctx := c.Request().Context()
-	lk := lookupOf(ctx)
+	lk := redisstore.LookupOf(ctx)
 	if lk == nil && state(ctx).bearerSent {
 		return "", ErrBearerSignIn
 	}
@@ -355,8 +363,7 @@ func (m *Manager) Start(c echo.Context, user *models.User, remember bool, opts .
 	}
 	// The new token's data is stored before its owner key exists (activate),
 	// under the user's tag.
-	lk.fresh, lk.tag = m.scs.Token(ctx), m.keys.tag(user.ID)
-	lk.live, lk.saved = false, nil
+	lk.Restart(m.keys.Tag(user.ID), m.scs.Token(ctx))
 	now := m.now()
 	publicID, err = newPublicID()
 	if err != nil {
@@ -407,8 +414,8 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 		return fmt.Errorf("commit session: %w", err)
 	}
 	publicID := m.scs.GetString(ctx, keyPublicID)
-	lk := lookupOf(ctx)
-	n, err := m.register(ctx, user.ID, publicID, lk.tag, token, user.Name, user.Email, user.Role)
+	lk := redisstore.LookupOf(ctx)
+	n, err := m.store.Register(ctx, user.ID, publicID, lk.Tag, token, user.Name, user.Email, user.Role)
 	if err != nil {
 		return err
 	}
@@ -417,7 +424,7 @@ func (m *Manager) activate(ctx context.Context, user *models.User) error {
 	// data. Without this it ran the commit script again, and a Redis that
 	// failed just then (a failover) left a working session with no cookie
 	// behind a 303 (TestSignInStoresTheSessionOnce).
-	lk.live = true
+	lk.Live = true
 	if excess := n - m.maxSessions; m.maxSessions > 0 && excess > 0 {
 		m.endIdlest(ctx, user.ID, publicID, excess)
 	}
@@ -445,7 +452,7 @@ func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n in
 // data, in one script (renewScript). ErrNotFound if the session was
 // revoked meanwhile; the request is then signed out.
 func (m *Manager) Renew(ctx context.Context) error {
-	p, lk := Current(ctx), lookupOf(ctx)
+	p, lk := Current(ctx), redisstore.LookupOf(ctx)
 	if b := state(ctx).bearer; p != nil && b != nil {
 		return m.renewApp(ctx, p, b)
 	}
@@ -453,8 +460,8 @@ func (m *Manager) Renew(ctx context.Context) error {
 		return errors.New("renew: no session")
 	}
 	deadline := m.scs.Deadline(ctx)
-	lk.renewFrom = m.scs.Token(ctx)
-	defer func() { lk.renewFrom = "" }()
+	lk.RenewFrom = m.scs.Token(ctx)
+	defer func() { lk.RenewFrom = "" }()
 	if err := m.scs.RenewToken(ctx); err != nil {
 		return fmt.Errorf("renew token: %w", err)
 	}
@@ -463,7 +470,7 @@ func (m *Manager) Renew(ctx context.Context) error {
 	m.scs.SetDeadline(ctx, deadline)
 	now := m.now()
 	m.scs.Put(ctx, keyAuthAt, now.Unix())
-	if _, _, err := m.scs.Commit(ctx); errors.Is(err, errRenewRefused) {
+	if _, _, err := m.scs.Commit(ctx); errors.Is(err, redisstore.ErrRenewRefused) {
 		_ = m.scs.Destroy(ctx)
 		return ErrNotFound
 	} else if err != nil {
@@ -513,8 +520,8 @@ func (m *Manager) RevokeAll(ctx context.Context, userID int64, keep []string, re
 // closing the race with a sign-in that checked the account just before it
 // was disabled. The caller disables the account in Postgres first.
 func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int, error) {
-	mark := endMark{at: m.now(), reason: models.EndAccountDisabled, actor: actor}
-	ended, err := m.disable(ctx, userID, mark)
+	mark := redisstore.EndMark{At: m.now(), Reason: models.EndAccountDisabled, Actor: actor}
+	ended, err := m.store.Disable(ctx, userID, mark)
 	if err == nil {
 		ended = m.endApps(ctx, userID, "except", nil, mark, ended)
 	}
@@ -524,19 +531,19 @@ func (m *Manager) Disable(ctx context.Context, userID int64, actor *int64) (int,
 }
 
 // Enable lets userID sign in again.
-func (m *Manager) Enable(userID int64) error { return m.enable(userID) }
+func (m *Manager) Enable(userID int64) error { return m.store.Enable(userID) }
 
 // end kills sessions in Redis and marks them for the end recorder, in one
 // round trip however many sessions: when it returns they are dead on every
 // instance, and why is noted; the record in Postgres follows in the
-// background (ends.go). The user hash is per user, so another user's
+// background (the workers' end recorder). The user hash is per user, so another user's
 // session ids match nothing.
 //
 // App sessions' ends are also written to Postgres before it returns,
 // within a bound (endApps).
 func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []string, reason models.EndReason, actor *int64) ([]string, error) {
-	mark := endMark{at: m.now(), reason: reason, actor: actor}
-	ended, err := m.revoke(ctx, userID, mode, ids, mark)
+	mark := redisstore.EndMark{At: m.now(), Reason: reason, Actor: actor}
+	ended, err := m.store.Revoke(ctx, userID, mode, ids, mark)
 	if err == nil {
 		ended = m.endApps(ctx, userID, mode, ids, mark, ended)
 	}
@@ -548,7 +555,7 @@ func (m *Manager) end(ctx context.Context, userID int64, mode string, ids []stri
 // recordLater wakes the end recorder when sessions ended.
 func (m *Manager) recordLater(ended []string) {
 	if len(ended) > 0 {
-		m.endsLoop.kick()
+		m.workers.Ended()
 	}
 }
 
@@ -572,10 +579,10 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 	// still signing in (Postgres first could, TestListingWhileAnEndIsRecorded).
 	// A sign-in writes its record before it enters the session in Redis,
 	// so a record Redis does not name at all is judged only once it is
-	// older than sweepSettle; one whose data Redis found gone has really
+	// older than workers.SweepSettle; one whose data Redis found gone has really
 	// ended, and one Redis marked ended shows its end before the recorder
 	// has written it.
-	l, err := m.live(ctx, userID)
+	l, err := m.store.Live(ctx, userID)
 	if err != nil {
 		return Listing{}, err
 	}
@@ -592,8 +599,8 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 		// Instances write these times from their own clocks; one ahead of
 		// this one's must not make a session look used in the future.
 		r.CreatedAt, r.LastSeenAt = notAfter(r.CreatedAt, now), notAfter(r.LastSeenAt, now)
-		if e, ok := l.ending[r.PublicID]; ok {
-			e.apply(&r)
+		if e, ok := l.Ending[r.PublicID]; ok {
+			e.Apply(&r)
 			justEnded = append(justEnded, r)
 		} else if r.IsApp() {
 			// Active while Postgres says so and within the app lifetimes,
@@ -603,7 +610,7 @@ func (m *Manager) List(ctx context.Context, userID int64, endedLimit int) (Listi
 			} else {
 				appsExpired = true
 			}
-		} else if slices.Contains(l.live, r.PublicID) || !slices.Contains(l.gone, r.PublicID) && now.Sub(r.CreatedAt) < sweepSettle {
+		} else if slices.Contains(l.Live, r.PublicID) || !slices.Contains(l.Gone, r.PublicID) && now.Sub(r.CreatedAt) < workers.SweepSettle {
 			stillActive = append(stillActive, r)
 		} else {
 			expired = append(expired, r.PublicID)
@@ -657,53 +664,12 @@ func latestEnded(pending, recorded []models.SessionRecord, limit int) []models.S
 }
 
 // Check pings Redis: a probe key written and deleted.
-func (m *Manager) Check(ctx context.Context) error { return CheckRedis(ctx, m.rdb, m.keys.prefix) }
-
-// CheckRedis is Check before there is a Manager (start-up): a probe key
-// under prefix written and deleted.
-func CheckRedis(ctx context.Context, rdb redis.UniversalClient, prefix string) error {
-	probe := prefix + "probe"
-	if err := rdb.Set(ctx, probe, "1", 5*time.Second).Err(); err != nil {
-		return fmt.Errorf("redis write: %w", err)
-	}
-	if err := rdb.Del(ctx, probe).Err(); err != nil {
-		return fmt.Errorf("redis delete: %w", err)
-	}
-	return nil
-}
+func (m *Manager) Check(ctx context.Context) error { return m.store.Check(ctx) }
 
 // EvictionWarning returns a warning when Redis's maxmemory-policy is not
-// noeviction, "" when it is. Under any other policy a full Redis evicts
-// keys: sessions (signing people out), throttle counters (unlocking
-// accounts under attack) and user hashes (the kill switch). INFO is read
-// rather than CONFIG GET, which managed services often disable.
+// noeviction, "" when it is (redisstore's EvictionWarning).
 func (m *Manager) EvictionWarning(ctx context.Context) (string, error) {
-	info, err := m.rdb.Info(ctx, "memory").Result()
-	if err != nil {
-		return "", fmt.Errorf("redis info: %w", err)
-	}
-	for line := range strings.SplitSeq(info, "\r\n") {
-		if policy, ok := strings.CutPrefix(line, "maxmemory_policy:"); ok && policy != "noeviction" {
-			return "maxmemory-policy is " + policy + ", not noeviction: when Redis is full it will evict sessions, " +
-				"throttle counters and revocations (docs/reliability.md)", nil
-		}
-	}
-	return "", nil
-}
-
-// LoadScripts loads the Lua scripts into Redis, so that even the first
-// revoke is one EVALSHA round trip. (After a Redis restart go-redis falls back
-// to EVAL once by itself.)
-func (m *Manager) LoadScripts(ctx context.Context) error { return LoadScripts(ctx, m.rdb) }
-
-// LoadScripts is Manager.LoadScripts before there is a Manager.
-func LoadScripts(ctx context.Context, rdb redis.UniversalClient) error {
-	for _, s := range scripts {
-		if err := s.Load(ctx, rdb).Err(); err != nil {
-			return fmt.Errorf("load redis script: %w", err)
-		}
-	}
-	return nil
+	return m.store.EvictionWarning(ctx)
 }
 
 // newPublicID returns a random 128-bit id, 26 characters of lower-case

@@ -200,23 +200,86 @@ func TestLateEndRecordsCorrectOnlyGuesses(t *testing.T) {
 	}
 }
 
+// TestSweeperStopsWithItsContext: the workers' Run (which the harness
+// runs for every Env, as `web serve` does) returns once its context is
+// cancelled, however often it sweeps, and no sweep failed meanwhile.
 func TestSweeperStopsWithItsContext(t *testing.T) {
-	env := apptest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	env := apptest.New(t, apptest.With("SWEEP_INTERVAL", "20ms"))
+	time.Sleep(100 * time.Millisecond)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		env.App.Sessions.RunSweeper(ctx, 20*time.Millisecond)
+		env.Stop()
 	}()
-	time.Sleep(100 * time.Millisecond)
-	cancel()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the sweeper did not stop")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the workers did not stop")
 	}
 	if strings.Contains(env.Logs.String(), "sweep failed") {
 		t.Errorf("the sweeper failed:\n%s", env.Logs.String())
+	}
+}
+
+// TestSweeperRunsUnderTheHarness: with a short SWEEP_INTERVAL, a record
+// whose session Redis no longer knows is closed as expired by the
+// sweeper that the harness runs (as `web serve` does), with no call to
+// Sweep.
+func TestSweeperRunsUnderTheHarness(t *testing.T) {
+	env := apptest.New(t, apptest.With("SWEEP_INTERVAL", "50ms"))
+	_, ids := orphans(t, env, 1, 2*time.Hour)
+	deadline := time.Now().Add(10 * time.Second)
+	for record(t, env, ids[0]).Active() {
+		if time.Now().After(deadline) {
+			t.Fatal("the record of a session gone from Redis is still active: the sweeper did not run")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := record(t, env, ids[0]).EndReason; got != models.EndIdleTimeout {
+		t.Errorf("swept record ended %q, want %q", got, models.EndIdleTimeout)
+	}
+}
+
+// TestEndMarksLeftInRedisAreRecordedUnderTheHarness: an instance that
+// died after its revoke script left end marks in Redis and never recorded
+// them. The workers the harness runs record them by themselves (the end
+// recorder's retry), with no call to WaitEnds, RecordEnds or Sweep.
+func TestEndMarksLeftInRedisAreRecordedUnderTheHarness(t *testing.T) {
+	env := apptest.New(t, apptest.With("SWEEP_INTERVAL", "50ms"))
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	id := devicesID(t, c)
+	user, err := env.App.Users.ByEmail(context.Background(), "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the revoke script and the ending set hold after the user
+	// revoked the session from another device, written behind the
+	// manager's back.
+	ctx, rdb, hash := context.Background(), env.App.Redis, env.App.Sessions.UserKey(user.ID)
+	mark := fmt.Sprintf("%d|%s|%d", env.Clock.Now().UnixMilli(), models.EndRevokedByUser, user.ID)
+	if err := rdb.HDel(ctx, hash, "s:"+id).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, hash, "e:"+id, mark).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.SAdd(ctx, env.App.Sessions.EndingKey(), user.ID).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for record(t, env, id).Active() {
+		if time.Now().After(deadline) {
+			t.Fatal("an end marked in Redis was never recorded by the workers")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rec := record(t, env, id)
+	if rec.EndReason != models.EndRevokedByUser || rec.EndedBy == nil || *rec.EndedBy != user.ID {
+		t.Errorf("record: ended %q by %v, want %q by the user", rec.EndReason, rec.EndedBy, models.EndRevokedByUser)
+	}
+	if exists, _ := rdb.HExists(ctx, hash, "e:"+id).Result(); exists {
+		t.Error("the recorded mark is still in Redis")
 	}
 }
 

@@ -1,4 +1,8 @@
-package session
+// Package auditqueue carries audit events from the request that records
+// them to Postgres, off the request's path and through outages of either
+// store. Its list in Redis (P audit, and P audit:epoch) and its one script
+// are its own; its writer runs in Queue.Run, beside the session workers.
+package auditqueue
 
 import (
 	"context"
@@ -12,10 +16,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/loop"
 	"github.com/gatehouse/gatehouse/internal/models"
 )
 
-// AuditQueue carries audit events from the request that records them to
+// Queue carries audit events from the request that records them to
 // Postgres, off the request's path and through outages of either store.
 //
 // Enqueue costs one RPUSH to the list P audit, beside the end marks, and
@@ -34,14 +40,13 @@ import (
 // survive the instance. An event that failed to reach Redis is pushed
 // again on the next pass, so that it outlives the instance once Redis is
 // back.
-type AuditQueue struct {
+type Queue struct {
 	rdb     redis.UniversalClient
 	key     string
 	store   *models.AuditStore
 	log     *slog.Logger
 	timeout time.Duration // of a pass, and of Flush
-	loop    *loop
-	stopped chan struct{} // closed by Close: stops the retry ticker
+	loop    *loop.Loop
 
 	mu    sync.Mutex
 	held  map[string]*heldEvent // by event id
@@ -67,36 +72,55 @@ const (
 	auditRetry = 5 * time.Second
 )
 
-// NewAuditQueue starts the writer of the queue under prefix. A pass of the
-// writer, and a Flush, take at most timeout (DATABASE_TIMEOUT: a reader
-// that flushes answers 503 past it, like any database work). Close stops
-// the writer.
-func NewAuditQueue(rdb redis.UniversalClient, prefix string, store *models.AuditStore, log *slog.Logger, timeout time.Duration) *AuditQueue {
-	q := &AuditQueue{
+// New returns the queue under prefix; its writer runs in Run. A pass of
+// the writer, and a Flush, take at most timeout (DATABASE_TIMEOUT: a
+// reader that flushes answers 503 past it, like any database work).
+func New(rdb redis.UniversalClient, prefix string, store *models.AuditStore, log *slog.Logger, timeout time.Duration) *Queue {
+	q := &Queue{
 		rdb: rdb, key: prefix + "audit", store: store, log: log, timeout: timeout,
-		stopped: make(chan struct{}), held: map[string]*heldEvent{},
+		held: map[string]*heldEvent{},
 	}
-	q.loop = startLoop(q.writeInBackground)
+	q.loop = loop.New(q.writeInBackground)
+	return q
+}
+
+// finalFlush bounds the write Run makes once its context is cancelled.
+const finalFlush = 5 * time.Second
+
+// Run writes queued events (after each event, every auditRetry while the
+// instance holds some, and for Flush) until ctx is cancelled; then it
+// writes what it can within finalFlush and returns. What is left stays in
+// Redis for another instance (or this one's next start).
+func (q *Queue) Run(ctx context.Context) error {
+	done := make(chan struct{})
 	go func() {
-		t := time.NewTicker(auditRetry)
-		defer t.Stop()
-		for {
-			select {
-			case <-q.stopped:
-				return
-			case <-t.C:
-				if q.Held() > 0 {
-					q.loop.kick()
-				}
+		defer close(done)
+		q.loop.Run(ctx)
+	}()
+	t := time.NewTicker(auditRetry)
+	defer t.Stop()
+	for running := true; running; {
+		select {
+		case <-ctx.Done():
+			running = false
+		case <-t.C:
+			if q.Held() > 0 {
+				q.loop.Kick()
 			}
 		}
-	}()
-	return q
+	}
+	<-done
+	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlush)
+	defer cancel()
+	if err := q.Write(flush); err != nil {
+		q.log.Warn("audit events left to write later", "err", err, "held_in_memory", q.Held())
+	}
+	return nil
 }
 
 // Enqueue implements models.AuditQueue. It fails only if the event could
 // be neither queued in Redis nor kept in memory.
-func (q *AuditQueue) Enqueue(ctx context.Context, e models.AuditEvent) error {
+func (q *Queue) Enqueue(ctx context.Context, e models.AuditEvent) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("queue audit event: %w", err)
@@ -111,7 +135,7 @@ func (q *AuditQueue) Enqueue(ctx context.Context, e models.AuditEvent) error {
 		q.held[e.EventID] = &heldEvent{event: e, queued: pushErr == nil}
 	}
 	q.mu.Unlock()
-	q.loop.kick()
+	q.loop.Kick()
 	switch {
 	case pushErr != nil && !kept:
 		return fmt.Errorf("queue audit event (memory full): %w", pushErr)
@@ -121,17 +145,17 @@ func (q *AuditQueue) Enqueue(ctx context.Context, e models.AuditEvent) error {
 	return nil
 }
 
-func (q *AuditQueue) push(ctx context.Context, items ...any) error {
+func (q *Queue) push(ctx context.Context, items ...any) error {
 	return q.rdb.RPush(ctx, q.key, items...).Err()
 }
 
 // Flush implements models.AuditQueue: it waits for a pass of the writer,
 // which drains the list (every instance's events) and writes what this
 // instance holds, and returns that pass's error.
-func (q *AuditQueue) Flush(ctx context.Context) error {
+func (q *Queue) Flush(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	if err := q.loop.wait(ctx); err != nil {
+	if err := q.loop.Wait(ctx); err != nil {
 		return err
 	}
 	q.mu.Lock()
@@ -139,18 +163,8 @@ func (q *AuditQueue) Flush(ctx context.Context) error {
 	return q.err
 }
 
-// Close writes what it can within ctx and stops the writer. What is left
-// stays in Redis for another instance (or this one's next start).
-func (q *AuditQueue) Close(ctx context.Context) {
-	close(q.stopped)
-	q.loop.halt()
-	if err := q.Write(ctx); err != nil {
-		q.log.Warn("audit events left to write later", "err", err, "held_in_memory", q.Held())
-	}
-}
-
 // Held is how many events this instance keeps until they are written.
-func (q *AuditQueue) Held() int {
+func (q *Queue) Held() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return len(q.held)
@@ -158,8 +172,9 @@ func (q *AuditQueue) Held() int {
 
 // writeInBackground is the writer's pass: after each event, every
 // auditRetry, and for Flush.
-func (q *AuditQueue) writeInBackground() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), q.timeout)
+func (q *Queue) writeInBackground(ctx context.Context) bool {
+	// A pass under way finishes even as Run stops, within its bound.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.timeout)
 	defer cancel()
 	err := q.Write(ctx)
 	q.mu.Lock()
@@ -173,14 +188,14 @@ func (q *AuditQueue) writeInBackground() bool {
 
 // Lag is how long the oldest event handed to the writer has waited to be
 // written (0: none waits).
-func (q *AuditQueue) Lag() time.Duration { return q.loop.lag() }
+func (q *Queue) Lag() time.Duration { return q.loop.Lag() }
 
 // Write writes the queued events: the list, batch by batch, then what
 // this instance still holds (events another instance took from the list,
 // or that Redis lost). A failure of Redis does not stop the events held in
 // memory from being written; a failure of Postgres stops the pass, and
 // everything stays queued.
-func (q *AuditQueue) Write(ctx context.Context) error {
+func (q *Queue) Write(ctx context.Context) error {
 	redisErr := q.requeue(ctx)
 	for redisErr == nil {
 		events, raw, err := q.head(ctx)
@@ -217,7 +232,7 @@ func (q *AuditQueue) Write(ctx context.Context) error {
 // requeue pushes to the list the held events that are not in it: those
 // whose RPUSH failed, and all of them when Redis has lost its data since
 // the last pass (P audit:epoch, a random value set when missing, changed).
-func (q *AuditQueue) requeue(ctx context.Context) error {
+func (q *Queue) requeue(ctx context.Context) error {
 	if q.Held() == 0 {
 		return nil
 	}
@@ -264,7 +279,7 @@ func (q *AuditQueue) requeue(ctx context.Context) error {
 // head returns the first events of the list, decoded, and the items as
 // they are in the list (to remove them once written). An item that cannot
 // be decoded is logged and removed with the batch.
-func (q *AuditQueue) head(ctx context.Context) ([]models.AuditEvent, []string, error) {
+func (q *Queue) head(ctx context.Context) ([]models.AuditEvent, []string, error) {
 	raw, err := q.rdb.LRange(ctx, q.key, 0, auditBatch-1).Result()
 	if err != nil {
 		return nil, nil, err
@@ -284,17 +299,17 @@ func (q *AuditQueue) head(ctx context.Context) ([]models.AuditEvent, []string, e
 // insert writes events. If Postgres refuses the batch outright (bad data,
 // a broken constraint), it writes them one by one and drops, with an
 // ERROR line, those it refuses; anything else is an error to retry.
-func (q *AuditQueue) insert(ctx context.Context, events []models.AuditEvent) error {
+func (q *Queue) insert(ctx context.Context, events []models.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
 	err := q.store.Insert(ctx, events)
-	if err == nil || !refused(err) {
+	if err == nil || !database.Refused(err) {
 		return err
 	}
 	for _, e := range events {
 		if err := q.store.Insert(ctx, []models.AuditEvent{e}); err != nil {
-			if !refused(err) {
+			if !database.Refused(err) {
 				return err
 			}
 			q.log.Error("dropping an audit event that Postgres refuses", "kind", e.Kind, "event", e.EventID, "err", err)
@@ -307,8 +322,10 @@ func (q *AuditQueue) insert(ctx context.Context, events []models.AuditEvent) err
 // one LTRIM when they are still its head, as they are unless another
 // instance wrote and removed them meanwhile; otherwise each that is still
 // there. Items are only ever appended, and each is unique (its event id).
-// KEYS[1] the list; ARGV the items.
 var popAuditScript = redis.NewScript(`
+-- KEYS[1]  the list
+-- ARGV     the items written, in list order
+-- Result: how many items it removed.
 local n = #ARGV
 local head = redis.call('LRANGE', KEYS[1], 0, n - 1)
 local same = #head == n
@@ -320,7 +337,7 @@ local removed = 0
 for i = 1, n do removed = removed + redis.call('LREM', KEYS[1], 1, ARGV[i]) end
 return removed`)
 
-func (q *AuditQueue) pop(ctx context.Context, raw []string) error {
+func (q *Queue) pop(ctx context.Context, raw []string) error {
 	args := make([]any, len(raw))
 	for i, item := range raw {
 		args[i] = item
@@ -329,7 +346,7 @@ func (q *AuditQueue) pop(ctx context.Context, raw []string) error {
 }
 
 // heldEvents returns the events this instance still holds, oldest first.
-func (q *AuditQueue) heldEvents() []models.AuditEvent {
+func (q *Queue) heldEvents() []models.AuditEvent {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := make([]models.AuditEvent, 0, len(q.held))
@@ -341,7 +358,7 @@ func (q *AuditQueue) heldEvents() []models.AuditEvent {
 }
 
 // forget drops written events from memory.
-func (q *AuditQueue) forget(events []models.AuditEvent) {
+func (q *Queue) forget(events []models.AuditEvent) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, e := range events {

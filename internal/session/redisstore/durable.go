@@ -1,4 +1,4 @@
-package session
+package redisstore
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,12 +38,12 @@ const revokeWait = 250 * time.Millisecond
 // runRevoke runs a revoke or disable script on the user hash key and
 // waits for the replicas (durable.go's rules above). It returns the
 // public ids the script ended.
-func (m *Manager) runRevoke(ctx context.Context, script *redis.Script, key string, args ...any) ([]string, error) {
-	want := int(m.revokeReplicas.Load())
+func (s *Store) runRevoke(ctx context.Context, script *redis.Script, key string, args ...any) ([]string, error) {
+	want := int(s.revokeReplicas.Load())
 	if want <= 0 {
-		return script.Run(ctx, m.rdb, []string{key}, args...).StringSlice()
+		return script.Run(ctx, s.rdb, []string{key}, args...).StringSlice()
 	}
-	node, err := m.nodeOf(ctx, key)
+	node, err := s.nodeOf(ctx, key)
 	if err != nil {
 		return nil, redisconn.Classify(err)
 	}
@@ -52,15 +51,15 @@ func (m *Manager) runRevoke(ctx context.Context, script *redis.Script, key strin
 	if redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") {
 		// The slot is moving between primaries: the cluster client
 		// follows the redirect; the acknowledgement is then unknown.
-		ended, err = script.Run(ctx, m.rdb, []string{key}, args...).StringSlice()
+		ended, err = script.Run(ctx, s.rdb, []string{key}, args...).StringSlice()
 		acked = -1
 	}
 	if err != nil {
 		return nil, redisconn.Classify(err)
 	}
 	if acked < want && len(ended) > 0 {
-		m.revokeMisses.Add(1)
-		m.log.WarnContext(ctx, "revoke not acknowledged by replicas in time; it stands on the primary, "+
+		s.revokeMisses.Add(1)
+		s.log.WarnContext(ctx, "revoke not acknowledged by replicas in time; it stands on the primary, "+
 			"and a failover before they catch up could undo it", "acked", acked, "want", want, "waited", revokeWait)
 	}
 	return ended, nil
@@ -89,30 +88,30 @@ func revokeAndWait(ctx context.Context, node *redis.Client, script *redis.Script
 }
 
 // nodeOf returns the client of the primary that holds key.
-func (m *Manager) nodeOf(ctx context.Context, key string) (*redis.Client, error) {
-	switch c := m.rdb.(type) {
+func (s *Store) nodeOf(ctx context.Context, key string) (*redis.Client, error) {
+	switch c := s.rdb.(type) {
 	case *redis.ClusterClient:
 		return c.MasterForKey(ctx, key)
 	case *redis.Client:
 		return c, nil
 	}
-	return nil, fmt.Errorf("redis client %T", m.rdb)
+	return nil, fmt.Errorf("redis client %T", s.rdb)
 }
 
 // RevokeReplicationMisses is how many revokes the replicas did not
 // acknowledge in time since start-up.
-func (m *Manager) RevokeReplicationMisses() int64 { return m.revokeMisses.Load() }
+func (s *Store) RevokeReplicationMisses() int64 { return s.revokeMisses.Load() }
 
 // RevokeReplicas is how many replicas a revoke waits for.
-func (m *Manager) RevokeReplicas() int { return int(m.revokeReplicas.Load()) }
+func (s *Store) RevokeReplicas() int { return int(s.revokeReplicas.Load()) }
 
 // DetectReplicas sets how many replicas a revoke waits for: want when it
 // is 0 or more (REDIS_REVOKE_REPLICAS), otherwise 1 when every primary
 // has a replica and 0 when one has none (a single Redis without replicas
 // would make every revoke wait in vain).
-func (m *Manager) DetectReplicas(ctx context.Context, want int) error {
+func (s *Store) DetectReplicas(ctx context.Context, want int) error {
 	if want >= 0 {
-		m.revokeReplicas.Store(int32(want))
+		s.revokeReplicas.Store(int32(want))
 		return nil
 	}
 	least := -1
@@ -133,7 +132,7 @@ func (m *Manager) DetectReplicas(ctx context.Context, want int) error {
 		return nil
 	}
 	var err error
-	switch c := m.rdb.(type) {
+	switch c := s.rdb.(type) {
 	case *redis.ClusterClient:
 		// ForEachMaster runs in parallel; count one at a time.
 		var mu sync.Mutex
@@ -157,12 +156,6 @@ func (m *Manager) DetectReplicas(ctx context.Context, want int) error {
 	if err != nil {
 		return fmt.Errorf("count redis replicas: %w", err)
 	}
-	m.revokeReplicas.Store(int32(min(max(least, 0), 1)))
+	s.revokeReplicas.Store(int32(min(max(least, 0), 1)))
 	return nil
-}
-
-// durability is the manager's state of the above.
-type durability struct {
-	revokeReplicas atomic.Int32
-	revokeMisses   atomic.Int64
 }

@@ -1,4 +1,4 @@
-package session
+package workers
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/loop"
 )
 
 // Last-seen writes happen off the request path, so a slow or hung Postgres
@@ -53,7 +55,7 @@ type lastSeenWriter struct {
 	pending map[string]sighting // by public id
 	closed  bool
 
-	loop *loop // runs writeBatch
+	loop *loop.Loop // runs writeBatch (Workers.Run)
 
 	written, failed, dropped atomic.Int64
 	lastDropLog              atomic.Int64 // Unix nanoseconds
@@ -64,10 +66,11 @@ func newLastSeenWriter(records toucher, log *slog.Logger, maxPending int, timeou
 		records: records, log: log, maxPending: maxPending, timeout: timeout,
 		pending: map[string]sighting{},
 	}
-	w.loop = startLoop(func() bool {
-		// A failed write is dropped, not retried (each session offers
-		// again): the work handed over is done either way.
-		w.writeBatch(context.Background())
+	w.loop = loop.New(func(ctx context.Context) bool {
+		// A write under way finishes even as Run stops (close then writes
+		// the rest). A failed write is dropped, not retried (each session
+		// offers again): the work handed over is done either way.
+		w.writeBatch(context.WithoutCancel(ctx))
 		return true
 	})
 	return w
@@ -88,7 +91,7 @@ func (w *lastSeenWriter) offer(publicID, ip string, at time.Time) bool {
 	}
 	w.pending[publicID] = sighting{ip: ip, at: at}
 	w.mu.Unlock()
-	w.loop.kick()
+	w.loop.Kick()
 	return true
 }
 
@@ -148,19 +151,18 @@ func (w *lastSeenWriter) writeBatch(ctx context.Context) {
 
 // wait returns once every write offered before the call has been tried,
 // or ctx ends.
-func (w *lastSeenWriter) wait(ctx context.Context) error { return w.loop.wait(ctx) }
+func (w *lastSeenWriter) wait(ctx context.Context) error { return w.loop.Wait(ctx) }
 
-// close refuses further offers, stops the goroutine, and writes what is
-// still queued, giving up (and counting the rest as dropped) when ctx ends.
-// Only the first call does anything.
+// close refuses further offers and writes what is still queued, giving up
+// (and counting the rest as dropped) when ctx ends. Call it once the loop's
+// Run has returned, so that it is the only writer; only the first call
+// does anything.
 func (w *lastSeenWriter) close(ctx context.Context) {
 	w.mu.Lock()
 	first := !w.closed
 	w.closed = true
 	w.mu.Unlock()
-	w.loop.halt()
 	if first {
-		// The goroutine has returned: this is now the only writer.
 		w.writeBatch(ctx)
 	}
 }
@@ -172,31 +174,6 @@ type LastSeenStats struct {
 	Refused int64 // offers refused because the writer was full
 }
 
-// LastSeenStats returns the last-seen writer's counters.
-func (m *Manager) LastSeenStats() LastSeenStats {
-	return LastSeenStats{Written: m.seen.written.Load(), Failed: m.seen.failed.Load(), Refused: m.seen.dropped.Load()}
-}
-
-// WorkerLag is how long the oldest work handed to each background writer
-// has waited: ends whose records are not yet written (or failed to be:
-// they wait for the next end or sweep), and last-seen writes queued.
-func (m *Manager) WorkerLag() (endRecorder, lastSeen time.Duration) {
-	return m.endsLoop.lag(), m.seen.loop.lag()
-}
-
-// WaitLastSeen returns once every last-seen write queued before the call
-// has been tried (written or dropped), or ctx ends. Tests use it.
-func (m *Manager) WaitLastSeen(ctx context.Context) error { return m.seen.wait(ctx) }
-
-// Close stops the manager's background work: last-seen writes still queued
-// are written until ctx ends, the rest dropped; ends not yet recorded are
-// recorded until ctx ends, the rest left marked in Redis for another
-// instance or the next start. Requests served after Close no longer write
-// last_seen_at (and do not advance it in the session).
-func (m *Manager) Close(ctx context.Context) {
-	m.seen.close(ctx)
-	m.endsLoop.halt()
-	if _, err := m.RecordEnds(ctx); err != nil {
-		m.log.Warn("session ends left to record later", "err", err)
-	}
+func (w *lastSeenWriter) stats() LastSeenStats {
+	return LastSeenStats{Written: w.written.Load(), Failed: w.failed.Load(), Refused: w.dropped.Load()}
 }

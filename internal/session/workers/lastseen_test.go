@@ -1,4 +1,4 @@
-package session
+package workers
 
 import (
 	"context"
@@ -51,9 +51,23 @@ func (f *fakeToucher) of(id string) []time.Time {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// running runs w's loop as Workers.Run does; stop(ctx) stops it as Run
+// does when its context is cancelled: after the write in progress, then
+// the final flush within ctx. Stopping twice is harmless.
+func running(w *lastSeenWriter) (stop func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go w.loop.Run(ctx)
+	return func(flush context.Context) {
+		cancel()
+		<-w.loop.Done()
+		w.close(flush)
+	}
+}
+
 func TestLastSeenOffersNeverBlockOnAHungDatabase(t *testing.T) {
 	f := &fakeToucher{hang: make(chan struct{}), entered: make(chan string, 10)}
 	w := newLastSeenWriter(f, quiet, 3, time.Hour)
+	stop := running(w)
 	t0 := time.Unix(1_700_000_000, 0)
 
 	start := time.Now()
@@ -90,7 +104,7 @@ func TestLastSeenOffersNeverBlockOnAHungDatabase(t *testing.T) {
 			t.Errorf("session %s written %d times, want 1", id, len(f.of(id)))
 		}
 	}
-	w.close(context.Background())
+	stop(context.Background())
 	if w.offer("a", "ip", t0) {
 		t.Error("a stopped writer accepted an offer")
 	}
@@ -99,7 +113,8 @@ func TestLastSeenOffersNeverBlockOnAHungDatabase(t *testing.T) {
 func TestLastSeenFailureDropsTheBatch(t *testing.T) {
 	f := &fakeToucher{fail: errors.New("connection refused")}
 	w := newLastSeenWriter(f, quiet, 100, time.Second)
-	defer w.close(context.Background())
+	stop := running(w)
+	defer stop(context.Background())
 	f.mu.Lock() // hold writes back until all three are queued
 	for _, id := range []string{"a", "b", "c"} {
 		w.offer(id, "ip", time.Now())
@@ -125,6 +140,7 @@ func TestLastSeenFailureDropsTheBatch(t *testing.T) {
 func TestLastSeenCloseWritesWhatIsQueued(t *testing.T) {
 	f := &fakeToucher{hang: make(chan struct{})}
 	w := newLastSeenWriter(f, quiet, 100, time.Hour)
+	stop := running(w)
 	w.offer("a", "ip", time.Now())
 	time.Sleep(20 * time.Millisecond) // the goroutine hangs on "a"
 	w.offer("b", "ip", time.Now())
@@ -132,24 +148,25 @@ func TestLastSeenCloseWritesWhatIsQueued(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		close(f.hang)
 	}()
-	w.close(context.Background())
+	stop(context.Background())
 	if len(f.of("a")) != 1 || len(f.of("b")) != 1 {
 		t.Fatalf("after close: a written %d times, b %d; want 1 each", len(f.of("a")), len(f.of("b")))
 	}
-	w.close(context.Background()) // twice is harmless
+	stop(context.Background()) // twice is harmless
 }
 
 func TestLastSeenCloseGivesUpWhenItsContextEnds(t *testing.T) {
 	f := &fakeToucher{hang: make(chan struct{})}
 	defer close(f.hang)
 	w := newLastSeenWriter(f, quiet, 100, 50*time.Millisecond)
+	stop := running(w)
 	w.offer("a", "ip", time.Now())
 	time.Sleep(20 * time.Millisecond)
 	w.offer("b", "ip", time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	w.close(ctx)
+	stop(ctx)
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("close took %v on a hung database", took)
 	}
@@ -163,6 +180,7 @@ func TestLastSeenCloseGivesUpWhenItsContextEnds(t *testing.T) {
 func TestLastSeenIsRaceFree(t *testing.T) {
 	f := &fakeToucher{}
 	w := newLastSeenWriter(f, quiet, 50, time.Second)
+	stop := running(w)
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -177,7 +195,7 @@ func TestLastSeenIsRaceFree(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	w.close(context.Background())
+	stop(context.Background())
 	total := w.written.Load() + w.failed.Load()
 	if total == 0 || w.failed.Load() != 0 {
 		t.Fatalf("written %d, failed %d", w.written.Load(), w.failed.Load())

@@ -1,4 +1,4 @@
-package session
+package workers
 
 import (
 	"context"
@@ -33,7 +33,6 @@ func (f *batchFake) TouchMany(_ context.Context, s []models.Sighting) error {
 func TestLastSeenWritesInChunks(t *testing.T) {
 	f := &batchFake{}
 	w := newLastSeenWriter(f, slog.New(slog.NewTextHandler(io.Discard, nil)), 2000, time.Second)
-	defer w.close(context.Background())
 	now := time.Now()
 	n := 2*lastSeenChunk + 7
 	batch := map[string]sighting{}
