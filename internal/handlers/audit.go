@@ -16,7 +16,7 @@ const activityShown = 20
 
 // record appends a security event, filling in when, from where, and (unless
 // set) who did it: the request's signed-in user. The event is queued and
-// written in the background (session.AuditQueue), so the request never
+// written in the background (auditqueue.Queue), so the request never
 // waits for Postgres. The act it records has already happened, so a
 // failure to queue is logged, not shown.
 func (h *Handlers) record(c echo.Context, e models.AuditEvent) {

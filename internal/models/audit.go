@@ -107,7 +107,7 @@ type AuditStore struct {
 }
 
 // AuditQueue holds events until they are written to Postgres, in the
-// background (session.AuditQueue keeps them in Redis and in memory).
+// background (auditqueue.Queue keeps them in Redis and in memory).
 type AuditQueue interface {
 	// Enqueue takes e; once it returns, e will be written.
 	Enqueue(ctx context.Context, e AuditEvent) error
