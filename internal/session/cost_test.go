@@ -160,7 +160,7 @@ func TestRevokeAllIsOneRoundTripPerStore(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// The record is written in the background (ends.go).
+			// The record is written in the background (workers' end recorder).
 			if err := env.App.Sessions.WaitEnds(ctx); err != nil {
 				t.Fatal(err)
 			}

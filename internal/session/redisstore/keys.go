@@ -20,7 +20,7 @@ import (
 //	                "uid" -> the user id, the user's name, email and role
 //	                for page chrome, and "e:<public id>" -> end mark for
 //	                each ended session whose record is not yet written
-//	                (ends.go)
+//	                (ends.go, EndMark)
 //	P ending        set: the users with end marks (its own slot, written
 //	                after the revoke, never inside a script)
 //
