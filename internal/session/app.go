@@ -346,9 +346,10 @@ func splitAccessToken(s string) (tag, token string, ok bool) {
 	return tag, token, ok && tag != ""
 }
 
-// lookupBearer resolves an access token through findScript, without idle
-// sliding: one command, no SQL. It returns nil for a token that
-// authenticates nothing (expired, revoked, replaced, forged).
+// lookupBearer resolves an access token through the cookies' lookup
+// script, without idle sliding (redisstore's FindAccess): one command, no
+// SQL. It returns nil for a token that authenticates nothing (expired,
+// revoked, replaced, forged).
 func (m *Manager) lookupBearer(ctx context.Context, access string) (*bearer, error) {
 	tag, token, ok := splitAccessToken(access)
 	if !ok {

@@ -57,7 +57,7 @@ func (codec) Encode(deadline time.Time, values map[string]any) ([]byte, error) {
 	b = binary.AppendVarint(b, deadline.UnixNano())
 	b = binary.AppendUvarint(b, uint64(len(values)))
 	// Keys in order: the same values always encode to the same bytes, so
-	// the store can tell a session whose data did not change (store.go).
+	// the store can tell a session whose data did not change (redisstore).
 	for _, k := range slices.Sorted(maps.Keys(values)) {
 		v := values[k]
 		b = binary.AppendUvarint(b, uint64(len(k)))

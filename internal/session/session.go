@@ -449,7 +449,7 @@ func (m *Manager) endIdlest(ctx context.Context, userID int64, keep string, n in
 // The session stays what it was: same public id, same absolute deadline.
 // It is never seen expired on the way: the store writes the new token's
 // data, then points the user hash at it, then deletes the old token's
-// data, in one script (renewScript). ErrNotFound if the session was
+// data, in one script (redisstore's renewScript). ErrNotFound if the session was
 // revoked meanwhile; the request is then signed out.
 func (m *Manager) Renew(ctx context.Context) error {
 	p, lk := Current(ctx), redisstore.LookupOf(ctx)
