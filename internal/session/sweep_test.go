@@ -213,7 +213,7 @@ func TestSweeperStopsWithItsContext(t *testing.T) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Second):
 		t.Fatal("the workers did not stop")
 	}
 	if strings.Contains(env.Logs.String(), "sweep failed") {
