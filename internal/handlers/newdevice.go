@@ -204,34 +204,19 @@ func (h *Handlers) notMe(c echo.Context) error {
 	if _, err := h.tokenUser(c, token, models.TokenNotMe); err != nil {
 		return err
 	}
-	locked, err := h.hasher.Hash(ctx, randomSecret())
+	u, err := h.lockAccount(c, token, models.TokenNotMe, models.EndNotMe,
+		func(tx *gorm.DB, t *models.MailToken, u *models.User, _ time.Time) error {
+			return models.ForgetAlertedDevice(ctx, tx, u.ID, t.SessionID)
+		},
+		func(t *models.MailToken, u *models.User, ended int) models.AuditEvent {
+			e := h.requestEvent(c, models.AuditThisWasntMe, u.ID)
+			e.ActorID, e.SessionID = &u.ID, t.SessionID
+			e.Detail = "password locked, reset link sent; sessions ended: " + sessionCount(ended)
+			return e
+		})
 	if err != nil {
 		return err
 	}
-	var u *models.User
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := h.now()
-		t, lu, err := lockedUser(ctx, tx, token, models.TokenNotMe, now)
-		if err != nil {
-			return err
-		}
-		u = lu
-		if err := models.ForgetAlertedDevice(ctx, tx, u.ID, t.SessionID); err != nil {
-			return err
-		}
-		ended, err := h.lockAccount(ctx, tx, u, locked, models.EndNotMe, now)
-		if err != nil {
-			return err
-		}
-		e := h.requestEvent(c, models.AuditThisWasntMe, u.ID)
-		e.ActorID, e.SessionID = &u.ID, t.SessionID
-		e.Detail = "password locked, reset link sent; sessions ended: " + sessionCount(ended)
-		return auditTx(ctx, tx, e)
-	})
-	if err != nil {
-		return linkProblem(err)
-	}
-	h.wakeMail()
 	h.rotateCSRF(c)
 	return h.render(c, http.StatusOK, views.NotMeDonePage(u.Email))
 }
