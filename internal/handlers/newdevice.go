@@ -223,14 +223,27 @@ func (h *Handlers) notMe(c echo.Context) error {
 
 // saveAlerts turns the user's new-device alerts on or off (the profile's
 // checkbox: absent means off).
+//
+// Turning them off is what someone who took over a session would do
+// before signing in elsewhere, so it asks for the password when it was
+// not proved within REAUTH_WINDOW, like the other security settings;
+// turning them on never does. Either way it is audited.
 func (h *Handlers) saveAlerts(c echo.Context) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
 	on := formBool(c, "new_device_alerts")
+	if !on && !h.recentlyAuthenticated(c) {
+		return h.askToConfirm(c)
+	}
 	if err := h.users.SetNewDeviceAlerts(ctx, p.UserID, on); err != nil {
 		return err
 	}
 	h.setAlertsHint(c, p.UserID, !on)
+	e := models.AuditEvent{Kind: models.AuditAlertsOff, UserID: &p.UserID}
+	if on {
+		e.Kind = models.AuditAlertsOn
+	}
+	h.record(c, e)
 	if on {
 		return h.redirect(c, "/account", flashAlertsOn)
 	}

@@ -607,3 +607,68 @@ func TestDeviceCookieOnHTTPS(t *testing.T) {
 		t.Fatalf("device cookie on https: %v", res.Header.Values("Set-Cookie"))
 	}
 }
+
+// TestTurningAlertsOffNeedsRecentAuth: a session whose password proof is
+// older than REAUTH_WINDOW is sent to confirm the password before alerts
+// go off (someone who took it over would turn them off before signing in
+// elsewhere); turning them on never asks. Both are in the audit log.
+func TestTurningAlertsOffNeedsRecentAuth(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	u, err := env.App.Users.ByEmail(context.Background(), "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alertsOn := func() (on bool) {
+		t.Helper()
+		if err := env.App.DB.Table("users").Where("id = ?", u.ID).Pluck("new_device_alerts", &on).Error; err != nil {
+			t.Fatal(err)
+		}
+		return on
+	}
+	env.Clock.Advance(stale)
+	want := "/account/confirm?next=" + url.QueryEscape("/account")
+	for _, form := range []url.Values{nil, {"new_device_alerts": {""}}, {"new_device_alerts": {"off"}}} {
+		res := c.Post("/account/alerts", form)
+		if res.StatusCode != http.StatusSeeOther || res.Location() != want {
+			t.Errorf("stale turn-off %v: %d to %q, want %q", form, res.StatusCode, res.Location(), want)
+		}
+	}
+	if !alertsOn() {
+		t.Fatal("a stale session turned alerts off")
+	}
+	if res := c.Post("/account/alerts", url.Values{"new_device_alerts": {"1"}}); res.StatusCode != http.StatusSeeOther || res.Location() != "/account" {
+		t.Fatalf("stale turn-on: %d to %q; turning on needs no password", res.StatusCode, res.Location())
+	}
+	if res := c.Post("/account/confirm", url.Values{"password": {"analytical engine"}, "next": {"/account"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", res.StatusCode)
+	}
+	if res := c.Post("/account/alerts", nil); res.StatusCode != http.StatusSeeOther || res.Location() != "/account" || alertsOn() {
+		t.Fatalf("turn-off after confirming: %d to %q, alerts on %v", res.StatusCode, res.Location(), alertsOn())
+	}
+	if err := env.App.Auditing.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	kinds := auditKinds(t, env, u.ID)
+	if !hasKind(kinds, models.AuditAlertsOn) || !hasKind(kinds, models.AuditAlertsOff) {
+		t.Fatalf("audit log %v lacks the alerts on and off events", kinds)
+	}
+	if n := countKind(kinds, models.AuditAlertsOff); n != 1 {
+		t.Errorf("%d alerts-off events, want 1 (the refused ones changed nothing)", n)
+	}
+	activity := c.Get("/account/activity").Doc(t).Text()
+	if !strings.Contains(activity, "New-device alerts turned off") || !strings.Contains(activity, "New-device alerts turned on") {
+		t.Error("the Activity page does not name the alerts events")
+	}
+}
+
+func countKind(kinds []models.AuditKind, k models.AuditKind) (n int) {
+	for _, x := range kinds {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
