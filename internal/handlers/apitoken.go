@@ -90,6 +90,9 @@ func (h *Handlers) passwordGrant(c echo.Context) error {
 	} else if err != nil {
 		return err
 	}
+	if err := h.appSignedInFrom(c, u, tokens.SessionID, client); err != nil {
+		return err
+	}
 	h.metrics.SignIn(metrics.SignInSuccess)
 	h.record(c, models.AuditEvent{Kind: models.AuditSignIn, UserID: &u.ID, ActorID: &u.ID, SessionID: tokens.SessionID,
 		Detail: "app " + client + ", " + views.AuthMethodLabel(method)})

@@ -92,18 +92,43 @@ func knownDevice(c echo.Context, userID int64, id []byte, now time.Time) models.
 		FirstSeenAt: now, LastSeenAt: now}
 }
 
-// signedInFrom follows a sign-in of u that started session sid: the
-// browser is recorded as one of u's devices and, if the account had seen
-// other devices but not this one, the owner is alerted, both in one
-// transaction. If it fails the new session is ended, so no sign-in stands
-// without its alert.
+// signedInFrom follows a browser's sign-in of u that started session sid:
+// the browser is recorded as one of u's devices, and alerted about if new
+// (seeDevice); it keeps its device cookie.
 func (h *Handlers) signedInFrom(c echo.Context, u *models.User, sid string) error {
-	ctx := c.Request().Context()
 	id := h.browserDevice(c)
-	now := h.now()
-	d := knownDevice(c, u.ID, id, now)
-	var alerted, alertsOff bool
-	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	alertsOff, err := h.seeDevice(c, u, sid, knownDevice(c, u.ID, id, h.now()))
+	if err != nil {
+		return err
+	}
+	h.setDeviceCookie(c, id)
+	h.setAlertsHint(c, u.ID, alertsOff)
+	return nil
+}
+
+// appSignedInFrom follows an app's password-grant sign-in of u as session
+// sid. An app keeps no cookie, so it is named by its client_name and user
+// agent (keyed like a device id, so the table holds neither): the same CLI
+// signing in again on the same machine is known, a new app is alerted
+// about like a new browser, and a stolen password used through the API
+// is not a way around the alert. The alert names the app.
+func (h *Handlers) appSignedInFrom(c echo.Context, u *models.User, sid, client string) error {
+	id := h.keys.SignDevice([]byte("app\x00" + client + "\x00" + session.UserAgent(c.Request())))[:deviceIDLen]
+	d := knownDevice(c, u.ID, id, h.now())
+	d.Browser = client
+	_, err := h.seeDevice(c, u, sid, d)
+	return err
+}
+
+// seeDevice records d as one of u's devices and, if the account had seen
+// other devices but not this one, alerts the owner, both in one
+// transaction, and says whether u has turned alerts off. If it fails the
+// new session sid is ended, so no sign-in stands without its alert.
+func (h *Handlers) seeDevice(c echo.Context, u *models.User, sid string, d models.KnownDevice) (alertsOff bool, err error) {
+	ctx := c.Request().Context()
+	now := d.LastSeenAt
+	var alerted bool
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// The account stays locked until the commit, so sign-ins at once
 		// count each other's alerts against the limits.
 		var owner models.User
@@ -138,14 +163,12 @@ func (h *Handlers) signedInFrom(c echo.Context, u *models.User, sid string) erro
 		if rerr := h.sessions.Revoke(context.WithoutCancel(ctx), u.ID, sid, models.EndSignedOut, &u.ID); rerr != nil && !errors.Is(rerr, session.ErrNotFound) {
 			h.log.ErrorContext(ctx, "ending a sign-in whose device could not be recorded", "err", rerr)
 		}
-		return err
+		return false, err
 	}
-	h.setDeviceCookie(c, id)
-	h.setAlertsHint(c, u.ID, alertsOff)
 	if alerted {
 		h.wakeMail()
 	}
-	return nil
+	return alertsOff, nil
 }
 
 // alertNewDevice queues the alert about u's sign-in from d as session sid,

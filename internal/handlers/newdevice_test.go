@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -671,4 +672,60 @@ func countKind(kinds []models.AuditKind, k models.AuditKind) (n int) {
 		}
 	}
 	return n
+}
+
+// TestAppSignInAlertsLikeANewDevice: a password-grant sign-in by an app
+// the account has not seen mails the alert, naming the app (a stolen
+// password used through the API is no way around it); the same app
+// signing in again on the same machine is known; another app, or the same
+// one on another machine (user agent), is new.
+func TestAppSignInAlertsLikeANewDevice(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	grant := func(client, ua string) string {
+		t.Helper()
+		form := url.Values{"grant_type": {"password"}, "email": {"ada@example.com"},
+			"password": {"analytical engine"}, "client_name": {client}}
+		req, err := http.NewRequest(http.MethodPost, env.BaseURL+"/api/v1/token", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", ua)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct {
+			SessionID string `json:"session_id"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("password grant: %d, %v", res.StatusCode, err)
+		}
+		if len(res.Cookies()) != 0 {
+			t.Errorf("the token endpoint set cookies: %v", res.Header.Values("Set-Cookie"))
+		}
+		return body.SessionID
+	}
+	const cli = "deploy-tool/2.1 (Linux x86_64)"
+	sid := grant("Deploy tool", cli)
+	m := env.Mail.WaitForSubject(t, "ada@example.com", alertSubject, 1)
+	if !strings.Contains(m.Text, "Deploy tool on Linux") {
+		t.Errorf("the alert does not name the app:\n%s", m.Text)
+	}
+	var ev models.AuditEvent
+	if err := env.App.DB.Where("kind = ?", models.AuditNewDeviceAlert).Take(&ev).Error; err != nil || ev.SessionID != sid {
+		t.Fatalf("alert audit event %+v, %v; want session %s", ev, err, sid)
+	}
+	grant("Deploy tool", cli) // the same app on the same machine
+	if n := alertsQueued(t, env, "ada@example.com"); n != 1 {
+		t.Errorf("the same app again: %d alerts, want 1", n)
+	}
+	grant("Backup agent", cli)                                // another app
+	grant("Deploy tool", "deploy-tool/2.1 (Windows NT 10.0)") // another machine
+	if n := alertsQueued(t, env, "ada@example.com"); n != 3 {
+		t.Errorf("another app and another machine: %d alerts, want 3", n)
+	}
 }
