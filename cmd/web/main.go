@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/app"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/database"
+	"github.com/gatehouse/gatehouse/internal/redisconn"
 )
 
 func main() {
@@ -104,6 +105,7 @@ Settings come from environment variables (README.md, Configuration).
 const commandNames = "serve, dev, migrate, user, seed or help"
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	redisconn.LogTo(log)
 	a, err := app.New(ctx, cfg, log, app.Options{})
 	if err != nil {
 		return err

@@ -464,7 +464,9 @@ func TestAuditRecordsEveryKind(t *testing.T) {
 	_, otherID := sessionIDs(t, other)
 	c.Post("/account/sessions/"+otherID+"/revoke", nil) // session_revoked
 	other.SignIn("user@example.com", "user password")
-	c.Post("/account/sessions/revoke-others", nil) // sessions_revoked
+	c.Post("/account/sessions/revoke-others", nil)                     // sessions_revoked
+	c.Post("/account/alerts", nil)                                     // new_device_alerts_off
+	c.Post("/account/alerts", url.Values{"new_device_alerts": {"on"}}) // new_device_alerts_on
 	c.Post("/account/password", url.Values{"current_password": {"user password"}, "new_password": {"new user password"}})
 	// email_verified: the sign-up's link, used before the address changes.
 	link := env.Mail.WaitForSubject(t, "user@example.com", "Verify your email address for Gatehouse", 1).Link(t, "/verify")

@@ -14,6 +14,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/internal/throttle"
 )
 
 // cliAgent is the User-Agent of the test app.
@@ -543,5 +545,75 @@ func TestAPIPasswordGrantRefusesPasskeyOnlyAccounts(t *testing.T) {
 	env.App.DB.Model(&models.SessionRecord{}).Where("kind = 'app'").Count(&n)
 	if n != 0 {
 		t.Errorf("%d app sessions, want 0", n)
+	}
+}
+
+// TestAPIRefreshGuessesAreThrottled: refused refresh tokens count as
+// failed attempts of the client's address, so a flood of guesses is
+// slowed like password guesses (429, Retry-After); good refreshes give
+// their attempt back, so an app refreshing all day never is; another
+// address is not affected.
+func TestAPIRefreshGuessesAreThrottled(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.With("TRUST_PROXY", "true"))
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	refresh := func(ip, token string) apiResult {
+		t.Helper()
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {token}}
+		req, err := http.NewRequest(http.MethodPost, env.BaseURL+"/api/v1/token", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out := apiResult{Status: res.StatusCode, Header: res.Header}
+		if err := json.NewDecoder(res.Body).Decode(&out.Body); err != nil {
+			t.Fatalf("refresh: %d, body not JSON: %v", res.StatusCode, err)
+		}
+		return out
+	}
+	const app, guesser = "198.51.100.1", "203.0.113.9"
+	tok := passwordGrant(t, env, "ada@example.com", "analytical engine")
+	// An app refreshing many times from one address is never slowed.
+	for i := range 30 {
+		res := refresh(app, tok.refresh)
+		if res.Status != http.StatusOK {
+			t.Fatalf("refresh %d from the app's address: %d %v", i, res.Status, res.Body)
+		}
+		tok.refresh = res.str("refresh_token")
+	}
+	// Guesses: well-formed refresh tokens nobody was given.
+	refused := 0
+	for i := range throttle.IPFreeFailures + 5 {
+		guess := session.RefreshTokenPrefix + strings.Repeat(string(rune('A'+i%26)), 43)
+		res := refresh(guesser, guess)
+		if res.Status == http.StatusTooManyRequests {
+			if res.str("error") != "too_many_attempts" || res.Header.Get("Retry-After") == "" {
+				t.Fatalf("throttled guess: %v, Retry-After %q", res.Body, res.Header.Get("Retry-After"))
+			}
+			refused++
+			continue
+		}
+		if res.Status != http.StatusBadRequest || res.str("error") != "invalid_grant" {
+			t.Fatalf("guess %d: %d %v", i, res.Status, res.Body)
+		}
+		if i >= throttle.IPFreeFailures+1 {
+			t.Fatalf("guess %d was looked up; the address had %d failures", i, throttle.IPFreeFailures)
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("%d guesses from one address, none throttled", throttle.IPFreeFailures+5)
+	}
+	// The guessing address is slowed even with a good token; the app is not.
+	if res := refresh(guesser, tok.refresh); res.Status != http.StatusTooManyRequests {
+		t.Errorf("a good token from the throttled address: %d, want 429", res.Status)
+	}
+	if res := refresh(app, tok.refresh); res.Status != http.StatusOK {
+		t.Errorf("the app's address after another was throttled: %d %v", res.Status, res.Body)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
+	"github.com/gatehouse/gatehouse/internal/throttle"
 	"github.com/gatehouse/gatehouse/views"
 )
 
@@ -87,6 +88,9 @@ func (h *Handlers) passwordGrant(c echo.Context) error {
 	if errors.Is(err, session.ErrAccountDisabled) {
 		return disabled()
 	} else if err != nil {
+		return err
+	}
+	if err := h.appSignedInFrom(c, u, tokens.SessionID, client); err != nil {
 		return err
 	}
 	h.metrics.SignIn(metrics.SignInSuccess)
@@ -168,6 +172,12 @@ func (h *Handlers) provePassword(c echo.Context, chk passwordCheck, code, wrong 
 
 // refreshGrant rotates a refresh token (session.Refresh). A rotated token
 // presented again ends its session: audited, and answered invalid_grant.
+//
+// A refresh token is 256 random bits, so guessing one is hopeless; still,
+// each guess costs an indexed lookup, so a refused token counts as a
+// failed attempt of the client's address on the sign-in throttle, and a
+// good one gives its attempt back: apps that refresh all day are never
+// slowed, a flood of bad tokens is.
 func (h *Handlers) refreshGrant(c echo.Context) error {
 	ctx := c.Request().Context()
 	token := c.FormValue("refresh_token")
@@ -177,17 +187,30 @@ func (h *Handlers) refreshGrant(c echo.Context) error {
 	case session.IsAccessToken(token):
 		return apiErr(http.StatusBadRequest, "invalid_grant", "That is an access token: send the refresh token.")
 	}
+	attempt, wait, err := h.throttle.Begin(ctx, throttle.IPKey(c.RealIP()))
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		h.metrics.Throttled(metrics.ThrottleAttempts)
+		r := tooManyAttempts(c, wait)
+		return apiErr(r.status, "too_many_attempts", r.message)
+	}
 	tokens, err := h.sessions.Refresh(ctx, token, session.AppClient{UserAgent: session.UserAgent(c.Request()), IP: c.RealIP()})
 	switch {
 	case errors.Is(err, session.ErrRefreshReused):
+		h.settle(ctx, attempt.Fail)
 		h.record(c, models.AuditEvent{Kind: models.AuditRefreshReused, UserID: &tokens.UserID, SessionID: tokens.SessionID,
 			Detail: "a refresh token already used was presented again; the app session was ended"})
 		return errInvalidGrant
 	case errors.Is(err, session.ErrInvalidGrant):
+		h.settle(ctx, attempt.Fail)
 		return errInvalidGrant
 	case err != nil:
+		h.settle(ctx, attempt.Cancel)
 		return err
 	}
+	h.settle(ctx, attempt.Succeed)
 	return answerTokens(c, tokens)
 }
 

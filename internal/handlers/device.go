@@ -237,7 +237,7 @@ func (h *Handlers) deviceGrant(c echo.Context) error {
 		}
 		tokens, err = h.sessions.StartApp(ctx, u, session.AppClient{
 			Name: d.ClientName, UserAgent: session.UserAgent(c.Request()), IP: c.RealIP(),
-		}, session.ApprovedBy(d.ApprovedBy))
+		}, session.ApprovedBy(d.ApprovedBy), session.SignedInWith(models.AuthDeviceCode))
 		if errors.Is(err, session.ErrAccountDisabled) {
 			return &models.PollError{Code: models.PollDenied}
 		}

@@ -85,7 +85,8 @@ func TestDeviceGrantOverHTTP(t *testing.T) {
 	if err := env.App.DB.Where("public_id = ?", sid).Take(&rec).Error; err != nil {
 		t.Fatal(err)
 	}
-	if !rec.IsApp() || rec.UserID != u.ID || rec.ClientName != "Gatehouse CLI" || rec.ApprovedBy == nil || *rec.ApprovedBy != sessionID(t, c) {
+	if !rec.IsApp() || rec.UserID != u.ID || rec.ClientName != "Gatehouse CLI" || rec.ApprovedBy == nil || *rec.ApprovedBy != sessionID(t, c) ||
+		rec.AuthMethod != models.AuthDeviceCode {
 		t.Errorf("session record %+v", rec)
 	}
 	if res := bearerGet(t, env, "/account", tokens["access_token"].(string)); res.StatusCode != http.StatusOK {

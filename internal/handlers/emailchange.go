@@ -182,34 +182,24 @@ func (h *Handlers) undoEmail(c echo.Context) error {
 	if _, err := models.PeekToken(ctx, h.gorm, token, models.TokenUndoEmailChange, h.now()); err != nil {
 		return linkProblem(err)
 	}
-	locked, err := h.hasher.Hash(ctx, randomSecret())
+	var changed string
+	u, err := h.lockAccount(c, token, models.TokenUndoEmailChange, models.EndEmailUndone,
+		func(tx *gorm.DB, t *models.MailToken, u *models.User, now time.Time) error {
+			changed = u.Email
+			if err := setEmail(ctx, tx, u.ID, t.Email, now); err != nil {
+				return err
+			}
+			u.Email = t.Email
+			return nil
+		},
+		func(t *models.MailToken, u *models.User, ended int) models.AuditEvent {
+			e := h.requestEvent(c, models.AuditEmailChangeUndone, u.ID)
+			e.ActorID, e.SessionID = &u.ID, ""
+			e.Detail = changed + " → " + t.Email + "; password locked, reset link sent; sessions ended: " + sessionCount(ended)
+			return e
+		})
 	if err != nil {
 		return err
-	}
-	var u *models.User
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := h.now()
-		t, lu, err := lockedUser(ctx, tx, token, models.TokenUndoEmailChange, now)
-		if err != nil {
-			return err
-		}
-		u = lu
-		changed := u.Email
-		if err := setEmail(ctx, tx, u.ID, t.Email, now); err != nil {
-			return err
-		}
-		u.Email = t.Email
-		ended, err := h.lockAccount(ctx, tx, u, locked, models.EndEmailUndone, now)
-		if err != nil {
-			return err
-		}
-		e := h.requestEvent(c, models.AuditEmailChangeUndone, u.ID)
-		e.ActorID, e.SessionID = &u.ID, ""
-		e.Detail = changed + " → " + t.Email + "; password locked, reset link sent; sessions ended: " + sessionCount(ended)
-		return auditTx(ctx, tx, e)
-	})
-	if err != nil {
-		return linkProblem(err)
 	}
 	h.wakeMail()
 	if err := h.sessions.SetProfile(u.ID, u.Name, u.Email, u.Role); err != nil {
@@ -219,29 +209,59 @@ func (h *Handlers) undoEmail(c echo.Context) error {
 	return h.render(c, http.StatusOK, views.EmailUndonePage(u.Email))
 }
 
-// lockAccount is what an owner's "that was not me" does to u, within tx:
-// the password becomes locked (the hash of a random one nobody knows,
-// made before the transaction), so the old one stops working at once; the
-// account's other mailed links are retired; a reset link goes to u.Email;
-// every session ends for reason. It returns how many sessions ended.
-func (h *Handlers) lockAccount(ctx context.Context, tx *gorm.DB, u *models.User, locked string, reason models.EndReason, now time.Time) (int, error) {
-	if err := models.NewUserStore(tx).SetPasswordHash(ctx, u.ID, locked); err != nil {
-		return 0, err
-	}
-	for _, p := range []models.TokenPurpose{models.TokenChangeEmail, models.TokenUndoEmailChange, models.TokenResetPassword, models.TokenNotMe} {
-		if err := models.RetireTokens(ctx, tx, u.ID, p, now); err != nil {
-			return 0, err
-		}
-	}
-	reset, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
-		resetTokenTTL, now)
+// lockAccount is what an owner's "that was not me" link does (the undo
+// of an address change, "This wasn't me"), in one transaction: it uses the
+// link (token, of purpose), runs first (what that link undoes), then locks
+// the password (the hash of a random one nobody knows, so the old one
+// stops working at once), retires the account's other mailed links, mails
+// a reset link to u.Email, ends every session for reason, and writes the
+// audit event made by event. It answers a used or expired link as such.
+func (h *Handlers) lockAccount(c echo.Context, token string, purpose models.TokenPurpose, reason models.EndReason,
+	first func(tx *gorm.DB, t *models.MailToken, u *models.User, now time.Time) error,
+	event func(t *models.MailToken, u *models.User, ended int) models.AuditEvent) (*models.User, error) {
+	ctx := c.Request().Context()
+	locked, err := h.hasher.Hash(ctx, randomSecret()) // slow: before the transaction
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	if err := enqueue(ctx, tx, "password_reset", u, resetMail(h.baseURL, u, reset)); err != nil {
-		return 0, err
+	var u *models.User
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		now := h.now()
+		t, lu, err := lockedUser(ctx, tx, token, purpose, now)
+		if err != nil {
+			return err
+		}
+		u = lu
+		if err := first(tx, t, u, now); err != nil {
+			return err
+		}
+		if err := models.NewUserStore(tx).SetPasswordHash(ctx, u.ID, locked); err != nil {
+			return err
+		}
+		for _, p := range []models.TokenPurpose{models.TokenChangeEmail, models.TokenUndoEmailChange, models.TokenResetPassword, models.TokenNotMe} {
+			if err := models.RetireTokens(ctx, tx, u.ID, p, now); err != nil {
+				return err
+			}
+		}
+		reset, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
+			resetTokenTTL, now)
+		if err != nil {
+			return err
+		}
+		if err := enqueue(ctx, tx, "password_reset", u, resetMail(h.baseURL, u, reset)); err != nil {
+			return err
+		}
+		ended, err := h.sessions.RevokeAll(ctx, u.ID, nil, reason, nil)
+		if err != nil {
+			return err
+		}
+		return auditTx(ctx, tx, event(t, u, ended))
+	})
+	if err != nil {
+		return nil, linkProblem(err)
 	}
-	return h.sessions.RevokeAll(ctx, u.ID, nil, reason, nil)
+	h.wakeMail()
+	return u, nil
 }
 
 // randomSecret is a password nobody knows: 128 random bits.

@@ -92,18 +92,43 @@ func knownDevice(c echo.Context, userID int64, id []byte, now time.Time) models.
 		FirstSeenAt: now, LastSeenAt: now}
 }
 
-// signedInFrom follows a sign-in of u that started session sid: the
-// browser is recorded as one of u's devices and, if the account had seen
-// other devices but not this one, the owner is alerted, both in one
-// transaction. If it fails the new session is ended, so no sign-in stands
-// without its alert.
+// signedInFrom follows a browser's sign-in of u that started session sid:
+// the browser is recorded as one of u's devices, and alerted about if new
+// (seeDevice); it keeps its device cookie.
 func (h *Handlers) signedInFrom(c echo.Context, u *models.User, sid string) error {
-	ctx := c.Request().Context()
 	id := h.browserDevice(c)
-	now := h.now()
-	d := knownDevice(c, u.ID, id, now)
-	var alerted, alertsOff bool
-	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	alertsOff, err := h.seeDevice(c, u, sid, knownDevice(c, u.ID, id, h.now()))
+	if err != nil {
+		return err
+	}
+	h.setDeviceCookie(c, id)
+	h.setAlertsHint(c, u.ID, alertsOff)
+	return nil
+}
+
+// appSignedInFrom follows an app's password-grant sign-in of u as session
+// sid. An app keeps no cookie, so it is named by its client_name and user
+// agent (keyed like a device id, so the table holds neither): the same CLI
+// signing in again on the same machine is known, a new app is alerted
+// about like a new browser, and a stolen password used through the API
+// is not a way around the alert. The alert names the app.
+func (h *Handlers) appSignedInFrom(c echo.Context, u *models.User, sid, client string) error {
+	id := h.keys.SignDevice([]byte("app\x00" + client + "\x00" + session.UserAgent(c.Request())))[:deviceIDLen]
+	d := knownDevice(c, u.ID, id, h.now())
+	d.Browser = client
+	_, err := h.seeDevice(c, u, sid, d)
+	return err
+}
+
+// seeDevice records d as one of u's devices and, if the account had seen
+// other devices but not this one, alerts the owner, both in one
+// transaction, and says whether u has turned alerts off. If it fails the
+// new session sid is ended, so no sign-in stands without its alert.
+func (h *Handlers) seeDevice(c echo.Context, u *models.User, sid string, d models.KnownDevice) (alertsOff bool, err error) {
+	ctx := c.Request().Context()
+	now := d.LastSeenAt
+	var alerted bool
+	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// The account stays locked until the commit, so sign-ins at once
 		// count each other's alerts against the limits.
 		var owner models.User
@@ -138,14 +163,12 @@ func (h *Handlers) signedInFrom(c echo.Context, u *models.User, sid string) erro
 		if rerr := h.sessions.Revoke(context.WithoutCancel(ctx), u.ID, sid, models.EndSignedOut, &u.ID); rerr != nil && !errors.Is(rerr, session.ErrNotFound) {
 			h.log.ErrorContext(ctx, "ending a sign-in whose device could not be recorded", "err", rerr)
 		}
-		return err
+		return false, err
 	}
-	h.setDeviceCookie(c, id)
-	h.setAlertsHint(c, u.ID, alertsOff)
 	if alerted {
 		h.wakeMail()
 	}
-	return nil
+	return alertsOff, nil
 }
 
 // alertNewDevice queues the alert about u's sign-in from d as session sid,
@@ -204,48 +227,46 @@ func (h *Handlers) notMe(c echo.Context) error {
 	if _, err := h.tokenUser(c, token, models.TokenNotMe); err != nil {
 		return err
 	}
-	locked, err := h.hasher.Hash(ctx, randomSecret())
+	u, err := h.lockAccount(c, token, models.TokenNotMe, models.EndNotMe,
+		func(tx *gorm.DB, t *models.MailToken, u *models.User, _ time.Time) error {
+			return models.ForgetAlertedDevice(ctx, tx, u.ID, t.SessionID)
+		},
+		func(t *models.MailToken, u *models.User, ended int) models.AuditEvent {
+			e := h.requestEvent(c, models.AuditThisWasntMe, u.ID)
+			e.ActorID, e.SessionID = &u.ID, t.SessionID
+			e.Detail = "password locked, reset link sent; sessions ended: " + sessionCount(ended)
+			return e
+		})
 	if err != nil {
 		return err
 	}
-	var u *models.User
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		now := h.now()
-		t, lu, err := lockedUser(ctx, tx, token, models.TokenNotMe, now)
-		if err != nil {
-			return err
-		}
-		u = lu
-		if err := models.ForgetAlertedDevice(ctx, tx, u.ID, t.SessionID); err != nil {
-			return err
-		}
-		ended, err := h.lockAccount(ctx, tx, u, locked, models.EndNotMe, now)
-		if err != nil {
-			return err
-		}
-		e := h.requestEvent(c, models.AuditThisWasntMe, u.ID)
-		e.ActorID, e.SessionID = &u.ID, t.SessionID
-		e.Detail = "password locked, reset link sent; sessions ended: " + sessionCount(ended)
-		return auditTx(ctx, tx, e)
-	})
-	if err != nil {
-		return linkProblem(err)
-	}
-	h.wakeMail()
 	h.rotateCSRF(c)
 	return h.render(c, http.StatusOK, views.NotMeDonePage(u.Email))
 }
 
 // saveAlerts turns the user's new-device alerts on or off (the profile's
 // checkbox: absent means off).
+//
+// Turning them off is what someone who took over a session would do
+// before signing in elsewhere, so it asks for the password when it was
+// not proved within REAUTH_WINDOW, like the other security settings;
+// turning them on never does. Either way it is audited.
 func (h *Handlers) saveAlerts(c echo.Context) error {
 	ctx := c.Request().Context()
 	p := session.Current(ctx)
 	on := formBool(c, "new_device_alerts")
+	if !on && !h.recentlyAuthenticated(c) {
+		return h.askToConfirm(c)
+	}
 	if err := h.users.SetNewDeviceAlerts(ctx, p.UserID, on); err != nil {
 		return err
 	}
 	h.setAlertsHint(c, p.UserID, !on)
+	e := models.AuditEvent{Kind: models.AuditAlertsOff, UserID: &p.UserID}
+	if on {
+		e.Kind = models.AuditAlertsOn
+	}
+	h.record(c, e)
 	if on {
 		return h.redirect(c, "/account", flashAlertsOn)
 	}

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"database/sql/driver"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -605,5 +606,126 @@ func TestDeviceCookieOnHTTPS(t *testing.T) {
 	}
 	if ck == nil || !ck.Secure || !ck.HttpOnly || ck.Path != "/" || ck.Domain != "" || ck.SameSite != http.SameSiteLaxMode {
 		t.Fatalf("device cookie on https: %v", res.Header.Values("Set-Cookie"))
+	}
+}
+
+// TestTurningAlertsOffNeedsRecentAuth: a session whose password proof is
+// older than REAUTH_WINDOW is sent to confirm the password before alerts
+// go off (someone who took it over would turn them off before signing in
+// elsewhere); turning them on never asks. Both are in the audit log.
+func TestTurningAlertsOffNeedsRecentAuth(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	c := env.Client(t)
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	u, err := env.App.Users.ByEmail(context.Background(), "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alertsOn := func() (on bool) {
+		t.Helper()
+		if err := env.App.DB.Table("users").Where("id = ?", u.ID).Pluck("new_device_alerts", &on).Error; err != nil {
+			t.Fatal(err)
+		}
+		return on
+	}
+	env.Clock.Advance(stale)
+	want := "/account/confirm?next=" + url.QueryEscape("/account")
+	for _, form := range []url.Values{nil, {"new_device_alerts": {""}}, {"new_device_alerts": {"off"}}} {
+		res := c.Post("/account/alerts", form)
+		if res.StatusCode != http.StatusSeeOther || res.Location() != want {
+			t.Errorf("stale turn-off %v: %d to %q, want %q", form, res.StatusCode, res.Location(), want)
+		}
+	}
+	if !alertsOn() {
+		t.Fatal("a stale session turned alerts off")
+	}
+	if res := c.Post("/account/alerts", url.Values{"new_device_alerts": {"1"}}); res.StatusCode != http.StatusSeeOther || res.Location() != "/account" {
+		t.Fatalf("stale turn-on: %d to %q; turning on needs no password", res.StatusCode, res.Location())
+	}
+	if res := c.Post("/account/confirm", url.Values{"password": {"analytical engine"}, "next": {"/account"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", res.StatusCode)
+	}
+	if res := c.Post("/account/alerts", nil); res.StatusCode != http.StatusSeeOther || res.Location() != "/account" || alertsOn() {
+		t.Fatalf("turn-off after confirming: %d to %q, alerts on %v", res.StatusCode, res.Location(), alertsOn())
+	}
+	if err := env.App.Auditing.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	kinds := auditKinds(t, env, u.ID)
+	if !hasKind(kinds, models.AuditAlertsOn) || !hasKind(kinds, models.AuditAlertsOff) {
+		t.Fatalf("audit log %v lacks the alerts on and off events", kinds)
+	}
+	if n := countKind(kinds, models.AuditAlertsOff); n != 1 {
+		t.Errorf("%d alerts-off events, want 1 (the refused ones changed nothing)", n)
+	}
+	activity := c.Get("/account/activity").Doc(t).Text()
+	if !strings.Contains(activity, "New-device alerts turned off") || !strings.Contains(activity, "New-device alerts turned on") {
+		t.Error("the Activity page does not name the alerts events")
+	}
+}
+
+func countKind(kinds []models.AuditKind, k models.AuditKind) (n int) {
+	for _, x := range kinds {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
+// TestAppSignInAlertsLikeANewDevice: a password-grant sign-in by an app
+// the account has not seen mails the alert, naming the app (a stolen
+// password used through the API is no way around it); the same app
+// signing in again on the same machine is known; another app, or the same
+// one on another machine (user agent), is new.
+func TestAppSignInAlertsLikeANewDevice(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	grant := func(client, ua string) string {
+		t.Helper()
+		form := url.Values{"grant_type": {"password"}, "email": {"ada@example.com"},
+			"password": {"analytical engine"}, "client_name": {client}}
+		req, err := http.NewRequest(http.MethodPost, env.BaseURL+"/api/v1/token", strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("User-Agent", ua)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct {
+			SessionID string `json:"session_id"`
+		}
+		if err := json.NewDecoder(res.Body).Decode(&body); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("password grant: %d, %v", res.StatusCode, err)
+		}
+		if len(res.Cookies()) != 0 {
+			t.Errorf("the token endpoint set cookies: %v", res.Header.Values("Set-Cookie"))
+		}
+		return body.SessionID
+	}
+	const cli = "deploy-tool/2.1 (Linux x86_64)"
+	sid := grant("Deploy tool", cli)
+	m := env.Mail.WaitForSubject(t, "ada@example.com", alertSubject, 1)
+	if !strings.Contains(m.Text, "Deploy tool on Linux") {
+		t.Errorf("the alert does not name the app:\n%s", m.Text)
+	}
+	var ev models.AuditEvent
+	if err := env.App.DB.Where("kind = ?", models.AuditNewDeviceAlert).Take(&ev).Error; err != nil || ev.SessionID != sid {
+		t.Fatalf("alert audit event %+v, %v; want session %s", ev, err, sid)
+	}
+	grant("Deploy tool", cli) // the same app on the same machine
+	if n := alertsQueued(t, env, "ada@example.com"); n != 1 {
+		t.Errorf("the same app again: %d alerts, want 1", n)
+	}
+	grant("Backup agent", cli)                                // another app
+	grant("Deploy tool", "deploy-tool/2.1 (Windows NT 10.0)") // another machine
+	if n := alertsQueued(t, env, "ada@example.com"); n != 3 {
+		t.Errorf("another app and another machine: %d alerts, want 3", n)
 	}
 }

@@ -119,6 +119,21 @@ func (s *SessionStore) EndApps(ctx context.Context, userID int64, mode string, p
 	return ended, nil
 }
 
+// PruneRetiredRefresh deletes up to limit retired refresh tokens of app
+// sessions that have ended, and says how many it deleted. They only serve
+// to tell reuse while a session lives: the refresh of an ended session is
+// refused whatever token it presents. A session refreshed every hour for
+// its 30-day lifetime leaves 720 rows, so the sweep calls this in batches.
+func (s *SessionStore) PruneRetiredRefresh(ctx context.Context, limit int) (int, error) {
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM retired_refresh_tokens WHERE hash IN (
+		SELECT t.hash FROM retired_refresh_tokens t JOIN sessions s ON s.id = t.session_id
+		WHERE s.ended_at IS NOT NULL LIMIT ?)`, limit)
+	if res.Error != nil {
+		return 0, fmt.Errorf("prune retired refresh tokens: %w", res.Error)
+	}
+	return int(res.RowsAffected), nil
+}
+
 // ExpireApps closes, as timed out, the active app sessions past their
 // absolute lifetime (expires_at) or idle longer than idle since their last
 // refresh, dated when that happened, and returns them. userID 0 means

@@ -37,6 +37,8 @@ const (
 	AuditEmailChangeUndone    AuditKind = "email_change_undone"
 	AuditNewDeviceAlert       AuditKind = "new_device_alert" // a sign-in from a new device was mailed about
 	AuditThisWasntMe          AuditKind = "this_wasnt_me"    // the owner used that mail's "This wasn't me" link
+	AuditAlertsOn             AuditKind = "new_device_alerts_on"
+	AuditAlertsOff            AuditKind = "new_device_alerts_off"
 	// Second factors (docs/security.md).
 	AuditTwoFactorEnabled     AuditKind = "2fa_enabled"
 	AuditTwoFactorDisabled    AuditKind = "2fa_disabled"
@@ -60,7 +62,7 @@ var AuditKinds = []AuditKind{
 	AuditSignUp, AuditSignIn, AuditSignInFailed, AuditSignOut, AuditSessionRevoked, AuditSessionsRevoked,
 	AuditPasswordChanged, AuditEmailChanged, AuditRoleChanged, AuditAccountDisabled, AuditAccountEnabled,
 	AuditResetRequested, AuditPasswordReset, AuditEmailVerifySent, AuditEmailVerified,
-	AuditEmailChangeRequested, AuditEmailChangeUndone, AuditNewDeviceAlert, AuditThisWasntMe,
+	AuditEmailChangeRequested, AuditEmailChangeUndone, AuditNewDeviceAlert, AuditThisWasntMe, AuditAlertsOn, AuditAlertsOff,
 	AuditTwoFactorEnabled, AuditTwoFactorDisabled, AuditTwoFactorReset, AuditRecoveryCodesRenewed,
 	AuditRecoveryCodeUsed, AuditPasskeyAdded, AuditPasskeyRemoved, AuditPasskeyRefused, AuditRefreshReused,
 	AuditDeviceApproved, AuditDeviceDenied,

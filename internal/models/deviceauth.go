@@ -161,8 +161,8 @@ type NewDeviceAuthorization struct {
 // hold. Rows long expired are deleted on the way.
 func (s *DeviceStore) Create(ctx context.Context, n NewDeviceAuthorization, now time.Time) (*DeviceAuthorization, string, error) {
 	db := s.db.WithContext(ctx)
-	if err := db.Where("expires_at < ?", now.Add(-deviceKeepAfterExpiry)).Delete(&DeviceAuthorization{}).Error; err != nil {
-		return nil, "", fmt.Errorf("delete expired device authorizations: %w", err)
+	if _, err := s.PruneExpired(ctx, now); err != nil {
+		return nil, "", err
 	}
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (Go 1.24 and later)
@@ -187,6 +187,18 @@ func (s *DeviceStore) Create(ctx context.Context, n NewDeviceAuthorization, now 
 			return nil, "", errors.New("create device authorization: user codes keep clashing")
 		}
 	}
+}
+
+// PruneExpired deletes the authorizations that expired more than
+// deviceKeepAfterExpiry ago, and says how many. Create does it on the way,
+// and the sweep does it too, so the rows go even when no app asks for a
+// new code.
+func (s *DeviceStore) PruneExpired(ctx context.Context, now time.Time) (int, error) {
+	res := s.db.WithContext(ctx).Where("expires_at < ?", now.Add(-deviceKeepAfterExpiry)).Delete(&DeviceAuthorization{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("delete expired device authorizations: %w", res.Error)
+	}
+	return int(res.RowsAffected), nil
 }
 
 // Pending returns the pending, unexpired authorization with the

@@ -19,6 +19,9 @@ const (
 	AuthPasswordPasskey AuthMethod = "password+passkey"
 	AuthPasskey         AuthMethod = "passkey"
 	AuthRecoveryCode    AuthMethod = "recovery_code"
+	// AuthDeviceCode: an app signed in through the device flow, approved
+	// from a signed-in browser (the record's ApprovedBy).
+	AuthDeviceCode AuthMethod = "device_code"
 )
 
 // TOTPFactor is a user's authenticator app. Secret is sealed

@@ -14,6 +14,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -63,9 +64,13 @@ func New(cfg config.Redis, maxConns int, countError func(unavailable bool)) (red
 		c = redis.NewClusterClient(&redis.ClusterOptions{
 			Addrs: cfg.ClusterAddrs, Username: cfg.Username, Password: cfg.Password, TLSConfig: tlsConf,
 			Protocol: 2, DisableIdentity: true,
-			// Redirects (MOVED, ASK while slots move) are followed; a
-			// command that failed on the network is not sent again: a
-			// script that ran may not run twice.
+			// Redirects (MOVED, ASK while slots move) are followed.
+			// MaxRetries: -1 stops go-redis's retry loop here only: its
+			// cluster client still sends a command whose connection broke
+			// again, to the same node and then another, within
+			// MaxRedirects (v9.23.0, osscluster.go process), so on a
+			// Cluster a script cut off mid-reply may run twice
+			// (docs/reliability.md, "Not covered").
 			MaxRedirects: 8, MaxRetries: -1, DialerRetries: 1,
 			DialTimeout: dialTimeout, ReadTimeout: ioTimeout, WriteTimeout: ioTimeout,
 			PoolSize: maxConns, MaxActiveConns: maxConns, MaxIdleConns: maxConns, PoolTimeout: poolTimeout,
@@ -200,4 +205,18 @@ func (h classify) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proc
 		}
 		return Classify(err)
 	}
+}
+
+// LogTo sends go-redis's own log lines (a failed dial, a sentinel naming a
+// new primary) to log at WARN, tagged component=go-redis, instead of
+// go-redis's default: unstructured lines on stderr, one per failed dial
+// during an outage. go-redis keeps one logger per process.
+func LogTo(log *slog.Logger) {
+	redis.SetLogger(driverLog{log.With("component", "go-redis")})
+}
+
+type driverLog struct{ log *slog.Logger }
+
+func (l driverLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, strings.TrimPrefix(fmt.Sprintf(format, v...), "redis: "))
 }
