@@ -25,6 +25,7 @@ type File struct {
 	Hash        string // hex digits of the content's SHA-256, hashLength long
 	ContentType string
 	Body        []byte
+	url         string // "/static/" + HashedName, made once: pages ask for it on every render
 
 	once   sync.Once
 	gzip   []byte // nil when compressing does not pay
@@ -103,6 +104,7 @@ func load(fsys fs.FS) (map[string]*File, map[string]*File) {
 			Name: name, Hash: h, ContentType: ct, Body: body,
 			HashedName: strings.TrimSuffix(name, ext) + "." + h + ext,
 		}
+		f.url = "/static/" + f.HashedName
 		plain[name], hashed[f.HashedName] = f, f
 		return nil
 	})
@@ -120,7 +122,7 @@ func Asset(name string) string {
 	if !ok {
 		panic("static: no file " + name)
 	}
-	return "/static/" + f.HashedName
+	return f.url
 }
 
 // Lookup finds a file by the hashed name in its URL. A name with a stale or

@@ -146,15 +146,26 @@ func firstErr(a, b error) error {
 const maskedPrefix = "m."
 
 // maskCSRF returns token masked with fresh random bytes: "m." and the
-// base64url of mask followed by token XOR mask.
+// base64url of mask followed by token XOR mask. It runs for every page, so
+// it works in stack buffers: one allocation, the string.
 func maskCSRF(token string) string {
 	if token == "" {
 		return ""
 	}
-	b := make([]byte, 2*len(token))
-	rand.Read(b[:len(token)]) // never fails (crypto/rand)
-	subtle.XORBytes(b[len(token):], []byte(token), b[:len(token)])
-	return maskedPrefix + base64.RawURLEncoding.EncodeToString(b)
+	n := len(token)
+	var raw [2 * 64]byte // Echo's and rotateCSRF's tokens are 32 characters
+	b := raw[:]
+	if 2*n > len(raw) {
+		b = make([]byte, 2*n)
+	}
+	b = b[:2*n]
+	rand.Read(b[:n]) // never fails (crypto/rand)
+	for i := range n {
+		b[n+i] = token[i] ^ b[i]
+	}
+	var enc [len(maskedPrefix) + 171]byte // 171: the base64 of len(raw) bytes
+	out := append(enc[:0], maskedPrefix...)
+	return string(base64.RawURLEncoding.AppendEncode(out, b))
 }
 
 // unmaskCSRF returns the token a masked value carries; any other value is

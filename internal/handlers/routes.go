@@ -228,7 +228,10 @@ var errUnreadableText = &publicError{status: http.StatusBadRequest, title: "Bad 
 func readForm(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		values := r.URL.Query()
+		var values url.Values // none without a query: URL.Query would allocate an empty map
+		if r.URL.RawQuery != "" {
+			values = r.URL.Query()
+		}
 		if r.Method == http.MethodPost {
 			// Gatehouse's forms are URL-encoded. A multipart body would be
 			// parsed later by Echo's FormValue, past the checks below.

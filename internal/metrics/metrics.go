@@ -35,6 +35,23 @@ type Metrics struct {
 	revocations *prometheus.CounterVec
 	redisErrors *prometheus.CounterVec
 	pgErrors    *prometheus.CounterVec
+
+	// series caches each (route, method, status)'s counter and histogram:
+	// WithLabelValues hashes its labels and allocates on every call, twice
+	// a request; a cached pair is found without allocating. Bounded as the
+	// series are (routes × methods × statuses).
+	seriesMu sync.RWMutex
+	series   map[requestKey]requestSeries
+}
+
+type requestKey struct {
+	route, method string
+	status        int
+}
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // Sign-in results (gatehouse_signin_attempts_total's result label).
@@ -59,7 +76,7 @@ const (
 // New returns an app's metrics, with Go runtime and process metrics in the
 // same registry.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), series: map[requestKey]requestSeries{}}
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_http_requests_total",
@@ -146,13 +163,31 @@ func (m *Metrics) Middleware() echo.MiddlewareFunc {
 			if route == "" {
 				route = unmatched
 			}
-			status := strconv.Itoa(c.Response().Status)
-			method := methodLabel(c.Request().Method)
-			m.requests.WithLabelValues(route, method, status).Inc()
-			m.duration.WithLabelValues(route, method, status).Observe(time.Since(start).Seconds())
+			s := m.requestSeries(requestKey{route, methodLabel(c.Request().Method), c.Response().Status})
+			s.count.Inc()
+			s.duration.Observe(time.Since(start).Seconds())
 			return err
 		}
 	}
+}
+
+// requestSeries returns k's counter and histogram, made on first use.
+func (m *Metrics) requestSeries(k requestKey) requestSeries {
+	m.seriesMu.RLock()
+	s, ok := m.series[k]
+	m.seriesMu.RUnlock()
+	if ok {
+		return s
+	}
+	status := strconv.Itoa(k.status)
+	s = requestSeries{
+		count:    m.requests.WithLabelValues(k.route, k.method, status),
+		duration: m.duration.WithLabelValues(k.route, k.method, status),
+	}
+	m.seriesMu.Lock()
+	m.series[k] = s
+	m.seriesMu.Unlock()
+	return s
 }
 
 // methodLabel bounds the method label: any method clients invent is
