@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 	a.Sessions = session.New(session.Options{
 		Redis: rdb, TagKey: tagKey, Cluster: cfg.Redis.Mode() == "cluster", Records: models.NewSessionStore(db), Prefix: cfg.RedisPrefix,
 		IdleTimeout: cfg.IdleTimeout, Lifetime: cfg.Lifetime, MaxSessions: cfg.MaxSessions, SecureCookies: cfg.SecureCookies(),
-		Logger: log, Now: opt.Now, Metrics: m, SweepInterval: cfg.SweepInterval,
+		Logger: log, Now: opt.Now, Metrics: m, SweepInterval: cfg.SweepInterval, DeviceAuths: models.NewDeviceStore(db),
 		AccessTokenTTL: cfg.AccessTokenTTL, RefreshGrace: cfg.RefreshGrace, AppIdleTimeout: cfg.AppIdleTimeout,
 		AppLifetime: cfg.AppLifetime,
 	})

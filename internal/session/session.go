@@ -84,6 +84,9 @@ type Options struct {
 	// SweepInterval is how often the workers sweep (SWEEP_INTERVAL); 0:
 	// never by themselves.
 	SweepInterval time.Duration
+	// DeviceAuths are the device flow's codes, whose expired rows the
+	// sweep deletes; nil: none.
+	DeviceAuths *models.DeviceStore
 	// App sessions (app.go): the access token's lifetime, the grace of the
 	// previous refresh token, and the idle timeout (since the last
 	// refresh) and absolute lifetime; zero means the default (the grace:
@@ -150,7 +153,7 @@ func New(o Options) *Manager {
 		metrics: o.Metrics, app: newAppTimes(o),
 	}
 	m.workers = workers.New(workers.Options{Store: st, Records: o.Records, Logger: log, Now: now,
-		Idle: o.IdleTimeout, SweepInterval: o.SweepInterval, ExpireApps: m.expireApps})
+		Idle: o.IdleTimeout, SweepInterval: o.SweepInterval, ExpireApps: m.expireApps, DeviceAuths: o.DeviceAuths})
 	return m
 }
 

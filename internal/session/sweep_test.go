@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 	"github.com/gatehouse/gatehouse/internal/models"
+	"github.com/gatehouse/gatehouse/internal/session"
 )
 
 // devicesID reads the id of the session c is using from its Devices page.
@@ -446,5 +447,55 @@ func TestListingWhileAnEndIsRecorded(t *testing.T) {
 				t.Errorf("ended: %+v, want the phone, revoked by the user", l.Ended)
 			}
 		})
+	}
+}
+
+// TestSweepPrunesWhatEndedSessionsLeft: the sweep deletes the retired
+// refresh tokens of ended app sessions (a live one's stay, for reuse
+// detection) and device codes an hour past their expiry, which hold an
+// app's address and user agent, even when no new code is asked for.
+func TestSweepPrunesWhatEndedSessionsLeft(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	ctx := context.Background()
+	u, err := env.App.Users.ByEmail(ctx, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := session.AppClient{Name: "cli", UserAgent: "cli/1", IP: "192.0.2.1"}
+	var live, ended session.AppTokens
+	for _, tok := range []*session.AppTokens{&live, &ended} {
+		if *tok, err = env.App.Sessions.StartApp(ctx, u, client); err != nil {
+			t.Fatal(err)
+		}
+		if *tok, err = env.App.Sessions.Refresh(ctx, tok.RefreshToken, client); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := env.App.Sessions.Revoke(ctx, u.ID, ended.SessionID, models.EndRevokedByUser, &u.ID); err != nil {
+		t.Fatal(err)
+	}
+	devices := models.NewDeviceStore(env.App.DB)
+	old, _, err := devices.Create(ctx, models.NewDeviceAuthorization{ClientName: "CLI", IP: "192.0.2.1", UserAgent: "cli/1"},
+		time.Now().Add(-3*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := env.App.Sessions.Sweep(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pruned != 2 {
+		t.Errorf("sweep pruned %d rows, want 2 (the ended session's retired token and the old code)", res.Pruned)
+	}
+	var retired []string
+	env.App.DB.Raw(`SELECT s.public_id FROM retired_refresh_tokens t JOIN sessions s ON s.id = t.session_id`).Scan(&retired)
+	if len(retired) != 1 || retired[0] != live.SessionID {
+		t.Errorf("retired tokens left for sessions %v, want only the live %s", retired, live.SessionID)
+	}
+	var codes int64
+	env.App.DB.Model(&models.DeviceAuthorization{}).Where("id = ?", old.ID).Count(&codes)
+	if codes != 0 {
+		t.Error("the device code three hours old is still there")
 	}
 }

@@ -16,7 +16,11 @@ import (
 //  1. it writes the records of ended sessions still waiting (RecordEnds:
 //     the end recorder missed them, most likely while Postgres was down);
 //  2. it closes, as expired, the app sessions past their lifetimes, and the
-//     records of browser sessions whose Redis data is gone.
+//     records of browser sessions whose Redis data is gone;
+//  3. it deletes what only served sessions that have ended: the retired
+//     refresh tokens of ended app sessions, and the device flow's codes
+//     an hour past their expiry (they hold the app's address and user
+//     agent).
 //
 // Step 2 reads candidate records in batches of at most sweepBatch, in id
 // order, each batch in a transaction that locks its rows FOR UPDATE SKIP
@@ -47,6 +51,7 @@ type SweepResult struct {
 	Recorded int // ended sessions whose record was written (ends.go)
 	Checked  int // candidate records checked against Redis
 	Expired  int // records closed as expired
+	Pruned   int // retired refresh tokens and device codes deleted
 }
 
 // Sweep runs the sweep once: waiting ends first, then expired records, in
@@ -81,7 +86,32 @@ func (w *Workers) Sweep(ctx context.Context, batch int) (SweepResult, error) {
 		}
 		after = last
 	}
-	return res, errors.Join(err, ctx.Err())
+	n, perr := w.prune(ctx, batch)
+	res.Pruned = n
+	return res, errors.Join(err, perr, ctx.Err())
+}
+
+// prune is the sweep's step 3, in batches of batch rows.
+func (w *Workers) prune(ctx context.Context, batch int) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := w.records.PruneRetiredRefresh(ctx, batch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		if n < batch {
+			break
+		}
+	}
+	if w.devices != nil {
+		n, err := w.devices.PruneExpired(ctx, w.now())
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // gone is the sweep's check of a batch against Redis; a candidate found
@@ -111,11 +141,11 @@ func (w *Workers) sweepInBackground(ctx context.Context) bool {
 		return false
 	case err != nil:
 		w.log.WarnContext(ctx, "sweep failed; retried next interval", "err", err,
-			"recorded", res.Recorded, "checked", res.Checked, "expired", res.Expired)
+			"recorded", res.Recorded, "checked", res.Checked, "expired", res.Expired, "pruned", res.Pruned)
 		return false
-	case res.Recorded > 0 || res.Expired > 0:
+	case res.Recorded > 0 || res.Expired > 0 || res.Pruned > 0:
 		w.log.InfoContext(ctx, "sweep", "recorded", res.Recorded, "checked", res.Checked,
-			"expired", res.Expired, "took", time.Since(start))
+			"expired", res.Expired, "pruned", res.Pruned, "took", time.Since(start))
 	}
 	return true
 }

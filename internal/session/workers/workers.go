@@ -38,6 +38,9 @@ type Options struct {
 	// ExpireApps closes the app sessions of a user (0: every user) past
 	// their lifetimes; the sweep runs it for every user.
 	ExpireApps func(ctx context.Context, userID int64) error
+	// DeviceAuths are the device flow's codes, whose expired rows the
+	// sweep deletes; nil: none.
+	DeviceAuths *models.DeviceStore
 }
 
 // FinalFlush bounds the writes Run makes once its context is cancelled:
@@ -55,6 +58,7 @@ type Workers struct {
 	idle       time.Duration
 	interval   time.Duration
 	expireApps func(ctx context.Context, userID int64) error
+	devices    *models.DeviceStore
 
 	seen   *lastSeenWriter // last_seen_at (lastseen.go)
 	ends   *loop.Loop      // the end recorder (ends.go)
@@ -76,8 +80,8 @@ func New(o Options) *Workers {
 	}
 	w := &Workers{
 		store: o.Store, records: o.Records, log: log, now: now, idle: o.Idle, interval: o.SweepInterval,
-		expireApps: o.ExpireApps,
-		seen:       newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
+		expireApps: o.ExpireApps, devices: o.DeviceAuths,
+		seen: newLastSeenWriter(o.Records, log, lastSeenMaxPending, lastSeenWriteTimeout),
 	}
 	w.ends = loop.New(w.recordEndsInBackground)
 	w.sweeps = loop.New(w.sweepInBackground)
