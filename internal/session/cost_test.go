@@ -304,3 +304,58 @@ func TestSignInStoresTheSessionOnce(t *testing.T) {
 		t.Errorf("the commit script ran %d times in a sign-in, want 1:\n%s", commits, strings.Join(lines, ""))
 	}
 }
+
+// TestAccessTokenSentAsCookie: an app's access token never signs a browser
+// in. With its gh_at_ prefix it is not shaped like a cookie and costs no
+// lookup; stripped of it, it is (<tag>.<token>), and the lookup finds the
+// user hash naming app:<token>, not the token: anonymous, and, as for any
+// token its field no longer names, its data is deleted, so the token is
+// ended. Only its holder can do that, who could revoke it anyway.
+func TestAccessTokenSentAsCookie(t *testing.T) {
+	env := apptest.New(t)
+	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	ctx := context.Background()
+	u, err := env.App.Users.ByEmail(ctx, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := env.App.Sessions.StartApp(ctx, u, session.AppClient{Name: "cli", UserAgent: "cli/1", IP: "192.0.2.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bearerWorks := func() bool {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, env.BaseURL+"/api/v1/session", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}
+	if !bearerWorks() {
+		t.Fatal("the access token does not work as a bearer token")
+	}
+	for _, tc := range []struct {
+		cookie string
+		want   []string
+	}{
+		{tok.AccessToken, nil},
+		{strings.TrimPrefix(tok.AccessToken, session.AccessTokenPrefix), []string{"EVALSHA"}},
+	} {
+		c := env.Client(t)
+		c.SetCookie("gatehouse_session", tc.cookie)
+		cmds := monitor(t, env, func() {
+			if res := c.Get("/account"); res.StatusCode != http.StatusSeeOther {
+				t.Errorf("access token as cookie %.12q: status %d, want the sign-in redirect", tc.cookie, res.StatusCode)
+			}
+		})
+		if !slices.Equal(cmds, tc.want) {
+			t.Errorf("access token as cookie %.12q: Redis commands %v, want %v", tc.cookie, cmds, tc.want)
+		}
+	}
+	if bearerWorks() {
+		t.Error("the access token still works after its bare form was looked up as a cookie")
+	}
+}
