@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,9 +52,29 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Errorf("cookie value %q is not a tag and a bare scs token", ck.Value)
 		}
 		// Without "remember me" the cookie dies with the browser session;
-		// with it, it persists up to the session's expiry.
+		// with it, it persists up to the session's absolute lifetime (12 h
+		// by default; the server ends it sooner when idle: TestIdleTimeout).
 		if persistent := ck.MaxAge > 0; persistent != remember {
 			t.Errorf("remember=%v: Max-Age=%d", remember, ck.MaxAge)
+		}
+		if remember && (ck.MaxAge < 12*3600-60 || ck.MaxAge > 12*3600) {
+			t.Errorf("remember=%v: Max-Age=%d, want the 12-hour lifetime", remember, ck.MaxAge)
+		}
+		// A request that changes nothing sets no cookie: the lookup slid
+		// the idle expiry in Redis, and the cookie already holds the token.
+		c.Get("/account") // the first page after sign-in shows and drops the flash
+		for i := range 3 {
+			res := c.Get("/account")
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("remember=%v: GET /account: %d", remember, res.StatusCode)
+			}
+			vary := res.Header.Values("Vary")
+			if i := slices.Index(vary, "Cookie"); i < 0 || slices.Contains(vary[i+1:], "Cookie") {
+				t.Errorf("remember=%v: Vary %q, want Cookie once", remember, vary)
+			}
+			if ck := sessionCookie(res); ck != nil {
+				t.Errorf("remember=%v: request %d that changed nothing set the session cookie %q", remember, i, ck.String())
+			}
 		}
 	}
 }

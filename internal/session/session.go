@@ -132,7 +132,14 @@ func New(o Options) *Manager {
 	sm := scs.New()
 	sm.Store = st
 	sm.Codec = codec{} // not gob: codec.go
-	sm.IdleTimeout = o.IdleTimeout
+	// scs is not told the idle timeout: the store enforces it, sliding the
+	// expiry in the lookup itself (findScript, a relative TTL). Told, scs
+	// marks every loaded session modified, so each request re-encoded the
+	// data, compared it with what it had loaded, and sent the cookie again;
+	// now a request that changes nothing commits nothing and sets no
+	// cookie. A "remember me" cookie persists until the absolute lifetime;
+	// the server still ends the session when idle.
+	sm.IdleTimeout = 0
 	sm.Lifetime = o.Lifetime
 	sm.Cookie.Name = "gatehouse_session"
 	if o.SecureCookies {
@@ -280,8 +287,13 @@ func (m *Manager) Middleware(next echo.HandlerFunc) echo.HandlerFunc {
 		c.SetRequest(req.WithContext(ctx))
 		// Pages behind sessions are personal: no cache may keep them.
 		c.Response().Header().Set(echo.HeaderCacheControl, "no-store")
-		c.Response().Header().Add(echo.HeaderVary, echo.HeaderCookie)
-		c.Response().Before(func() { m.commit(c) })
+		c.Response().Before(func() {
+			// Added as the headers go out, once: the CSRF check adds it too.
+			if h := c.Response().Header(); !slices.Contains(h.Values(echo.HeaderVary), echo.HeaderCookie) {
+				h.Add(echo.HeaderVary, echo.HeaderCookie)
+			}
+			m.commit(c)
+		})
 		return next(c)
 	}
 }
