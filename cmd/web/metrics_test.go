@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -30,8 +30,9 @@ func TestMetricsListener(t *testing.T) {
 	vars := map[string]string{
 		"ADDR": addr, "METRICS_ADDR": metricsAddr, "PPROF_ADDR": pprofAddr,
 		"DATABASE_URL": apptest.NewDatabase(t), "REDIS_PREFIX": apptest.RedisPrefix(t),
-		"MIGRATE_ON_START": "false", "REDIS_URL": os.Getenv("TEST_REDIS_URL"),
+		"MIGRATE_ON_START": "false",
 	}
+	maps.Copy(vars, apptest.RedisVars())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ func TestSeed(t *testing.T) {
 	dbURL := apptest.NewDatabase(t)
 	prefix := apptest.RedisPrefix(t)
 	vars := map[string]string{"DATABASE_URL": dbURL, "REDIS_PREFIX": prefix, "MIGRATE_ON_START": "false"}
+	maps.Copy(vars, apptest.RedisVars())
 	tokens := filepath.Join(t.TempDir(), "tokens")
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"seed", "-users", "3", "-sessions", "7", "-tokens", tokens},

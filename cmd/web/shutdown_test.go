@@ -70,16 +70,18 @@ func startWeb(t *testing.T, bin string, env ...string) *webProcess {
 	ln.Close()
 	p := &webProcess{addr: addr, logs: &lockedBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin)
-	p.cmd.Env = append([]string{
+	p.cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
 		"ADDR=" + addr,
 		"DATABASE_URL=" + apptest.NewDatabase(t),
 		"REDIS_PREFIX=" + apptest.RedisPrefix(t),
 		"MIGRATE_ON_START=false",
-	}, env...)
-	if u := os.Getenv("TEST_REDIS_URL"); u != "" {
-		p.cmd.Env = append(p.cmd.Env, "REDIS_URL="+u)
 	}
+	// The test Redis, whatever its shape; then env, which wins.
+	for k, v := range apptest.RedisVars() {
+		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+	}
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

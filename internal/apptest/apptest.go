@@ -64,9 +64,12 @@ var (
 // Hasher is one password hasher shared by all tests in the process. It
 // never sheds load: tests running side by side on a slow (race-detector)
 // build would otherwise see 503s that production's limits give only to a
-// flood. Tests of load shedding build apps with a hasher of their own.
+// flood. Its hashes take 64 KiB, not 19 MiB (password.NewTestHasher): the
+// real cost was some 40% of the suite's CPU under -race. Tests of load
+// shedding and of hashing's cost build apps with a hasher of their own
+// (password.NewHasher or NewHasherWith).
 func Hasher() *password.Hasher {
-	hasherOnce.Do(func() { hasher = password.NewHasherWith(password.Limits{Queue: 10_000, MaxWait: time.Hour}) })
+	hasherOnce.Do(func() { hasher = password.NewTestHasher(password.Limits{Queue: 10_000, MaxWait: time.Hour}) })
 	return hasher
 }
 

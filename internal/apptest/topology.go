@@ -77,6 +77,12 @@ func startChild(name string, args ...string) (*exec.Cmd, error) {
 	return cmd, <-r.done
 }
 
+// RedisVars are the configuration variables that point a Gatehouse at
+// the test Redis, whatever its shape: for a test that runs the web
+// command or its binary itself rather than through New. The map is the
+// caller's.
+func RedisVars() map[string]string { return maps.Clone(redisVars()) }
+
 // redisVars are the settings that point an app at the test Redis.
 func redisVars() map[string]string {
 	switch RedisMode() {

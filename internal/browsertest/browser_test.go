@@ -75,6 +75,10 @@ func start(t *testing.T, opts ...apptest.Option) *suite {
 // visits every page, say.
 func startFor(t *testing.T, timeout time.Duration, opts ...apptest.Option) *suite {
 	t.Helper()
+	// Each test has its own app, database and browsers, and most of its
+	// time is spent waiting for a browser: two side by side keep the CPUs
+	// busier (go test's -parallel, GOMAXPROCS by default, bounds them).
+	t.Parallel()
 	chromium := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel) // registered first, so it runs after every browser has closed

@@ -16,6 +16,7 @@ import (
 // origin WebAuthn accepts (it refuses 127.0.0.1).
 func startOnLocalhost(t *testing.T) *suite {
 	t.Helper()
+	t.Parallel() // as startFor
 	chromium := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*testTimeout)
 	t.Cleanup(cancel)

@@ -49,6 +49,7 @@ func wantPollError(t *testing.T, what string, status int, got map[string]any, co
 // listed on its Devices page and usable as a bearer; a reused device code
 // is invalid_grant.
 func TestDeviceGrantOverHTTP(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c, u := activateUser(t, env)
 	codes := requestCodes(t, env, "Gatehouse CLI")
@@ -111,6 +112,7 @@ func TestDeviceGrantOverHTTP(t *testing.T) {
 // TestDeviceGrantRacingPollers: pollers racing with one approved device
 // code: exactly one gets tokens, one session is made.
 func TestDeviceGrantRacingPollers(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c, u := activateUser(t, env)
 	codes := requestCodes(t, env, "Gatehouse CLI")
@@ -143,6 +145,7 @@ func TestDeviceGrantRacingPollers(t *testing.T) {
 // TestDeviceGrantBadInput: denied, expired, unknown and malformed device
 // codes, and malformed requests, each get their error and change nothing.
 func TestDeviceGrantBadInput(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c, u := activateUser(t, env)
 

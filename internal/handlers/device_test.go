@@ -64,6 +64,7 @@ func deviceRows(t *testing.T, env *apptest.Env) []models.DeviceAuthorization {
 }
 
 func TestDeviceCodeEndpoint(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	for _, tc := range []struct{ contentType, body string }{
 		{"application/x-www-form-urlencoded", "client_name=Gatehouse+CLI"},
@@ -108,6 +109,7 @@ func TestDeviceCodeEndpoint(t *testing.T) {
 }
 
 func TestDeviceCodeBadInput(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	long := strings.Repeat("x", 101) // client_name is at most 100 characters
 	for _, tc := range []struct {
@@ -157,6 +159,7 @@ func TestDeviceCodeBadInput(t *testing.T) {
 // TestDeviceCodeThrottle: a burst of requests from one address gets at
 // most the per-address allowance of codes, however parallel.
 func TestDeviceCodeThrottle(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	const burst = 45
 	statuses := make([]int, burst)
@@ -190,6 +193,7 @@ func activateUser(t *testing.T, env *apptest.Env) (*apptest.Client, *models.User
 }
 
 func TestActivateApproveAndDeny(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c, u := activateUser(t, env)
 	codes := requestCodes(t, env, "Gatehouse CLI <script>alert(1)</script>")
@@ -269,6 +273,7 @@ func TestActivateApproveAndDeny(t *testing.T) {
 // a stale password proof goes through the confirm page and back to the
 // approval, its code carried.
 func TestActivateApproveNeedsRecentAuth(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c, _ := activateUser(t, env)
 	env.Clock.Advance(stale)
@@ -300,6 +305,7 @@ func TestActivateApproveNeedsRecentAuth(t *testing.T) {
 // TestActivateSignedOut: the link a device shows, opened signed out, leads
 // through sign-in back to the code.
 func TestActivateSignedOut(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	signedInUser(t, env, "ada@example.com")
 	codes := requestCodes(t, env, "Gatehouse CLI")
@@ -334,6 +340,7 @@ func TestActivateSignedOut(t *testing.T) {
 // more evaluated than the free failures, and after them even the right
 // code waits.
 func TestActivateWrongCodes(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	c, _ := activateUser(t, env)
 	codes := requestCodes(t, env, "Gatehouse CLI")
@@ -402,6 +409,7 @@ func bearerGet(t *testing.T, env *apptest.Env, path, access string) *apptest.Res
 // page like browsers, with the App badge and which browser approved them;
 // revoking one there ends its access token on its next request.
 func TestDevicesPageShowsAppSessions(t *testing.T) {
+	t.Parallel()
 	env := newEnv(t)
 	ctx := context.Background()
 	c, u := activateUser(t, env)
@@ -513,6 +521,7 @@ func TestDevicesPageShowsAppSessions(t *testing.T) {
 // unused" is APP_IDLE_TIMEOUT after its last refresh (and never after its
 // lifetime), not the browsers' idle timeout after its last request.
 func TestAppRowsShowTheirOwnIdleTimeout(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t, apptest.With("SESSION_IDLE_TIMEOUT", "30m"), apptest.With("APP_IDLE_TIMEOUT", "48h"))
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "user password")

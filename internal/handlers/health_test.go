@@ -11,6 +11,7 @@ import (
 )
 
 func TestHealthAndReadiness(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	if res := c.Get("/healthz"); res.StatusCode != http.StatusOK {
@@ -67,6 +68,7 @@ func TestReadinessNamesTheServiceThatIsDown(t *testing.T) {
 }
 
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")

@@ -13,6 +13,7 @@ import (
 // restarts: nothing may depend on process memory.
 
 func TestSessionsWorkOnEveryInstance(t *testing.T) {
+	t.Parallel()
 	one := apptest.New(t)
 	two := apptest.Start(t, one.Config)
 
@@ -45,6 +46,7 @@ func TestSessionsWorkOnEveryInstance(t *testing.T) {
 // while instance one revokes it: no request to instance two that starts
 // after the revoke returned is authenticated.
 func TestRevokeOnOneInstanceIsFinalOnAnother(t *testing.T) {
+	t.Parallel()
 	one := apptest.New(t)
 	two := apptest.Start(t, one.Config)
 	a := one.Client(t)
@@ -81,6 +83,7 @@ func TestRevokeOnOneInstanceIsFinalOnAnother(t *testing.T) {
 // with the same configuration: every browser is still signed in, and its
 // session still has its record.
 func TestRestartSignsNobodyOut(t *testing.T) {
+	t.Parallel()
 	old := apptest.New(t)
 	c := old.Client(t)
 	c.SignUp("Ada", "ada@example.com", "analytical engine")

@@ -458,6 +458,7 @@ func failMailInserts(t *testing.T, env *apptest.Env) (restore func()) {
 // queued, the sign-in does not stand and nothing of it is recorded; the
 // alert exists if and only if the sign-in happened.
 func TestNewDeviceAlertIsWrittenWithItsSignIn(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
 	restore := failMailInserts(t, env)
@@ -487,6 +488,7 @@ func TestNewDeviceAlertIsWrittenWithItsSignIn(t *testing.T) {
 // transaction that queues its notice, so when the notice cannot be queued
 // the code stays unused, nobody signs in and nothing is recorded.
 func TestSecurityNoticeIsWrittenWithItsChange(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	u, _, codes := userWithTOTP(t, env, "lost@example.com")
 	c := pendingSignIn(t, env, u.Email)

@@ -28,6 +28,7 @@ func get(t *testing.T, c *apptest.Client, method, path string, header map[string
 }
 
 func TestStaticFilesAreHashedAndCachedForAYear(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	page := c.Get("/signin").Doc(t)
@@ -94,6 +95,7 @@ func TestStaticFilesAreHashedAndCachedForAYear(t *testing.T) {
 }
 
 func TestStaticFilesAreCompressedWhenAccepted(t *testing.T) {
+	t.Parallel()
 	env := apptest.New(t)
 	c := env.Client(t)
 	path := static.Asset("htmx.min.js")

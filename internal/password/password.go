@@ -75,13 +75,31 @@ type Hasher struct {
 	waiting atomic.Int64 // hashes waiting for a slot
 	maxWait time.Duration
 	dummy   string // a real hash, compared against when the user is unknown
+	// memoryKiB is what each new hash takes: memoryKiB in production,
+	// testMemoryKiB for NewTestHasher. Verify reads it from the hash.
+	memoryKiB uint32
 }
 
 // NewHasher returns a Hasher with the default limits.
 func NewHasher() *Hasher { return NewHasherWith(Limits{}) }
 
 // NewHasherWith returns a Hasher with limits l.
-func NewHasherWith(l Limits) *Hasher {
+func NewHasherWith(l Limits) *Hasher { return newHasher(l, memoryKiB) }
+
+// testMemoryKiB is the memory of a test hasher's hashes: argon2id's
+// minimum is 8 KiB a lane.
+const testMemoryKiB = 64
+
+// NewTestHasher returns a Hasher with limits l whose hashes take 64 KiB
+// instead of 19 MiB (the same argon2id, passes and format), for tests of
+// everything but the cost of hashing itself. Under the race detector a
+// 19 MiB hash costs about 100 ms of CPU, half of it in the page faults of
+// the detector's shadow memory, which was some 40% of the test suite's CPU.
+// Its hashes verify with any Hasher: the parameters are in the hash.
+// Never use it outside tests.
+func NewTestHasher(l Limits) *Hasher { return newHasher(l, testMemoryKiB) }
+
+func newHasher(l Limits, memory uint32) *Hasher {
 	if l.Slots <= 0 {
 		l.Slots = runtime.GOMAXPROCS(0)
 	}
@@ -91,7 +109,7 @@ func NewHasherWith(l Limits) *Hasher {
 	if l.MaxWait <= 0 {
 		l.MaxWait = DefaultMaxWait
 	}
-	h := &Hasher{slots: make(chan struct{}, l.Slots), queue: int64(l.Queue), maxWait: l.MaxWait}
+	h := &Hasher{slots: make(chan struct{}, l.Slots), queue: int64(l.Queue), maxWait: l.MaxWait, memoryKiB: memory}
 	dummy, err := h.Hash(context.Background(), "gatehouse dummy password")
 	if err != nil {
 		panic(fmt.Sprintf("password: hashing the dummy password: %v", err)) // crypto/rand failed: nothing can work
@@ -203,11 +221,11 @@ func (h *Hasher) Hash(ctx context.Context, pw string) (string, error) {
 	if err := h.acquire(ctx); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(pw), salt, passes, memoryKiB, lanes, keyLen)
+	key := argon2.IDKey([]byte(pw), salt, passes, h.memoryKiB, lanes, keyLen)
 	h.release()
 	b64 := base64.RawStdEncoding
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
-		argon2.Version, memoryKiB, passes, lanes, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+		argon2.Version, h.memoryKiB, passes, lanes, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 // Verify returns nil when pw matches hash, ErrMismatch when it does not.

@@ -150,3 +150,33 @@ func TestBusyHasherRefusesAtOnce(t *testing.T) {
 		t.Fatalf("no slot within MaxWait: %v, want ErrBusy", err)
 	}
 }
+
+// TestTestHasherHashesVerifyEverywhere: a test hasher's hashes are cheap
+// but the same argon2id format, so an app hashing with the real cost
+// verifies them, and the other way round.
+func TestTestHasherHashesVerifyEverywhere(t *testing.T) {
+	ctx := context.Background()
+	cheap, real := NewTestHasher(Limits{}), NewHasher()
+	hash, err := cheap.Hash(ctx, "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(hash, "$argon2id$v=19$m=64,t=2,p=1$") {
+		t.Fatalf("test hash %q: want argon2id with 64 KiB", hash)
+	}
+	for name, h := range map[string]*Hasher{"real": real, "test": cheap} {
+		if err := h.Verify(ctx, hash, "correct horse battery"); err != nil {
+			t.Errorf("%s hasher, right password: %v", name, err)
+		}
+		if err := h.Verify(ctx, hash, "correct horse batterY"); !errors.Is(err, ErrMismatch) {
+			t.Errorf("%s hasher, wrong password: got %v, want ErrMismatch", name, err)
+		}
+	}
+	realHash, _ := real.Hash(ctx, "correct horse battery")
+	if err := cheap.Verify(ctx, realHash, "correct horse battery"); err != nil {
+		t.Errorf("test hasher, a real hash: %v", err)
+	}
+	if err := cheap.VerifyDummy(ctx, "anything"); !errors.Is(err, ErrMismatch) {
+		t.Errorf("test hasher, dummy: got %v", err)
+	}
+}
