@@ -249,13 +249,29 @@ func (e *Env) Stop() {
 type Clock struct {
 	mu     sync.Mutex
 	offset time.Duration
+	frozen time.Time // Freeze's moment; zero while the clock runs
 }
 
 // Now returns the shifted time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.frozen.IsZero() {
+		return c.frozen.Add(c.offset)
+	}
 	return time.Now().Add(c.offset)
+}
+
+// Freeze stops the app's clock: from now on only Advance moves it. A test
+// whose requests must all fall within a wait measured by the app (a
+// one-second lockout of the sign-in throttle) then holds however slowly a
+// loaded machine runs them. Redis TTLs still run.
+func (c *Clock) Freeze() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frozen.IsZero() {
+		c.frozen = time.Now()
+	}
 }
 
 // Advance moves the app's clock by d (back when d is negative), as if the

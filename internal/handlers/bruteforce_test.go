@@ -129,6 +129,7 @@ func TestParallelGuessesGetNoMoreTries(t *testing.T) {
 	// Without the per-client cap, which would refuse most of them itself.
 	env := apptest.NewWithHasher(t, hasher, apptest.With("PASSWORD_CONCURRENCY_PER_IP", "0"))
 	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	env.Clock.Freeze() // the burst inside a 1-second lockout, however slow the machine
 
 	const n = 101
 	clients := readyClients(t, env, n)
@@ -155,6 +156,7 @@ func TestParallelGuessesGetNoMoreTries(t *testing.T) {
 func TestParallelSprayFromOneIP(t *testing.T) {
 	hasher := busyHasher()
 	env := apptest.NewWithHasher(t, hasher, apptest.With("PASSWORD_CONCURRENCY_PER_IP", "0"))
+	env.Clock.Freeze() // the burst inside a 1-second lockout, however slow the machine
 	const n = 60
 	clients := readyClients(t, env, n)
 	res := heldBurst(t, hasher, n, throttle.IPFreeFailures, func(i int) *apptest.Response {
@@ -173,6 +175,7 @@ func TestParallelConfirmGuesses(t *testing.T) {
 	env := apptest.NewWithHasher(t, hasher, apptest.With("PASSWORD_CONCURRENCY_PER_IP", "0"))
 	thief := env.Client(t)
 	thief.SignUp("Ada", "ada@example.com", "analytical engine")
+	env.Clock.Freeze() // the burst inside a 1-second lockout, however slow the machine
 	const n = 100
 	res := heldBurst(t, hasher, n, throttle.AccountFreeFailures, func(i int) *apptest.Response {
 		return thief.Post("/account/confirm", url.Values{"password": {fmt.Sprintf("guess %d", i)}})
@@ -190,6 +193,7 @@ func TestPasswordChangeIsNoOracle(t *testing.T) {
 	env := apptest.New(t)
 	thief := env.Client(t)
 	thief.SignUp("Ada", "ada@example.com", "analytical engine")
+	env.Clock.Freeze() // 40 guesses inside a 1-second lockout, however slow the machine
 	change := func(current string) *apptest.Response {
 		return thief.Post("/account/password", url.Values{"current_password": {current}, "new_password": {"owned by mallory"}})
 	}
