@@ -137,20 +137,41 @@
     dialog.querySelector("#confirm-dialog-heading").textContent = form.getAttribute("data-confirm");
     dialog.querySelector("#confirm-dialog-detail").textContent = form.getAttribute("data-confirm-detail") || "";
     ok.textContent = form.getAttribute("data-confirm-button") || "Confirm";
+    if (!dialog.hasAttribute("data-wired")) {
+      dialog.setAttribute("data-wired", "");
+      dialog.addEventListener("close", answered);
+    }
+    asking = { dialog: dialog, form: form, onConfirm: onConfirm };
     dialog.returnValue = "";
-    dialog.addEventListener("close", function () {
-      if (dialog.returnValue === "confirm") {
-        onConfirm();
-      } else if (document.contains(form)) {
-        // Back to the button that opened the dialog.
-        var button = form.querySelector("button");
-        if (button) {
-          button.focus();
-        }
-      }
-    }, { once: true });
     dialog.showModal();
     return true;
+  }
+
+  // asking is the question the dialog shows: the form and what to do if
+  // the user confirms.
+  var asking = null;
+
+  // answered handles the dialog's close event. The event comes a task
+  // after the dialog closes, so a question asked at once after Cancel
+  // (a quick click, Escape then Enter) meets its predecessor's event while
+  // the dialog is open again: that event is not its answer. (With a
+  // listener per question, the stale event used up the new question's
+  // listener, and its OK then did nothing.)
+  function answered() {
+    var q = asking;
+    if (!q || q.dialog.open) {
+      return;
+    }
+    asking = null;
+    if (q.dialog.returnValue === "confirm") {
+      q.onConfirm();
+    } else if (document.contains(q.form)) {
+      // Back to the button that opened the dialog.
+      var button = q.form.querySelector("button");
+      if (button) {
+        button.focus();
+      }
+    }
   }
 
   // csrfToken is the token the layout hands htmx (hx-headers on <body>).

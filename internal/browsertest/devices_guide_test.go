@@ -170,3 +170,26 @@ func TestBrowserRevokeMovesFocusAndRefreshesStaleRows(t *testing.T) {
 		t.Errorf("after both revokes the button reads %q", got)
 	}
 }
+
+// TestBrowserAskingAgainRightAfterCancel: a question asked in the very
+// moment the previous one was cancelled (a quick click; Escape, then
+// Enter on another button) gets its own answer. The dialog's close event
+// comes a task after it closes; with a listener per question, the
+// cancelled question's event used up the new question's listener, and its
+// OK then sent nothing (seen once under load in
+// TestBrowserRevokeMovesFocusAndRefreshesStaleRows).
+func TestBrowserAskingAgainRightAfterCancel(t *testing.T) {
+	_, laptop, _ := devicesWithFour(t)
+	first := sessionRows(laptop)[1]["data-session-id"]
+	button := `tr[data-session-id="` + first + `"] button`
+	laptop.ask(chromedp.CSS(button))
+	// Cancel and ask again in one task: the cancel's close event arrives
+	// while the second question is showing.
+	if open := eval[bool](laptop, `(document.querySelector('#confirm-dialog [data-testid="confirm-dialog-cancel"]').click(),
+		document.querySelector('`+button+`').click(), document.getElementById("confirm-dialog").open)`); !open {
+		t.Fatal("the second question did not open the dialog at once")
+	}
+	laptop.do("the dialog shows the second question", chromedp.WaitVisible(confirmDialogOK))
+	laptop.click(confirmDialogOK)
+	laptop.do("the row is gone", chromedp.WaitNotPresent(chromedp.CSS(`tr[data-session-id="`+first+`"]`)))
+}
