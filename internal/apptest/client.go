@@ -1,6 +1,7 @@
 package apptest
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/PuerkitoBio/goquery"
+
+	"github.com/gatehouse/gatehouse/internal/models"
 )
 
 // DefaultUserAgent is the browser a Client claims to be.
@@ -186,4 +189,16 @@ func (c *Client) SignIn(email, password string) *Response {
 		c.t.Fatalf("sign in %s: status %d\n%s", email, res.StatusCode, res.Body)
 	}
 	return res
+}
+
+// User signs name up through the form, from a client of its own, and
+// returns the account: for tests that go on through the app's stores.
+func (e *Env) User(t testing.TB, name, email, password string) *models.User {
+	t.Helper()
+	e.Client(t).SignUp(name, email, password)
+	u, err := e.App.Users.ByEmail(context.Background(), email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

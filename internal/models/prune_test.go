@@ -16,12 +16,9 @@ import (
 // reuse is still caught.
 func TestPruneRetiredRefresh(t *testing.T) {
 	env := apptest.New(t)
-	env.Client(t).SignUp("Ada", "ada@example.com", "correct horse battery")
+	u := env.User(t, "Ada", "ada@example.com", "correct horse battery")
 	ctx := context.Background()
-	u, err := env.App.Users.ByEmail(ctx, "ada@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	client := session.AppClient{Name: "cli", UserAgent: "cli/1", IP: "192.0.2.1"}
 	// Two app sessions, each refreshed three times: three retired tokens each.
 	var live, ended session.AppTokens

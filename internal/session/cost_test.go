@@ -313,12 +313,8 @@ func TestSignInStoresTheSessionOnce(t *testing.T) {
 // ended. Only its holder can do that, who could revoke it anyway.
 func TestAccessTokenSentAsCookie(t *testing.T) {
 	env := apptest.New(t)
-	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	u := env.User(t, "Ada", "ada@example.com", "analytical engine")
 	ctx := context.Background()
-	u, err := env.App.Users.ByEmail(ctx, "ada@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
 	tok, err := env.App.Sessions.StartApp(ctx, u, session.AppClient{Name: "cli", UserAgent: "cli/1", IP: "192.0.2.1"})
 	if err != nil {
 		t.Fatal(err)

@@ -456,12 +456,9 @@ func TestListingWhileAnEndIsRecorded(t *testing.T) {
 // app's address and user agent, even when no new code is asked for.
 func TestSweepPrunesWhatEndedSessionsLeft(t *testing.T) {
 	env := apptest.New(t)
-	env.Client(t).SignUp("Ada", "ada@example.com", "analytical engine")
+	u := env.User(t, "Ada", "ada@example.com", "analytical engine")
 	ctx := context.Background()
-	u, err := env.App.Users.ByEmail(ctx, "ada@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	client := session.AppClient{Name: "cli", UserAgent: "cli/1", IP: "192.0.2.1"}
 	var live, ended session.AppTokens
 	for _, tok := range []*session.AppTokens{&live, &ended} {
