@@ -110,9 +110,8 @@ func lockedUser(ctx context.Context, tx *gorm.DB, token string, purpose models.T
 
 // setEmail stores a proven address (opening a link to it proves it).
 func setEmail(ctx context.Context, tx *gorm.DB, userID int64, email string, now time.Time) error {
-	err := tx.WithContext(ctx).Model(&models.User{}).Where("id = ?", userID).
-		Updates(map[string]any{"email": email, "email_verified_at": now, "updated_at": gorm.Expr("now()")}).Error
-	if errors.Is(err, gorm.ErrDuplicatedKey) {
+	err := models.NewUserStore(tx).SetProvenEmail(ctx, userID, email, now)
+	if errors.Is(err, models.ErrConflict) {
 		return errAddressTaken
 	}
 	return err

@@ -110,6 +110,18 @@ func (s *UserStore) UpdateProfile(ctx context.Context, id int64, name, email str
 	return nil
 }
 
+// SetProvenEmail stores an address the user proved by opening a link
+// mailed to it (an address change, or its undo): verified now.
+// ErrConflict if another account has taken it since.
+func (s *UserStore) SetProvenEmail(ctx context.Context, id int64, email string, now time.Time) error {
+	err := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
+		Updates(map[string]any{"email": email, "email_verified_at": now, "updated_at": gorm.Expr("now()")}).Error
+	if err != nil {
+		return fmt.Errorf("set proven email: %w", translate(err))
+	}
+	return nil
+}
+
 // SetPasswordHash replaces the user's password hash.
 func (s *UserStore) SetPasswordHash(ctx context.Context, id int64, hash string) error {
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
