@@ -496,3 +496,20 @@ func TestSweepPrunesWhatEndedSessionsLeft(t *testing.T) {
 		t.Error("the device code three hours old is still there")
 	}
 }
+
+// TestNoSweepRunsBehindTheTestsBack: the harness returns an Env only after
+// the start-up sweep, and the next comes a SWEEP_INTERVAL later; a record
+// a test makes for a session Redis never had stays as the test left it.
+// (The first sweep's kick once raced the harness's wait for it, and a
+// sweep closed a test's records under it.)
+func TestNoSweepRunsBehindTheTestsBack(t *testing.T) {
+	for range 8 {
+		env := apptest.New(t)
+		_, ids := orphans(t, env, 1, time.Hour)
+		time.Sleep(30 * time.Millisecond)
+		if got := record(t, env, ids[0]); !got.Active() {
+			t.Fatalf("a sweep ran after the harness returned: the record ended %q", got.EndReason)
+		}
+		env.Stop()
+	}
+}

@@ -96,6 +96,11 @@ func (w *Workers) Run(ctx context.Context) error {
 	if !w.running.CompareAndSwap(false, true) {
 		return errors.New("session workers: Run called twice")
 	}
+	// The first sweep is kicked before any loop runs, so that a WaitSweep
+	// made once Run has started covers it (the harness waits for it).
+	if w.interval > 0 {
+		w.sweeps.Kick()
+	}
 	var wg sync.WaitGroup
 	for _, l := range []*loop.Loop{w.seen.loop, w.ends, w.sweeps} {
 		wg.Go(func() { l.Run(ctx) })
@@ -112,13 +117,12 @@ func (w *Workers) Run(ctx context.Context) error {
 	return nil
 }
 
-// tick wakes the sweeper now and every interval, and the end recorder
+// tick wakes the sweeper every interval, and the end recorder
 // every endsRetryEvery (or interval, if shorter), until ctx ends.
 func (w *Workers) tick(ctx context.Context) {
 	retryEvery := endsRetryEvery
 	var sweep <-chan time.Time
 	if w.interval > 0 {
-		w.sweeps.Kick()
 		t := time.NewTicker(w.interval)
 		defer t.Stop()
 		sweep = t.C
