@@ -130,8 +130,10 @@ func TestRenewalKeepsTheAbsoluteDeadline(t *testing.T) {
 	for name, renew := range renewals {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			const lifetime = 3 * time.Second
-			env := apptest.New(t, apptest.With("SESSION_LIFETIME", "3s"), apptest.With("SESSION_IDLE_TIMEOUT", "3s"))
+			// Long enough for sign-up and renewal on a loaded machine: the
+			// test needs the session alive until the renewal.
+			const lifetime = 6 * time.Second
+			env := apptest.New(t, apptest.With("SESSION_LIFETIME", "6s"), apptest.With("SESSION_IDLE_TIMEOUT", "6s"))
 			c := env.Client(t)
 			c.SignUp("Ada", "ada@example.com", "analytical engine")
 			// Sign-in happened before this moment: the deadline is no later
@@ -169,7 +171,7 @@ func TestRenewalKeepsTheAbsoluteDeadline(t *testing.T) {
 
 			// In use all along, it ends at the original deadline.
 			for c.Get("/account").StatusCode == http.StatusOK {
-				if time.Now().After(deadline.Add(500 * time.Millisecond)) {
+				if time.Now().After(deadline.Add(time.Second)) { // a second for a slow answer
 					t.Fatalf("the session outlived its absolute deadline by %v", time.Since(deadline))
 				}
 				time.Sleep(100 * time.Millisecond)
