@@ -25,7 +25,10 @@
 # timeout (one GET per request), in the same alternating rounds; the same
 # Gatehouse against a private 3-primary Redis Cluster (ports BENCH_PORT+10
 # to +12; BENCH_CLUSTER=0 skips it) next to the single Redis; and 1M
-# against 1k sessions.
+# against 1k sessions. Beside F0 runs F0P, "F0 at Gatehouse's size": the
+# same floor padded to send as many header and body bytes as Gatehouse's
+# /account does, which parts the gap to F0 into what the page's size costs
+# and what the app does.
 # BENCH_PROFILE=1 also takes a CPU profile of Gatehouse (PPROF_ADDR) during
 # an extra /account run and prints its top functions.
 # BENCH_QUICK=1: a check that the harness works, in a couple of minutes
@@ -62,6 +65,7 @@ GHLOG=127.0.0.1:$((PORT + 2))
 F0=127.0.0.1:$((PORT + 3))
 GHC=127.0.0.1:$((PORT + 4))
 PPROF=127.0.0.1:$((PORT + 5))
+F0P=127.0.0.1:$((PORT + 6))
 CLUSTER_PORTS=($((PORT + 10)) $((PORT + 11)) $((PORT + 12)))
 WORK=$(mktemp -d)
 RES=$WORK/results
@@ -85,7 +89,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for port in $PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)) $((PORT + 5)) $((PORT + 9)) "${CLUSTER_PORTS[@]}"; do
+for port in $PORT $((PORT + 1)) $((PORT + 2)) $((PORT + 3)) $((PORT + 4)) $((PORT + 5)) $((PORT + 6)) $((PORT + 9)) "${CLUSTER_PORTS[@]}"; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "bench: port $port is taken (set BENCH_PORT)" >&2
 		exit 1
@@ -174,6 +178,18 @@ for _ in $(seq 300); do
 		{ [ -z "$GHC_PID" ] || curl -sf "http://$GHC/healthz" >/dev/null; }; then break; fi
 	sleep 0.1
 done
+# F0P: F0 padded to the size of Gatehouse's answer to GET /account.
+read -r gh_hdr gh_body < <(curl -sf -o /dev/null -w '%{size_header} %{size_download}\n' \
+	-b "gatehouse_session=$(head -1 "$WORK/small.tokens")" "http://$GH/account")
+[ "${gh_body:-0}" -gt 1000 ] || { echo "bench: GET /account gave no page (${gh_body:-none} bytes)" >&2; exit 1; }
+taskset -c 0 "$WORK/floor" -addr "$F0P" -redis "$REDIS_URL" -prefix "${PREFIX}floor0p:" -idle 0 \
+	-header-bytes "$gh_hdr" -body-bytes "$gh_body" -seed 1000 -tokens "$WORK/floor0p.tokens" >"$WORK/floor0p.log" 2>&1 &
+F0P_PID=$!
+PIDS+=("$F0P_PID")
+for _ in $(seq 300); do curl -sf "http://$F0P/hello" >/dev/null && break; sleep 0.1; done
+read -r f0p_hdr f0p_body < <(curl -sf -o /dev/null -w '%{size_header} %{size_download}\n' \
+	-b "session=$(head -1 "$WORK/floor0p.tokens")" "http://$F0P/account")
+say "GET /account answers: Gatehouse $gh_hdr + $gh_body bytes, F0P $f0p_hdr + $f0p_body (headers + body)"
 REDIS_PID=$(rcli INFO server | awk -F: '/^process_id/ { print $2 }' | tr -d '\r')
 
 # Access tokens for the bearer row (issue 15): an app session for each of
@@ -197,6 +213,7 @@ load() {
 gh_account() { load "$1" -url "http://$GH/account" -tokens "$2" -c "$CONNS" -pids "$GH_PID,$REDIS_PID,all"; }
 f1_account() { load "$1" -url "http://$F1/account" -tokens "$WORK/floor.tokens" -cookie session -c "$CONNS" -pids "$F1_PID,$REDIS_PID,all"; }
 f0_account() { load "$1" -url "http://$F0/account" -tokens "$WORK/floor0.tokens" -cookie session -c "$CONNS" -pids "$F0_PID,$REDIS_PID,all"; }
+f0p_account() { load "$1" -url "http://$F0P/account" -tokens "$WORK/floor0p.tokens" -cookie session -c "$CONNS" -pids "$F0P_PID,$REDIS_PID,all"; }
 ghc_account() { load "$1" -url "http://$GHC/account" -tokens "$WORK/cluster.tokens" -c "$CONNS" -pids "$GHC_PID,all"; }
 ghb_account() { load "$1" -url "http://$GH/account" -tokens "$WORK/bearer.tokens" -bearer -c "$CONNS" -pids "$GH_PID,$REDIS_PID,all"; }
 devices() { load "$1" -url "http://$GH/account/sessions" -tokens "$WORK/small.tokens" -c 1 -pids "$GH_PID,$REDIS_PID,all"; }
@@ -212,6 +229,7 @@ stage() {
 		f1_account "f1.$stage.$r"
 		f0_account "f0.$stage.$r"
 		if [ "$stage" = 1k ]; then
+			f0p_account "f0p.$stage.$r"
 			ghb_account "ghb.$stage.$r"
 		fi
 		if [ "$stage" = 1k ] && [ -n "$GHC_PID" ]; then
@@ -368,6 +386,7 @@ EOF
 # ---- issue 14's targets ----
 rps_f01=$(median f0.1k rps) p99_f01=$(median f0.1k p99) rps_f02=$(median f0.1m rps) p99_f02=$(median f0.1m p99)
 cpu_f01=$(cpu f0.1k 1) red_f01=$(cpu f0.1k 2)
+rps_f0p=$(median f0p.1k rps) p99_f0p=$(median f0p.1k p99) cpu_f0p=$(cpu f0p.1k 1)
 t1=$(calc %.2f "$rps_gh1 / $rps_f01") t1q=$(calc %.2f "$p99_gh1 / $p99_f01")
 t1m=$(calc %.2f "$rps_gh2 / $rps_f02") t1mq=$(calc %.2f "$p99_gh2 / $p99_f02")
 if [ -n "$GHC_PID" ]; then
@@ -386,7 +405,7 @@ cat <<EOF2
 ### Issue 14's targets ($(date -u +%Y-%m-%d), same run; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))
 
 $note
-Gatehouse runs with its idle timeout (30 min); F0 is bench/floor with no idle timeout (one Redis GET per request), F1 the same floor with Gatehouse's idle timeout.
+Gatehouse runs with its idle timeout (30 min); F0 is bench/floor with no idle timeout (one Redis GET per request), F1 the same floor with Gatehouse's idle timeout; F0P is F0 padded to send as many header and body bytes as Gatehouse (the F0P rows are not targets: they part the gap to F0).
 
 | target | measure | Gatehouse | reference | ratio | goal | |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -395,6 +414,8 @@ Gatehouse runs with its idle timeout (30 min); F0 is bench/floor with no idle ti
 | F0 | GET /account, 1M sessions: req/s | $rps_gh2 | F0 $rps_f02 | $t1m | ≥ 0.9 | $(verdict "$t1m >= 0.9") |
 | F0 | GET /account, 1M sessions: p99 ms | $p99_gh2 | F0 $p99_f02 | $t1mq | ≤ 1.2 | $(verdict "$t1mq <= 1.2") |
 | F0 | server CPU µs per request, 1k (Redis µs) | $cpu_gh1 ($red_gh1) | F0 $cpu_f01 ($red_f01) | $(calc %.2f "$cpu_gh1 / $cpu_f01") | | |
+| F0P | the page's size: F0 at Gatehouse's size ($f0p_hdr + $f0p_body bytes; Gatehouse $gh_hdr + $gh_body) ÷ F0, 1k: req/s (p99 ms; server CPU µs/req) | F0P $rps_f0p ($p99_f0p; $cpu_f0p) | F0 $rps_f01 ($p99_f01; $cpu_f01) | $(calc %.2f "$rps_f0p / $rps_f01") | | |
+| F0P | the app: Gatehouse ÷ F0 at its size, 1k: req/s, p99, server CPU | $rps_gh1, $p99_gh1, $cpu_gh1 | F0P $rps_f0p, $p99_f0p, $cpu_f0p | $(calc %.2f "$rps_gh1 / $rps_f0p"), $(calc %.2f "$p99_gh1 / $p99_f0p"), $(calc %.2f "$cpu_gh1 / $cpu_f0p") | | |
 $t2_row
 | size | GET /account req/s, 1M ÷ 1k sessions | $rps_gh2 | $rps_gh1 | $flat_rps | 0.9–1.1 | $(verdict "$flat_rps >= 0.9 && $flat_rps <= 1.1") |
 | size | GET /account p50 ms, 1M ÷ 1k sessions | $p50_gh2 | $p50_gh1 | $flat_p50 | 0.9–1.1 | $(verdict "$flat_p50 >= 0.9 && $flat_p50 <= 1.1") |

@@ -9,9 +9,13 @@
 // html/template: GET /account. F2's HTTP half is GET /hello, a hello-world
 // handler without sessions. F0 is F1 with -idle 0: no idle timeout, so
 // an unchanged session is never re-saved and a request costs one Redis GET
-// (issue 14's floor).
+// (issue 14's floor). F0 with -header-bytes and -body-bytes set to the size
+// of Gatehouse's own answer is "F0 at Gatehouse's size": what the same
+// floor costs when it sends as many bytes, so that the benchmark can tell
+// the cost of the page's size from the cost of the app.
 //
 //	floor [-addr A] [-redis URL] [-prefix P] [-seed N -tokens FILE]
+//	      [-header-bytes H -body-bytes B]
 //
 // With -seed it first creates N signed-in sessions and writes their tokens
 // (the value of the "session" cookie) to FILE, one a line, then serves.
@@ -19,6 +23,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -27,6 +32,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
@@ -47,6 +53,8 @@ func main() {
 	lifetime := flag.Duration("lifetime", 12*time.Hour, "session lifetime (Gatehouse's default)")
 	seed := flag.Int("seed", 0, "create this many signed-in sessions before serving")
 	tokens := flag.String("tokens", "", "write the seeded sessions' tokens here, one a line")
+	headerBytes := flag.Int("header-bytes", 0, "pad GET /account's header block (status line to the blank line) to this many bytes")
+	bodyBytes := flag.Int("body-bytes", 0, "pad GET /account's body to this many bytes")
 	flag.Parse()
 
 	// The same pool settings as Gatehouse's (internal/app.NewRedisPool).
@@ -91,9 +99,23 @@ func main() {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		if err := page.Execute(w, email); err != nil {
-			log.Print(err)
+		if *headerBytes == 0 && *bodyBytes == 0 {
+			if err := page.Execute(w, email); err != nil {
+				log.Print(err)
+			}
+			return
 		}
+		// Padded: rendered, padded and sent in one Write with its length,
+		// as Gatehouse sends its pages.
+		var body bytes.Buffer
+		if err := page.Execute(&body, email); err != nil {
+			log.Print(err)
+			return
+		}
+		padBody(&body, *bodyBytes)
+		w.Header().Set("Content-Length", strconv.Itoa(body.Len()))
+		padHeader(w.Header(), *headerBytes, body.Len())
+		w.Write(body.Bytes())
 	})))
 	srv := &http.Server{
 		Addr: *addr, Handler: mux,
@@ -102,6 +124,34 @@ func main() {
 	}
 	log.Printf("floor listening on %s", *addr)
 	log.Fatal(srv.ListenAndServe())
+}
+
+// padBody makes body n bytes long (when shorter) with an HTML comment
+// before its last line break.
+func padBody(body *bytes.Buffer, n int) {
+	const open, end = "<!--", "-->\n"
+	short := n - body.Len() - len(open) - len(end)
+	if short < 0 {
+		return
+	}
+	body.Truncate(body.Len() - 1) // the template's final "\n"
+	body.WriteString(open)
+	body.WriteString(strings.Repeat("x", short+1))
+	body.WriteString(end)
+}
+
+// padHeader adds an X-Pad header so that the header block net/http writes
+// (status line, h, Date, the blank line) is n bytes long, when it would be
+// shorter.
+func padHeader(h http.Header, n, contentLength int) {
+	var block bytes.Buffer
+	block.WriteString("HTTP/1.1 200 OK\r\n")
+	h.Write(&block)
+	block.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\n\r\n")
+	const name = "X-Pad: \r\n"
+	if short := n - block.Len() - len(name); short > 0 {
+		h.Set("X-Pad", strings.Repeat("x", short))
+	}
 }
 
 // seedSessions signs n users in through scs itself, one commit each.
