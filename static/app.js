@@ -4,6 +4,34 @@
 (function () {
   "use strict";
 
+  // htmx reads its settings when the document is ready, after this
+  // deferred script has run. Off: what the Content-Security-Policy forbids
+  // anyway (an inline <style> for request indicators, eval, scripts in
+  // swapped content), and copies of pages, which hold personal data, in
+  // localStorage.
+  if (window.htmx) {
+    htmx.config.includeIndicatorStyles = false;
+    htmx.config.allowEval = false;
+    htmx.config.allowScriptTags = false;
+    htmx.config.historyCacheSize = 0;
+  }
+
+  // csrfToken is the page's CSRF token, as every form on it carries it
+  // (the navigation's sign-out form, on every signed-in page).
+  function csrfToken() {
+    var field = document.querySelector('input[name="_csrf"]');
+    return field ? field.value : "";
+  }
+
+  // Every htmx request carries the token in a header (htmx sends requests
+  // to this site only).
+  document.addEventListener("htmx:configRequest", function (evt) {
+    var token = csrfToken();
+    if (token) {
+      evt.detail.headers["X-CSRF-Token"] = token;
+    }
+  });
+
   // show puts a message in the page's status region (announced by screen
   // readers) as text, never as HTML.
   // tone is "" (done as asked), "info", "warning" or "error".
@@ -125,11 +153,39 @@
     localTimes(document);
   });
 
+  // confirmDialog is the page's one confirmation dialog, made when first
+  // needed; null where the browser has no <dialog>. Cancel has the focus
+  // first: the safe choice is the default one.
+  function confirmDialog() {
+    var dialog = document.getElementById("confirm-dialog");
+    if (dialog) {
+      return dialog;
+    }
+    dialog = document.createElement("dialog");
+    if (typeof dialog.showModal !== "function") {
+      return null;
+    }
+    dialog.id = "confirm-dialog";
+    dialog.className = "confirm-dialog";
+    dialog.setAttribute("aria-labelledby", "confirm-dialog-heading");
+    dialog.setAttribute("aria-describedby", "confirm-dialog-detail");
+    dialog.setAttribute("data-testid", "confirm-dialog");
+    // Fixed markup: the question's words go in as text (ask).
+    dialog.innerHTML = '<form method="dialog"><h2 id="confirm-dialog-heading"></h2>' +
+      '<p id="confirm-dialog-detail"></p><div class="confirm-actions">' +
+      '<button type="submit" value="confirm" class="danger" data-testid="confirm-dialog-ok"></button> ' +
+      '<button type="submit" value="cancel" class="secondary" autofocus data-testid="confirm-dialog-cancel">Cancel</button>' +
+      "</div></form>";
+    dialog.addEventListener("close", answered);
+    document.body.appendChild(dialog);
+    return dialog;
+  }
+
   // Destructive actions (views.DangerForm) ask in the page's one dialog.
   // ask shows form's question; onConfirm runs if the user confirms.
   function ask(form, onConfirm) {
-    var dialog = document.getElementById("confirm-dialog");
-    if (!dialog || typeof dialog.showModal !== "function") {
+    var dialog = confirmDialog();
+    if (!dialog) {
       // No dialog: the form goes to its confirmation page instead.
       return false;
     }
@@ -137,10 +193,6 @@
     dialog.querySelector("#confirm-dialog-heading").textContent = form.getAttribute("data-confirm");
     dialog.querySelector("#confirm-dialog-detail").textContent = form.getAttribute("data-confirm-detail") || "";
     ok.textContent = form.getAttribute("data-confirm-button") || "Confirm";
-    if (!dialog.hasAttribute("data-wired")) {
-      dialog.setAttribute("data-wired", "");
-      dialog.addEventListener("close", answered);
-    }
     asking = { dialog: dialog, form: form, onConfirm: onConfirm };
     dialog.returnValue = "";
     dialog.showModal();
@@ -171,15 +223,6 @@
       if (button) {
         button.focus();
       }
-    }
-  }
-
-  // csrfToken is the token the layout hands htmx (hx-headers on <body>).
-  function csrfToken() {
-    try {
-      return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
-    } catch (e) {
-      return "";
     }
   }
 
@@ -221,14 +264,17 @@
     }) || form.submit();
   });
 
-  // Show-password toggles (views.showPassword) need this script: they are
-  // hidden until it runs.
-  document.querySelectorAll("[data-show-password]").forEach(function (button) {
-    var input = document.getElementById(button.getAttribute("data-show-password"));
-    if (!input) {
-      return;
-    }
-    button.hidden = false;
+  // A show-password toggle after every password input: it needs this
+  // script, so this script makes it.
+  document.querySelectorAll('input[type="password"][id]').forEach(function (input) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "link show-password";
+    button.setAttribute("data-show-password", input.id);
+    button.setAttribute("aria-controls", input.id);
+    button.setAttribute("aria-pressed", "false");
+    button.textContent = "Show password";
+    input.after(button);
     button.addEventListener("click", function () {
       var show = input.type === "password";
       input.type = show ? "text" : "password";

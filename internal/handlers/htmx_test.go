@@ -1,7 +1,6 @@
 package handlers_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,7 +11,7 @@ import (
 )
 
 // htmxPost posts form as htmx does: HX-Request, and the CSRF token in the
-// X-CSRF-Token header (from hx-headers on <body>) besides the form field.
+// X-CSRF-Token header (app.js takes it from the page's _csrf field).
 func htmxPost(t *testing.T, c *apptest.Client, path string, form url.Values) *apptest.Response {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, c.Base+path, strings.NewReader(form.Encode()))
@@ -35,12 +34,11 @@ func TestRevokeWithHTMXAnswersInPlace(t *testing.T) {
 	_, phoneID := sessionIDs(t, phone)
 
 	page := laptop.Get("/account/sessions").Doc(t)
-	// The layout hands htmx the CSRF token for its requests.
-	// The token is masked afresh for every page (compress.go).
-	hdr, _ := page.Find("body").Attr("hx-headers")
-	var headers map[string]string
-	if err := json.Unmarshal([]byte(hdr), &headers); err != nil || handlers.UnmaskCSRF(headers["X-CSRF-Token"]) != laptop.CSRFToken() {
-		t.Errorf("body hx-headers = %q, want the CSRF token (masked)", hdr)
+	// app.js hands htmx the page's CSRF token from a form's field: the
+	// navigation's sign-out form has it on every signed-in page, masked
+	// afresh for every page (compress.go).
+	if field, _ := page.Find(`form[action="/signout"] input[name="_csrf"]`).Attr("value"); handlers.UnmaskCSRF(field) != laptop.CSRFToken() {
+		t.Errorf("the sign-out form's _csrf = %q, want the CSRF token (masked)", field)
 	}
 	form := page.Find(`tr[data-session-id="` + phoneID + `"] form`)
 	if hx, _ := form.Attr("hx-post"); hx != "/account/sessions/"+phoneID+"/revoke" || form.AttrOr("data-confirm", "") == "" {
