@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/apptest"
 )
@@ -63,4 +64,53 @@ func TestCSRFTokenRotatesWithTheUser(t *testing.T) {
 
 	old = c.CSRFToken()
 	checkRotated("sign-in", c.SignIn("ada@example.com", "analytical engine"), old, true)
+}
+
+// TestCSRFCookieIsSentOnce: the CSRF cookie goes to a browser that does
+// not hold it, lasting as long as a session can (SESSION_LIFETIME), and
+// is not sent again while the browser sends it back; its token keeps
+// working. Sign-in replaces it (TestCSRFTokenRotatesWithTheUser).
+func TestCSRFCookieIsSentOnce(t *testing.T) {
+	t.Parallel()
+	env := apptest.New(t, apptest.With("SESSION_LIFETIME", "48h"))
+	c := env.Client(t)
+	csrfLines := func(res *apptest.Response) []string {
+		var lines []string
+		for _, line := range res.Header.Values("Set-Cookie") {
+			if strings.HasPrefix(line, "gatehouse_csrf=") {
+				lines = append(lines, line)
+			}
+		}
+		return lines
+	}
+	first := csrfLines(c.Get("/signin"))
+	if len(first) != 1 {
+		t.Fatalf("a first visit got CSRF cookies %q, want one", first)
+	}
+	if ck, err := http.ParseSetCookie(first[0]); err != nil || !ck.HttpOnly || time.Until(ck.Expires) < 47*time.Hour {
+		t.Errorf("the CSRF cookie %q: want HttpOnly, lasting SESSION_LIFETIME (48h)", first[0])
+	}
+	if again := csrfLines(c.Get("/signin")); len(again) != 0 {
+		t.Errorf("a browser holding the token got it again: %q", again)
+	}
+	c.SignUp("Ada", "ada@example.com", "analytical engine")
+	token := c.Cookie("gatehouse_csrf")
+	for _, path := range []string{"/account", "/account/sessions", "/no-such-page"} {
+		if lines := csrfLines(c.Get(path)); len(lines) != 0 {
+			t.Errorf("GET %s re-sent the CSRF cookie: %q", path, lines)
+		}
+	}
+	// Without Sec-Fetch-Site, the token held all along still passes the check.
+	res := c.Post("/account", url.Values{"_csrf": {token}, "name": {"Ada L."}, "email": {"ada@example.com"}})
+	if res.StatusCode != http.StatusSeeOther || res.Location() != "/account" {
+		t.Errorf("a form with the token the browser holds: %d to %q", res.StatusCode, res.Location())
+	}
+	if lines := csrfLines(res); len(lines) != 0 {
+		t.Errorf("the form's answer re-sent the CSRF cookie: %q", lines)
+	}
+	// A browser that lost the cookie gets a new one.
+	c.HTTP.Jar.SetCookies(res.Request.URL, []*http.Cookie{{Name: "gatehouse_csrf", Path: "/", MaxAge: -1}})
+	if lines := csrfLines(c.Get("/account")); len(lines) != 1 {
+		t.Errorf("a browser without the cookie got %q, want one new", lines)
+	}
 }

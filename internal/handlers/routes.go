@@ -276,6 +276,48 @@ func validText(values url.Values) bool {
 // Sec-Fetch-Site are checked on it; other clients must echo the token from
 // the CSRF cookie in the _csrf form field (or X-CSRF-Token header).
 func (h *Handlers) csrf() echo.MiddlewareFunc {
+	check := h.echoCSRF()
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return check(func(c echo.Context) error {
+			h.unsendKnownCSRFCookie(c)
+			return next(c)
+		})
+	}
+}
+
+// unsendKnownCSRFCookie takes back the CSRF cookie that Echo's middleware
+// sets on every answer, when the request carried that very token: the
+// browser holds it already, for as long as a session can last, and it is
+// replaced at every sign-in and sign-out (rotateCSRF). Re-sent, it cost
+// every page about 110 header bytes and the time to format them.
+func (h *Handlers) unsendKnownCSRFCookie(c echo.Context) {
+	name := h.csrfCookieName()
+	sent, err := c.Cookie(name)
+	token, _ := c.Get(middleware.DefaultCSRFConfig.ContextKey).(string)
+	if err != nil || token == "" || sent.Value != token {
+		return
+	}
+	unsetCookie(c.Response().Header(), name)
+}
+
+// unsetCookie removes the Set-Cookie lines for the cookie name from hdr.
+func unsetCookie(hdr http.Header, name string) {
+	lines := hdr[echo.HeaderSetCookie]
+	kept := lines[:0]
+	for _, line := range lines {
+		if !strings.HasPrefix(line, name+"=") {
+			kept = append(kept, line)
+		}
+	}
+	if len(kept) == 0 {
+		hdr.Del(echo.HeaderSetCookie)
+		return
+	}
+	hdr[echo.HeaderSetCookie] = kept
+}
+
+// echoCSRF is Echo's CSRF middleware, configured.
+func (h *Handlers) echoCSRF() echo.MiddlewareFunc {
 	return middleware.CSRFWithConfig(middleware.CSRFConfig{
 		// A request that carries a bearer token is authenticated by that
 		// token, never by a cookie: nothing ambient for another site to
@@ -284,7 +326,7 @@ func (h *Handlers) csrf() echo.MiddlewareFunc {
 		TokenLookup:    "form:_csrf,header:X-CSRF-Token",
 		CookieName:     h.csrfCookieName(),
 		CookiePath:     "/",
-		CookieMaxAge:   int(csrfLifetime / time.Second),
+		CookieMaxAge:   int(h.csrfLifetime() / time.Second),
 		CookieHTTPOnly: true,
 		CookieSecure:   h.secure,
 		CookieSameSite: http.SameSiteLaxMode,
@@ -315,30 +357,24 @@ func (h *Handlers) csrfCookieName() string {
 	return "gatehouse_csrf"
 }
 
-// csrfLifetime is how long a CSRF cookie lasts (Echo's default).
-const csrfLifetime = 24 * time.Hour
+// csrfLifetime is how long a CSRF cookie lasts: no shorter than a browser
+// session (a token set at sign-in outlives the session it protects, as
+// the cookie is not re-sent), and at least Echo's default of a day.
+func (h *Handlers) csrfLifetime() time.Duration {
+	return max(24*time.Hour, h.sessions.Lifetime())
+}
 
 // rotateCSRF replaces the CSRF token when who is signed in changes
 // (sign-in, sign-up, sign-out), so a token captured before is worthless
-// after. The CSRF middleware has already re-sent the old token in this
-// answer: that line is replaced by one with a new token, written as the
+// after. The CSRF middleware may have sent the old token in this answer:
+// that line is replaced by one with a new token, written as the
 // middleware writes its cookie.
 func (h *Handlers) rotateCSRF(c echo.Context) {
 	token := rand.Text() // 128 random bits
 	name := h.csrfCookieName()
-	hdr := c.Response().Header()
-	var kept []string
-	for _, line := range hdr.Values(echo.HeaderSetCookie) {
-		if !strings.HasPrefix(line, name+"=") {
-			kept = append(kept, line)
-		}
-	}
-	hdr.Del(echo.HeaderSetCookie)
-	for _, line := range kept {
-		hdr.Add(echo.HeaderSetCookie, line)
-	}
+	unsetCookie(c.Response().Header(), name)
 	c.SetCookie(&http.Cookie{
-		Name: name, Value: token, Path: "/", Expires: time.Now().Add(csrfLifetime),
+		Name: name, Value: token, Path: "/", Expires: time.Now().Add(h.csrfLifetime()),
 		HttpOnly: true, Secure: h.secure, SameSite: http.SameSiteLaxMode,
 	})
 	c.Set(middleware.DefaultCSRFConfig.ContextKey, token) // for a page rendered in this answer
