@@ -178,9 +178,14 @@ for _ in $(seq 300); do
 		{ [ -z "$GHC_PID" ] || curl -sf "http://$GHC/healthz" >/dev/null; }; then break; fi
 	sleep 0.1
 done
-# F0P: F0 padded to the size of Gatehouse's answer to GET /account.
+# F0P: F0 padded to the size of Gatehouse's answer to GET /account, as
+# loadgen gets it: the second answer, to a client that sends back the CSRF
+# cookie the first one set.
+session="gatehouse_session=$(head -1 "$WORK/small.tokens")"
+csrf=$(curl -sf -o /dev/null -D - -b "$session" "http://$GH/account" | tr -d '\r' |
+	sed -n 's/^Set-Cookie: gatehouse_csrf=\([^;]*\).*/\1/p')
 read -r gh_hdr gh_body < <(curl -sf -o /dev/null -w '%{size_header} %{size_download}\n' \
-	-b "gatehouse_session=$(head -1 "$WORK/small.tokens")" "http://$GH/account")
+	-b "$session; gatehouse_csrf=$csrf" "http://$GH/account")
 [ "${gh_body:-0}" -gt 1000 ] || { echo "bench: GET /account gave no page (${gh_body:-none} bytes)" >&2; exit 1; }
 taskset -c 0 "$WORK/floor" -addr "$F0P" -redis "$REDIS_URL" -prefix "${PREFIX}floor0p:" -idle 0 \
 	-header-bytes "$gh_hdr" -body-bytes "$gh_body" -seed 1000 -tokens "$WORK/floor0p.tokens" >"$WORK/floor0p.log" 2>&1 &

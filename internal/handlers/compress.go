@@ -153,7 +153,7 @@ func maskCSRF(token string) string {
 		return ""
 	}
 	n := len(token)
-	var raw [2 * 64]byte // Echo's and rotateCSRF's tokens are 32 characters
+	var raw [2 * 64]byte // Echo's and rotateCSRF's tokens are 26 characters
 	b := raw[:]
 	if 2*n > len(raw) {
 		b = make([]byte, 2*n)
