@@ -178,7 +178,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		Passkeys: models.NewPasskeyStore(db), WebAuthn: relyingParty, DeviceAuths: models.NewDeviceStore(db), Require2FAForAdmins: cfg.Require2FAForAdmins,
 
 		SignUpRatePerIP: cfg.SignUpRatePerIP, PasswordConcurrencyPerIP: cfg.PasswordConcurrencyPerIP,
-		Gorm: db, BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),
+		Store: models.NewDB(db), BaseURL: cfg.BaseURL, Mailer: a.Mail, DevMailbox: cfg.DevMailbox(),
 		Metrics: m, CORSOrigins: cfg.CORSOrigins,
 	})
 	a.watch(cfg.RedisMaxConnections)
@@ -269,7 +269,7 @@ func newSender(cfg config.Config, db *gorm.DB, log *slog.Logger, opt Options) (*
 	if now == nil {
 		now = time.Now
 	}
-	accounts := &handlers.AccountMail{DB: db, BaseURL: cfg.BaseURL, Now: now, Logger: log}
+	accounts := &handlers.AccountMail{DB: models.NewDB(db), BaseURL: cfg.BaseURL, Now: now, Logger: log}
 	so := mail.SenderOptions{GiveUpAfter: cfg.MailGiveUpAfter, Logger: log, Before: accounts.ProcessResetRequests}
 	switch {
 	case cfg.SMTPURL != "":

@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -59,8 +58,8 @@ func (h *Handlers) saveProfile(c echo.Context) error {
 			return err
 		}
 	}
-	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := models.NewUserStore(tx).UpdateProfile(ctx, p.UserID, f.Name, p.Email); err != nil || email == p.Email {
+	err := h.store.InTx(ctx, func(tx *models.Tx) error {
+		if err := tx.Users().UpdateProfile(ctx, p.UserID, f.Name, p.Email); err != nil || email == p.Email {
 			return err
 		}
 		return h.requestEmailChange(ctx, tx, c, &models.User{ID: p.UserID, Name: f.Name, Email: p.Email}, email)

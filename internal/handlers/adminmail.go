@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -24,8 +23,8 @@ func (h *Handlers) adminSendReset(c echo.Context) error {
 			message: "A disabled account cannot reset its password. Enable it first."}
 	}
 	me := session.Current(ctx)
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		token, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
+		token, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
 			resetTokenTTL, h.now())
 		if err != nil {
 			return err
@@ -35,7 +34,7 @@ func (h *Handlers) adminSendReset(c echo.Context) error {
 		}
 		e := h.requestEvent(c, models.AuditResetRequested, u.ID)
 		e.ActorID, e.Detail = &me.UserID, "sent by an administrator"
-		return auditTx(ctx, tx, e)
+		return tx.Audit(ctx, e)
 	})
 	if err != nil {
 		return err

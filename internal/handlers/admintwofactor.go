@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -57,12 +56,12 @@ func (h *Handlers) adminResetTwoFactor(c echo.Context) error {
 	// one transaction (sessions end before the commit).
 	var had bool
 	var n int64
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
 		var err error
-		if had, err = models.NewFactorStore(tx).RemoveSecondFactors(ctx, u.ID); err != nil {
+		if had, err = tx.Factors().RemoveSecondFactors(ctx, u.ID); err != nil {
 			return err
 		}
-		if n, err = models.NewPasskeyStore(tx).RemoveAll(ctx, u.ID); err != nil {
+		if n, err = tx.Passkeys().RemoveAll(ctx, u.ID); err != nil {
 			return err
 		}
 		if !had && n == 0 {

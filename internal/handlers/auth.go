@@ -5,7 +5,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -65,11 +64,11 @@ func (h *Handlers) signUp(c echo.Context) error {
 	device := h.browserDevice(c)
 	// The account, its verification mail and its first device (this
 	// browser: signing in here later alerts nobody) are written together.
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := models.NewUserStore(tx).Create(ctx, u); err != nil {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
+		if err := tx.Users().Create(ctx, u); err != nil {
 			return err
 		}
-		if _, err := models.SeeDevice(ctx, tx, knownDevice(c, u.ID, device, h.now())); err != nil {
+		if _, err := tx.SeeDevice(ctx, knownDevice(c, u.ID, device, h.now())); err != nil {
 			return err
 		}
 		e := h.requestEvent(c, "", u.ID)

@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/views"
 )
 
@@ -16,7 +15,7 @@ import (
 // (config.DevMailbox): it shows live tokens to anyone who can reach it.
 
 func (h *Handlers) devMailbox(c echo.Context) error {
-	msgs, err := mail.Recent(c.Request().Context(), h.gorm, 50)
+	msgs, err := h.store.RecentMail(c.Request().Context(), 50)
 	if err != nil {
 		return err
 	}
@@ -31,8 +30,8 @@ func (h *Handlers) devMailboxMessage(c echo.Context) error {
 	if err != nil || id <= 0 {
 		return notFound()
 	}
-	var m mail.Message
-	if err := h.gorm.WithContext(c.Request().Context()).Take(&m, id).Error; err != nil {
+	m, err := h.store.Mail(c.Request().Context(), id)
+	if err != nil {
 		return notFound()
 	}
 	c.Response().Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")

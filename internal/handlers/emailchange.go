@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -30,8 +29,8 @@ const (
 
 // requestEmailChange issues the confirmation token for u's change to
 // newEmail and mails it to newEmail, within tx.
-func (h *Handlers) requestEmailChange(ctx context.Context, tx *gorm.DB, c echo.Context, u *models.User, newEmail string) error {
-	token, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenChangeEmail, UserID: u.ID, Email: newEmail},
+func (h *Handlers) requestEmailChange(ctx context.Context, tx *models.Tx, c echo.Context, u *models.User, newEmail string) error {
+	token, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenChangeEmail, UserID: u.ID, Email: newEmail},
 		changeTokenTTL, h.now())
 	if err != nil {
 		return err
@@ -44,7 +43,7 @@ func (h *Handlers) requestEmailChange(ctx context.Context, tx *gorm.DB, c echo.C
 	}
 	e := h.requestEvent(c, models.AuditEmailChangeRequested, u.ID)
 	e.Detail = u.Email + " → " + newEmail
-	return auditTx(ctx, tx, e)
+	return tx.Audit(ctx, e)
 }
 
 // errAddressTaken answers a change (or undo) to an address another
@@ -55,7 +54,7 @@ var errAddressTaken = &publicError{status: http.StatusConflict, title: "Address 
 func (h *Handlers) confirmEmailForm(c echo.Context) error {
 	noReferrer(c)
 	token := c.QueryParam("token")
-	t, err := models.PeekToken(c.Request().Context(), h.gorm, token, models.TokenChangeEmail, h.now())
+	t, err := h.store.PeekToken(c.Request().Context(), token, models.TokenChangeEmail, h.now())
 	if err != nil {
 		return linkProblem(err)
 	}
@@ -68,7 +67,7 @@ func (h *Handlers) confirmEmailForm(c echo.Context) error {
 func (h *Handlers) undoEmailForm(c echo.Context) error {
 	noReferrer(c)
 	token := c.QueryParam("token")
-	t, err := models.PeekToken(c.Request().Context(), h.gorm, token, models.TokenUndoEmailChange, h.now())
+	t, err := h.store.PeekToken(c.Request().Context(), token, models.TokenUndoEmailChange, h.now())
 	if err != nil {
 		return linkProblem(err)
 	}
@@ -90,27 +89,26 @@ func linkProblem(err error) error {
 
 // lockedUser uses token (of purpose) in tx and returns its record and its
 // account, locked until the commit; a disabled account is refused.
-func lockedUser(ctx context.Context, tx *gorm.DB, token string, purpose models.TokenPurpose, now time.Time) (*models.MailToken, *models.User, error) {
-	t, err := models.UseToken(ctx, tx, token, purpose, now)
+func lockedUser(ctx context.Context, tx *models.Tx, token string, purpose models.TokenPurpose, now time.Time) (*models.MailToken, *models.User, error) {
+	t, err := tx.UseToken(ctx, token, purpose, now)
 	if err != nil {
 		return nil, nil, err
 	}
-	var u models.User
-	if err := tx.Raw(`SELECT * FROM users WHERE id = ? FOR UPDATE`, t.UserID).Scan(&u).Error; err != nil {
-		return nil, nil, err
-	}
-	if u.ID == 0 {
+	u, err := tx.LockUser(ctx, t.UserID)
+	if errors.Is(err, models.ErrNotFound) {
 		return nil, nil, models.ErrTokenInvalid
+	} else if err != nil {
+		return nil, nil, err
 	}
 	if u.Disabled() {
 		return nil, nil, errAccountDisabled
 	}
-	return t, &u, nil
+	return t, u, nil
 }
 
 // setEmail stores a proven address (opening a link to it proves it).
-func setEmail(ctx context.Context, tx *gorm.DB, userID int64, email string, now time.Time) error {
-	err := models.NewUserStore(tx).SetProvenEmail(ctx, userID, email, now)
+func setEmail(ctx context.Context, tx *models.Tx, userID int64, email string, now time.Time) error {
+	err := tx.Users().SetProvenEmail(ctx, userID, email, now)
 	if errors.Is(err, models.ErrConflict) {
 		return errAddressTaken
 	}
@@ -126,7 +124,7 @@ func (h *Handlers) confirmEmail(c echo.Context) error {
 	}
 	var u *models.User
 	var oldEmail string
-	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := h.store.InTx(ctx, func(tx *models.Tx) error {
 		now := h.now()
 		t, locked, err := lockedUser(ctx, tx, token, models.TokenChangeEmail, now)
 		if err != nil {
@@ -137,7 +135,7 @@ func (h *Handlers) confirmEmail(c echo.Context) error {
 			return err
 		}
 		u.Email = t.Email
-		undo, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenUndoEmailChange, UserID: u.ID, Email: oldEmail},
+		undo, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenUndoEmailChange, UserID: u.ID, Email: oldEmail},
 			undoTokenTTL, now)
 		if err != nil {
 			return err
@@ -149,7 +147,7 @@ func (h *Handlers) confirmEmail(c echo.Context) error {
 		}
 		e := h.requestEvent(c, models.AuditEmailChanged, u.ID)
 		e.Detail = oldEmail + " → " + t.Email
-		return auditTx(ctx, tx, e)
+		return tx.Audit(ctx, e)
 	})
 	if err != nil {
 		return linkProblem(err)
@@ -178,12 +176,12 @@ func (h *Handlers) undoEmail(c echo.Context) error {
 	if !models.WellFormedToken(token) {
 		return errLinkInvalid
 	}
-	if _, err := models.PeekToken(ctx, h.gorm, token, models.TokenUndoEmailChange, h.now()); err != nil {
+	if _, err := h.store.PeekToken(ctx, token, models.TokenUndoEmailChange, h.now()); err != nil {
 		return linkProblem(err)
 	}
 	var changed string
 	u, err := h.lockAccount(c, token, models.TokenUndoEmailChange, models.EndEmailUndone,
-		func(tx *gorm.DB, t *models.MailToken, u *models.User, now time.Time) error {
+		func(tx *models.Tx, t *models.MailToken, u *models.User, now time.Time) error {
 			changed = u.Email
 			if err := setEmail(ctx, tx, u.ID, t.Email, now); err != nil {
 				return err
@@ -216,7 +214,7 @@ func (h *Handlers) undoEmail(c echo.Context) error {
 // a reset link to u.Email, ends every session for reason, and writes the
 // audit event made by event. It answers a used or expired link as such.
 func (h *Handlers) lockAccount(c echo.Context, token string, purpose models.TokenPurpose, reason models.EndReason,
-	first func(tx *gorm.DB, t *models.MailToken, u *models.User, now time.Time) error,
+	first func(tx *models.Tx, t *models.MailToken, u *models.User, now time.Time) error,
 	event func(t *models.MailToken, u *models.User, ended int) models.AuditEvent) (*models.User, error) {
 	ctx := c.Request().Context()
 	locked, err := h.hasher.Hash(ctx, randomSecret()) // slow: before the transaction
@@ -224,7 +222,7 @@ func (h *Handlers) lockAccount(c echo.Context, token string, purpose models.Toke
 		return nil, err
 	}
 	var u *models.User
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
 		now := h.now()
 		t, lu, err := lockedUser(ctx, tx, token, purpose, now)
 		if err != nil {
@@ -234,15 +232,15 @@ func (h *Handlers) lockAccount(c echo.Context, token string, purpose models.Toke
 		if err := first(tx, t, u, now); err != nil {
 			return err
 		}
-		if err := models.NewUserStore(tx).SetPasswordHash(ctx, u.ID, locked); err != nil {
+		if err := tx.Users().SetPasswordHash(ctx, u.ID, locked); err != nil {
 			return err
 		}
 		for _, p := range []models.TokenPurpose{models.TokenChangeEmail, models.TokenUndoEmailChange, models.TokenResetPassword, models.TokenNotMe} {
-			if err := models.RetireTokens(ctx, tx, u.ID, p, now); err != nil {
+			if err := tx.RetireTokens(ctx, u.ID, p, now); err != nil {
 				return err
 			}
 		}
-		reset, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
+		reset, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
 			resetTokenTTL, now)
 		if err != nil {
 			return err
@@ -254,7 +252,7 @@ func (h *Handlers) lockAccount(c echo.Context, token string, purpose models.Toke
 		if err != nil {
 			return err
 		}
-		return auditTx(ctx, tx, event(t, u, ended))
+		return tx.Audit(ctx, event(t, u, ended))
 	})
 	if err != nil {
 		return nil, linkProblem(err)

@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/gatehouse/gatehouse/internal/factor"
@@ -47,9 +45,9 @@ type Deps struct {
 	// per client address (0: no cap).
 	PasswordConcurrencyPerIP int
 
-	// Gorm is the database for work that spans a transaction (a mail and
+	// Store is the database for work that spans a transaction (a mail and
 	// the event that causes it).
-	Gorm *gorm.DB
+	Store *models.DB
 	// BaseURL is the public URL; mailed links are on it.
 	BaseURL *url.URL
 	// Mailer is woken when a request has queued mail; nil: mail waits for
@@ -92,7 +90,7 @@ type Handlers struct {
 	reauthWindow time.Duration
 	signUpRate   int       // sign-ups per client address per hour; 0: no cap
 	inFlight     *inFlight // password work in flight per client address
-	gorm         *gorm.DB
+	store        *models.DB
 	baseURL      *url.URL
 	mailer       Waker
 	keys         *factor.Keys
@@ -120,7 +118,7 @@ func newHandlers(d Deps) *Handlers {
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},
-		gorm:     d.Gorm, baseURL: d.BaseURL, mailer: d.Mailer,
+		store:    d.Store, baseURL: d.BaseURL, mailer: d.Mailer,
 		keys: d.Keys, factors: d.Factors, require2FAForAdmins: d.Require2FAForAdmins,
 		passkeys: d.Passkeys, webauthn: d.WebAuthn, deviceAuths: d.DeviceAuths,
 		metrics: d.Metrics, corsOrigins: d.CORSOrigins,

@@ -3,13 +3,11 @@ package handlers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -18,7 +16,7 @@ import (
 )
 
 // Mail-driven flows share these helpers: links on BASE_URL, mail queued in
-// the transaction of its event (mail.Enqueue), audit events written in the
+// the transaction of its event (Tx.EnqueueMail), audit events written in the
 // same transaction, and limits on how often one address is mailed.
 
 // Lifetimes of mailed links.
@@ -50,18 +48,6 @@ func mailLimitKey(kind, value string) string {
 	return throttle.SignUpKey("mail-limit " + kind + " " + value)
 }
 
-// auditTx writes e within tx, so a mail-driven event is recorded exactly
-// when its change commits.
-func auditTx(ctx context.Context, tx *gorm.DB, e models.AuditEvent) error {
-	if e.EventID == "" {
-		e.EventID = models.NewEventID()
-	}
-	if err := tx.WithContext(ctx).Create(&e).Error; err != nil {
-		return fmt.Errorf("audit %s: %w", e.Kind, err)
-	}
-	return nil
-}
-
 // requestEvent is an event from the request's client, at the handlers'
 // clock, by the signed-in user if any.
 func (h *Handlers) requestEvent(c echo.Context, kind models.AuditKind, userID int64) models.AuditEvent {
@@ -74,12 +60,12 @@ func (h *Handlers) requestEvent(c echo.Context, kind models.AuditKind, userID in
 }
 
 // enqueue composes c for u and queues it within tx.
-func enqueue(ctx context.Context, tx *gorm.DB, kind string, u *models.User, c mail.Content) error {
+func enqueue(ctx context.Context, tx *models.Tx, kind string, u *models.User, c mail.Content) error {
 	msg, err := mail.Compose(ctx, kind, u.Name, u.Email, c)
 	if err != nil {
 		return err
 	}
-	return mail.Enqueue(tx, msg)
+	return tx.EnqueueMail(msg)
 }
 
 // wakeMail tells this instance's sender that mail is waiting.
@@ -97,19 +83,10 @@ type Waker interface{ Wake() }
 // one row whatever the address; here the address is looked up, and only
 // an enabled account gets a token and a mail.
 type AccountMail struct {
-	DB      *gorm.DB
+	DB      *models.DB
 	BaseURL *url.URL
 	Now     func() time.Time
 	Logger  *slog.Logger
-}
-
-// resetRequest is a row of password_reset_requests.
-type resetRequest struct {
-	ID          int64
-	Email       string
-	IP          string
-	UserAgent   string
-	RequestedAt time.Time
 }
 
 // ProcessResetRequests handles every waiting request, a batch per
@@ -118,13 +95,10 @@ func (a *AccountMail) ProcessResetRequests(ctx context.Context) error {
 	const batch = 20
 	for ctx.Err() == nil {
 		var n int
-		err := a.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			var reqs []resetRequest
-			err := tx.Raw(`DELETE FROM password_reset_requests WHERE id IN (
-				SELECT id FROM password_reset_requests ORDER BY id LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING *`,
-				batch).Scan(&reqs).Error
+		err := a.DB.InTx(ctx, func(tx *models.Tx) error {
+			reqs, err := tx.ClaimResetRequests(ctx, batch)
 			if err != nil {
-				return fmt.Errorf("claim reset requests: %w", err)
+				return err
 			}
 			n = len(reqs)
 			for _, r := range reqs {
@@ -141,8 +115,8 @@ func (a *AccountMail) ProcessResetRequests(ctx context.Context) error {
 	return nil
 }
 
-func (a *AccountMail) resetRequest(ctx context.Context, tx *gorm.DB, r resetRequest) error {
-	u, err := models.NewUserStore(tx).ByEmail(ctx, r.Email)
+func (a *AccountMail) resetRequest(ctx context.Context, tx *models.Tx, r models.ResetRequest) error {
+	u, err := tx.Users().ByEmail(ctx, r.Email)
 	if errors.Is(err, models.ErrNotFound) {
 		return nil // no account: nothing is sent, and the answer was the same
 	} else if err != nil {
@@ -152,7 +126,7 @@ func (a *AccountMail) resetRequest(ctx context.Context, tx *gorm.DB, r resetRequ
 		return nil // a disabled account cannot reset its way back in
 	}
 	now := a.Now()
-	token, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
+	token, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenResetPassword, UserID: u.ID, Email: u.Email},
 		resetTokenTTL, now)
 	if err != nil {
 		return err
@@ -164,6 +138,6 @@ func (a *AccountMail) resetRequest(ctx context.Context, tx *gorm.DB, r resetRequ
 	} else if err != nil {
 		return err
 	}
-	return auditTx(ctx, tx, models.AuditEvent{Kind: models.AuditResetRequested, UserID: &u.ID, At: now,
+	return tx.Audit(ctx, models.AuditEvent{Kind: models.AuditResetRequested, UserID: &u.ID, At: now,
 		IP: r.IP, UserAgent: r.UserAgent, Detail: "requested on the forgot-password page"})
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -128,26 +127,23 @@ func (h *Handlers) seeDevice(c echo.Context, u *models.User, sid string, d model
 	ctx := c.Request().Context()
 	now := d.LastSeenAt
 	var alerted bool
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
 		// The account stays locked until the commit, so sign-ins at once
 		// count each other's alerts against the limits.
-		var owner models.User
-		if err := tx.Raw(`SELECT * FROM users WHERE id = ? FOR UPDATE`, u.ID).Scan(&owner).Error; err != nil {
-			return err
-		}
-		if owner.ID == 0 {
-			return models.ErrNotFound
-		}
-		alertsOff = !owner.NewDeviceAlerts
-		seenOthers, err := models.HasDevices(ctx, tx, u.ID)
+		owner, err := tx.LockUser(ctx, u.ID)
 		if err != nil {
 			return err
 		}
-		isNew, err := models.SeeDevice(ctx, tx, d)
+		alertsOff = !owner.NewDeviceAlerts
+		seenOthers, err := tx.HasDevices(ctx, u.ID)
+		if err != nil {
+			return err
+		}
+		isNew, err := tx.SeeDevice(ctx, d)
 		if err != nil || !isNew || !seenOthers || alertsOff {
 			return err
 		}
-		lastHour, alike, err := models.DeviceAlerts(ctx, tx, u.ID, d, now.Add(-time.Hour), now.Add(-alertAlikeEvery))
+		lastHour, alike, err := tx.DeviceAlerts(ctx, u.ID, d, now.Add(-time.Hour), now.Add(-alertAlikeEvery))
 		if err != nil {
 			return err
 		}
@@ -156,7 +152,7 @@ func (h *Handlers) seeDevice(c echo.Context, u *models.User, sid string, d model
 				"alerts_last_hour", lastHour, "alike_last_day", alike)
 			return nil
 		}
-		alerted, err = h.alertNewDevice(c, tx, &owner, d, sid)
+		alerted, err = h.alertNewDevice(c, tx, owner, d, sid)
 		return err
 	})
 	if err != nil {
@@ -174,9 +170,9 @@ func (h *Handlers) seeDevice(c echo.Context, u *models.User, sid string, d model
 // alertNewDevice queues the alert about u's sign-in from d as session sid,
 // with its "This wasn't me" token and audit event, within tx; false when
 // u's address cannot be mailed.
-func (h *Handlers) alertNewDevice(c echo.Context, tx *gorm.DB, u *models.User, d models.KnownDevice, sid string) (bool, error) {
+func (h *Handlers) alertNewDevice(c echo.Context, tx *models.Tx, u *models.User, d models.KnownDevice, sid string) (bool, error) {
 	ctx := c.Request().Context()
-	token, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenNotMe, UserID: u.ID, Email: u.Email, SessionID: sid},
+	token, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenNotMe, UserID: u.ID, Email: u.Email, SessionID: sid},
 		notMeTokenTTL, d.LastSeenAt)
 	if err != nil {
 		return false, err
@@ -191,13 +187,13 @@ func (h *Handlers) alertNewDevice(c echo.Context, tx *gorm.DB, u *models.User, d
 	} else if err != nil {
 		return false, err
 	}
-	if err := models.MarkAlerted(ctx, tx, u.ID, d.DeviceHash, sid, d.LastSeenAt); err != nil {
+	if err := tx.MarkAlerted(ctx, u.ID, d.DeviceHash, sid, d.LastSeenAt); err != nil {
 		return false, err
 	}
 	e := h.requestEvent(c, models.AuditNewDeviceAlert, u.ID)
 	e.ActorID, e.SessionID, e.Browser, e.OS = &u.ID, sid, d.Browser, d.OS
 	e.Detail = "to " + u.Email + ": " + device + ", " + d.IP
-	return true, auditTx(ctx, tx, e)
+	return true, tx.Audit(ctx, e)
 }
 
 // notMeForm is the page a "This wasn't me" link opens: its button POSTs,
@@ -228,8 +224,8 @@ func (h *Handlers) notMe(c echo.Context) error {
 		return err
 	}
 	u, err := h.lockAccount(c, token, models.TokenNotMe, models.EndNotMe,
-		func(tx *gorm.DB, t *models.MailToken, u *models.User, _ time.Time) error {
-			return models.ForgetAlertedDevice(ctx, tx, u.ID, t.SessionID)
+		func(tx *models.Tx, t *models.MailToken, u *models.User, _ time.Time) error {
+			return tx.ForgetAlertedDevice(ctx, u.ID, t.SessionID)
 		},
 		func(t *models.MailToken, u *models.User, ended int) models.AuditEvent {
 			e := h.requestEvent(c, models.AuditThisWasntMe, u.ID)

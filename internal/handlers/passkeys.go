@@ -17,7 +17,6 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/session"
@@ -310,8 +309,8 @@ func (h *Handlers) passkeyRemove(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		k, err := models.NewPasskeyStore(tx).Remove(ctx, p.UserID, id)
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
+		k, err := tx.Passkeys().Remove(ctx, p.UserID, id)
 		if err != nil {
 			return err
 		}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/a-h/templ"
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/models"
 	"github.com/gatehouse/gatehouse/internal/password"
@@ -58,8 +57,8 @@ func (h *Handlers) forgot(c echo.Context) error {
 		return err
 	}
 	if wait == 0 {
-		req := resetRequest{Email: email, IP: c.RealIP(), UserAgent: session.UserAgent(c.Request()), RequestedAt: h.now()}
-		if err := h.gorm.WithContext(ctx).Table("password_reset_requests").Create(&req).Error; err != nil {
+		req := models.ResetRequest{Email: email, IP: c.RealIP(), UserAgent: session.UserAgent(c.Request()), RequestedAt: h.now()}
+		if err := h.store.AddResetRequest(ctx, req); err != nil {
 			return err
 		}
 		h.wakeMail()
@@ -92,7 +91,7 @@ func (h *Handlers) resetForm(c echo.Context) error {
 // tokenUser is the enabled account a valid, unused token of purpose names.
 func (h *Handlers) tokenUser(c echo.Context, token string, purpose models.TokenPurpose) (*models.User, error) {
 	ctx := c.Request().Context()
-	t, err := models.PeekToken(ctx, h.gorm, token, purpose, h.now())
+	t, err := h.store.PeekToken(ctx, token, purpose, h.now())
 	if errors.Is(err, models.ErrTokenInvalid) {
 		return nil, errLinkInvalid
 	} else if err != nil {
@@ -157,32 +156,31 @@ func (h *Handlers) reset(c echo.Context) error {
 		return err
 	}
 	var ended int
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
 		now := h.now()
-		t, err := models.UseToken(ctx, tx, token, models.TokenResetPassword, now)
+		t, err := tx.UseToken(ctx, token, models.TokenResetPassword, now)
 		if err != nil {
 			return err
 		}
 		// Locked until the commit: a disable racing this reset waits, and
 		// is seen.
-		var u models.User
-		if err := tx.Raw(`SELECT * FROM users WHERE id = ? FOR UPDATE`, t.UserID).Scan(&u).Error; err != nil {
-			return err
-		}
-		if u.ID == 0 {
+		u, err := tx.LockUser(ctx, t.UserID)
+		if errors.Is(err, models.ErrNotFound) {
 			return models.ErrTokenInvalid
+		} else if err != nil {
+			return err
 		}
 		if u.Disabled() {
 			return errAccountDisabled
 		}
-		if err := models.NewUserStore(tx).SetPasswordHash(ctx, u.ID, hash); err != nil {
+		if err := tx.Users().SetPasswordHash(ctx, u.ID, hash); err != nil {
 			return err
 		}
-		if err := models.RetireTokens(ctx, tx, u.ID, models.TokenResetPassword, now); err != nil {
+		if err := tx.RetireTokens(ctx, u.ID, models.TokenResetPassword, now); err != nil {
 			return err
 		}
 		notice := views.PasswordResetNotice{Name: u.Name, ForgotLink: link(h.baseURL, "/password/forgot", nil)}
-		if err := enqueue(ctx, tx, "password_reset_notice", &u, notice); err != nil {
+		if err := enqueue(ctx, tx, "password_reset_notice", u, notice); err != nil {
 			return err
 		}
 		ended, err = h.sessions.RevokeAll(ctx, u.ID, nil, models.EndPasswordReset, nil)
@@ -192,7 +190,7 @@ func (h *Handlers) reset(c echo.Context) error {
 		e := h.requestEvent(c, models.AuditPasswordReset, u.ID)
 		e.ActorID, e.SessionID = &u.ID, ""
 		e.Detail = "with a link sent by e-mail; sessions ended: " + sessionCount(ended)
-		return auditTx(ctx, tx, e)
+		return tx.Audit(ctx, e)
 	})
 	switch {
 	case errors.Is(err, models.ErrTokenInvalid):

@@ -298,7 +298,12 @@ func TestResetLinkRefusals(t *testing.T) {
 	// A token of another purpose, for the same account.
 	var userID int64
 	env.App.DB.Table("users").Select("id").Where("email = ?", "ada@example.com").Scan(&userID)
-	other, err := models.IssueToken(context.Background(), env.App.DB, models.MailToken{Purpose: models.TokenVerifyEmail, UserID: userID, Email: "ada@example.com"}, time.Hour, time.Now())
+	var other string
+	err := models.NewDB(env.App.DB).InTx(context.Background(), func(tx *models.Tx) error {
+		var err error
+		other, err = tx.IssueToken(context.Background(), models.MailToken{Purpose: models.TokenVerifyEmail, UserID: userID, Email: "ada@example.com"}, time.Hour, time.Now())
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/factor"
 	"github.com/gatehouse/gatehouse/internal/mail"
@@ -142,8 +141,8 @@ func (h *Handlers) verifySecondFactor(c echo.Context, userID int64, code, where 
 		return models.AuthPasswordTOTP, nil
 	}
 	if rc, ok := factor.NormalizeRecoveryCode(code); ok {
-		err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			factors := models.NewFactorStore(tx)
+		err := h.store.InTx(ctx, func(tx *models.Tx) error {
+			factors := tx.Factors()
 			used, err := factors.UseRecoveryCode(ctx, userID, h.keys.HashRecoveryCode(userID, rc), h.now())
 			if err != nil {
 				return err
@@ -172,17 +171,17 @@ func (h *Handlers) verifySecondFactor(c echo.Context, userID int64, code, where 
 // notice, both within tx, the transaction of the change itself: the notice
 // goes out if and only if the change committed. The caller wakes the
 // sender after the commit. It is the one place to send those notices.
-func (h *Handlers) securityNotice(c echo.Context, tx *gorm.DB, e models.AuditEvent) error {
+func (h *Handlers) securityNotice(c echo.Context, tx *models.Tx, e models.AuditEvent) error {
 	ctx := c.Request().Context()
 	h.describeEvent(c, &e)
-	if err := auditTx(ctx, tx, e); err != nil {
+	if err := tx.Audit(ctx, e); err != nil {
 		return err
 	}
 	about, ok := securityNotices[e.Kind]
 	if !ok || e.UserID == nil {
 		return nil
 	}
-	u, err := models.NewUserStore(tx).ByID(ctx, *e.UserID)
+	u, err := tx.Users().ByID(ctx, *e.UserID)
 	if err != nil {
 		return err
 	}
@@ -371,8 +370,8 @@ func (h *Handlers) totpDisable(c echo.Context) error {
 	// The factor goes, the other sessions end and the owner's notice is
 	// queued in one transaction; sessions end before the commit, so a
 	// failure leaves them ended and the factor on, never the reverse.
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := models.NewFactorStore(tx).RemoveSecondFactors(ctx, p.UserID); err != nil {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
+		if _, err := tx.Factors().RemoveSecondFactors(ctx, p.UserID); err != nil {
 			return err
 		}
 		n, err := h.sessions.RevokeAll(ctx, p.UserID, []string{p.SessionID}, models.EndRevokedByUser, &p.UserID)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"gorm.io/gorm"
 
 	"github.com/gatehouse/gatehouse/internal/mail"
 	"github.com/gatehouse/gatehouse/internal/models"
@@ -23,8 +22,8 @@ import (
 
 // sendVerification issues a verification token for u's current address
 // and queues the mail, within tx.
-func (h *Handlers) sendVerification(ctx context.Context, tx *gorm.DB, u *models.User, e models.AuditEvent) error {
-	token, err := models.IssueToken(ctx, tx, models.MailToken{Purpose: models.TokenVerifyEmail, UserID: u.ID, Email: u.Email},
+func (h *Handlers) sendVerification(ctx context.Context, tx *models.Tx, u *models.User, e models.AuditEvent) error {
+	token, err := tx.IssueToken(ctx, models.MailToken{Purpose: models.TokenVerifyEmail, UserID: u.ID, Email: u.Email},
 		verifyTokenTTL, h.now())
 	if err != nil {
 		return err
@@ -40,7 +39,7 @@ func (h *Handlers) sendVerification(ctx context.Context, tx *gorm.DB, u *models.
 		return err
 	}
 	e.Kind, e.Detail = models.AuditEmailVerifySent, "to "+u.Email
-	return auditTx(ctx, tx, e)
+	return tx.Audit(ctx, e)
 }
 
 func (h *Handlers) verifyForm(c echo.Context) error {
@@ -64,17 +63,19 @@ func (h *Handlers) verify(c echo.Context) error {
 		return errLinkInvalid
 	}
 	var userID int64
-	err := h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := h.store.InTx(ctx, func(tx *models.Tx) error {
 		now := h.now()
-		t, err := models.UseToken(ctx, tx, token, models.TokenVerifyEmail, now)
+		t, err := tx.UseToken(ctx, token, models.TokenVerifyEmail, now)
 		if err != nil {
 			return err
 		}
-		var u models.User
-		if err := tx.Raw(`SELECT * FROM users WHERE id = ? FOR UPDATE`, t.UserID).Scan(&u).Error; err != nil {
+		u, err := tx.LockUser(ctx, t.UserID)
+		if errors.Is(err, models.ErrNotFound) {
+			return models.ErrTokenInvalid
+		} else if err != nil {
 			return err
 		}
-		if u.ID == 0 || u.Email != t.Email {
+		if u.Email != t.Email {
 			return models.ErrTokenInvalid
 		}
 		if u.Disabled() {
@@ -82,13 +83,13 @@ func (h *Handlers) verify(c echo.Context) error {
 		}
 		userID = u.ID
 		if u.EmailVerifiedAt == nil {
-			if err := tx.Model(&models.User{}).Where("id = ?", u.ID).Update("email_verified_at", now).Error; err != nil {
+			if err := tx.Users().MarkEmailVerified(ctx, u.ID, now); err != nil {
 				return err
 			}
 		}
 		e := h.requestEvent(c, models.AuditEmailVerified, u.ID)
 		e.Detail = u.Email
-		return auditTx(ctx, tx, e)
+		return tx.Audit(ctx, e)
 	})
 	if errors.Is(err, models.ErrTokenInvalid) {
 		return errLinkInvalid
@@ -126,7 +127,7 @@ func (h *Handlers) resendVerification(c echo.Context) error {
 		return &publicError{status: http.StatusTooManyRequests, title: "Too many requests",
 			message: "We already sent several links. Check your inbox (and spam folder), or try again in " + waitWords(wait) + "."}
 	}
-	err = h.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = h.store.InTx(ctx, func(tx *models.Tx) error {
 		return h.sendVerification(ctx, tx, u, h.requestEvent(c, "", u.ID))
 	})
 	if err != nil {

@@ -91,6 +91,7 @@ func checkRecipient(name, address string) error {
 // Enqueue puts m in the outbox within tx, the transaction of the event that
 // causes it: the mail is sent once tx commits, and never if it rolls back.
 // Messages made by Compose are safe; Enqueue checks the recipient again.
+// Handlers hold no *gorm.DB: they call it through models.Tx.EnqueueMail.
 //
 //	err := db.Transaction(func(tx *gorm.DB) error {
 //		// ... the event's own writes ...

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // KnownDevice is a browser an account has signed in from (or signed up
@@ -33,9 +31,9 @@ const maxKnownDevices = 100
 // SeeDevice records that d.UserID signed in from d's device at
 // d.LastSeenAt, within tx, and reports whether the account had never seen
 // it (it is then added).
-func SeeDevice(ctx context.Context, tx *gorm.DB, d KnownDevice) (isNew bool, err error) {
+func (tx *Tx) SeeDevice(ctx context.Context, d KnownDevice) (isNew bool, err error) {
 	var inserted []bool
-	err = tx.WithContext(ctx).Raw(`INSERT INTO known_devices (user_id, device_hash, browser, os, ip, first_seen_at, last_seen_at)
+	err = tx.db.WithContext(ctx).Raw(`INSERT INTO known_devices (user_id, device_hash, browser, os, ip, first_seen_at, last_seen_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (user_id, device_hash) DO UPDATE
 		SET browser = EXCLUDED.browser, os = EXCLUDED.os, ip = EXCLUDED.ip, last_seen_at = EXCLUDED.last_seen_at
@@ -48,7 +46,7 @@ func SeeDevice(ctx context.Context, tx *gorm.DB, d KnownDevice) (isNew bool, err
 		return false, fmt.Errorf("see device: %d rows", len(inserted))
 	}
 	if inserted[0] {
-		err = tx.WithContext(ctx).Exec(`DELETE FROM known_devices WHERE (user_id, device_hash) IN (
+		err = tx.db.WithContext(ctx).Exec(`DELETE FROM known_devices WHERE (user_id, device_hash) IN (
 			SELECT user_id, device_hash FROM known_devices WHERE user_id = ?
 			ORDER BY last_seen_at > first_seen_at DESC, last_seen_at DESC OFFSET ?)`, d.UserID, maxKnownDevices).Error
 		if err != nil {
@@ -59,9 +57,9 @@ func SeeDevice(ctx context.Context, tx *gorm.DB, d KnownDevice) (isNew bool, err
 }
 
 // HasDevices reports whether userID has any known device.
-func HasDevices(ctx context.Context, tx *gorm.DB, userID int64) (bool, error) {
+func (tx *Tx) HasDevices(ctx context.Context, userID int64) (bool, error) {
 	var has bool
-	err := tx.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM known_devices WHERE user_id = ?)`, userID).Scan(&has).Error
+	err := tx.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM known_devices WHERE user_id = ?)`, userID).Scan(&has).Error
 	if err != nil {
 		return false, fmt.Errorf("known devices of user %d: %w", userID, err)
 	}
@@ -71,8 +69,8 @@ func HasDevices(ctx context.Context, tx *gorm.DB, userID int64) (bool, error) {
 // DeviceAlerts counts userID's devices alerted about since hourAgo, and
 // those alike to d (same browser, OS and address) alerted about since
 // dayAgo.
-func DeviceAlerts(ctx context.Context, tx *gorm.DB, userID int64, d KnownDevice, hourAgo, dayAgo time.Time) (lastHour, alike int64, err error) {
-	err = tx.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE alerted_at > ?),
+func (tx *Tx) DeviceAlerts(ctx context.Context, userID int64, d KnownDevice, hourAgo, dayAgo time.Time) (lastHour, alike int64, err error) {
+	err = tx.db.WithContext(ctx).Raw(`SELECT count(*) FILTER (WHERE alerted_at > ?),
 			count(*) FILTER (WHERE alerted_at > ? AND browser = ? AND os = ? AND ip = ?)
 		FROM known_devices WHERE user_id = ? AND alerted_at > LEAST(?::timestamptz, ?::timestamptz)`,
 		hourAgo, dayAgo, d.Browser, d.OS, d.IP, userID, hourAgo, dayAgo).Row().Scan(&lastHour, &alike)
@@ -84,8 +82,8 @@ func DeviceAlerts(ctx context.Context, tx *gorm.DB, userID int64, d KnownDevice,
 
 // MarkAlerted records, within tx, that a sign-in from the device as
 // session sessionID was mailed about at.
-func MarkAlerted(ctx context.Context, tx *gorm.DB, userID int64, deviceHash []byte, sessionID string, at time.Time) error {
-	err := tx.WithContext(ctx).Exec(`UPDATE known_devices SET alerted_at = ?, alert_session_id = ?
+func (tx *Tx) MarkAlerted(ctx context.Context, userID int64, deviceHash []byte, sessionID string, at time.Time) error {
+	err := tx.db.WithContext(ctx).Exec(`UPDATE known_devices SET alerted_at = ?, alert_session_id = ?
 		WHERE user_id = ? AND device_hash = ?`, at, sessionID, userID, deviceHash).Error
 	if err != nil {
 		return fmt.Errorf("mark device alerted: %w", err)
@@ -95,11 +93,11 @@ func MarkAlerted(ctx context.Context, tx *gorm.DB, userID int64, deviceHash []by
 
 // ForgetAlertedDevice removes, within tx, the device whose alert named
 // sessionID: its owner said the sign-in was not them.
-func ForgetAlertedDevice(ctx context.Context, tx *gorm.DB, userID int64, sessionID string) error {
+func (tx *Tx) ForgetAlertedDevice(ctx context.Context, userID int64, sessionID string) error {
 	if sessionID == "" {
 		return nil
 	}
-	err := tx.WithContext(ctx).Exec(`DELETE FROM known_devices WHERE user_id = ? AND alert_session_id = ?`,
+	err := tx.db.WithContext(ctx).Exec(`DELETE FROM known_devices WHERE user_id = ? AND alert_session_id = ?`,
 		userID, sessionID).Error
 	if err != nil {
 		return fmt.Errorf("forget device: %w", err)

@@ -65,12 +65,12 @@ func WellFormedToken(s string) bool {
 // IssueToken stores a new token of purpose for t.UserID (with t.Email and
 // t.SessionID), valid for ttl from now, within tx; it returns the token's
 // text, which only the mail will hold.
-func IssueToken(ctx context.Context, tx *gorm.DB, t MailToken, ttl time.Duration, now time.Time) (string, error) {
+func (tx *Tx) IssueToken(ctx context.Context, t MailToken, ttl time.Duration, now time.Time) (string, error) {
 	b := make([]byte, 32)
 	rand.Read(b) // never fails (Go 1.24 and later)
 	token := base64.RawURLEncoding.EncodeToString(b)
 	t.ID, t.Hash, t.CreatedAt, t.ExpiresAt, t.UsedAt = 0, hashToken(token), now, now.Add(ttl), nil
-	if err := tx.WithContext(ctx).Create(&t).Error; err != nil {
+	if err := tx.db.WithContext(ctx).Create(&t).Error; err != nil {
 		return "", fmt.Errorf("issue %s token: %w", t.Purpose, err)
 	}
 	return token, nil
@@ -78,12 +78,12 @@ func IssueToken(ctx context.Context, tx *gorm.DB, t MailToken, ttl time.Duration
 
 // PeekToken returns the token's record if it is valid for purpose at now,
 // without using it (the page a link opens, before its form is sent).
-func PeekToken(ctx context.Context, db *gorm.DB, token string, purpose TokenPurpose, now time.Time) (*MailToken, error) {
+func (d *DB) PeekToken(ctx context.Context, token string, purpose TokenPurpose, now time.Time) (*MailToken, error) {
 	if !WellFormedToken(token) {
 		return nil, ErrTokenInvalid
 	}
 	var t MailToken
-	err := db.WithContext(ctx).Where("hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?",
+	err := d.db.WithContext(ctx).Where("hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?",
 		hashToken(token), purpose, now).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrTokenInvalid
@@ -98,12 +98,12 @@ func PeekToken(ctx context.Context, db *gorm.DB, token string, purpose TokenPurp
 // conditional UPDATE: of two uses at once, the second waits for the first
 // transaction and then finds the token used, so exactly one wins (and if
 // the first rolls back, the token is still good).
-func UseToken(ctx context.Context, tx *gorm.DB, token string, purpose TokenPurpose, now time.Time) (*MailToken, error) {
+func (tx *Tx) UseToken(ctx context.Context, token string, purpose TokenPurpose, now time.Time) (*MailToken, error) {
 	if !WellFormedToken(token) {
 		return nil, ErrTokenInvalid
 	}
 	var ts []MailToken
-	err := tx.WithContext(ctx).Raw(`UPDATE mail_tokens SET used_at = ?
+	err := tx.db.WithContext(ctx).Raw(`UPDATE mail_tokens SET used_at = ?
 		WHERE hash = ? AND purpose = ? AND used_at IS NULL AND expires_at > ? RETURNING *`,
 		now, hashToken(token), purpose, now).Scan(&ts).Error
 	if err != nil {
@@ -117,8 +117,8 @@ func UseToken(ctx context.Context, tx *gorm.DB, token string, purpose TokenPurpo
 
 // RetireTokens marks every unused token of purpose of userID used, within
 // tx: after a reset, older reset links stop working.
-func RetireTokens(ctx context.Context, tx *gorm.DB, userID int64, purpose TokenPurpose, now time.Time) error {
-	err := tx.WithContext(ctx).Model(&MailToken{}).
+func (tx *Tx) RetireTokens(ctx context.Context, userID int64, purpose TokenPurpose, now time.Time) error {
+	err := tx.db.WithContext(ctx).Model(&MailToken{}).
 		Where("user_id = ? AND purpose = ? AND used_at IS NULL", userID, purpose).
 		Update("used_at", now).Error
 	if err != nil {

@@ -122,6 +122,15 @@ func (s *UserStore) SetProvenEmail(ctx context.Context, id int64, email string, 
 	return nil
 }
 
+// MarkEmailVerified records that the user proved their current address
+// at now.
+func (s *UserStore) MarkEmailVerified(ctx context.Context, id int64, now time.Time) error {
+	if err := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).Update("email_verified_at", now).Error; err != nil {
+		return fmt.Errorf("mark email verified: %w", err)
+	}
+	return nil
+}
+
 // SetPasswordHash replaces the user's password hash.
 func (s *UserStore) SetPasswordHash(ctx context.Context, id int64, hash string) error {
 	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", id).
