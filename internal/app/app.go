@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opt Options) 
 		a.Hasher = password.NewHasher()
 	}
 	a.Handler = handlers.New(handlers.Deps{
-		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, DB: sqlDB, Logger: log,
+		Users: a.Users, Audit: a.Audit, Sessions: a.Sessions, Hasher: a.Hasher, Postgres: sqlDB, Logger: log,
 		SecureCookies: cfg.SecureCookies(), TrustedProxies: cfg.TrustedProxies, Now: opt.Now,
 		ReauthWindow: cfg.ReauthWindow,
 		Throttle:     throttle.New(rdb, cfg.RedisPrefix+"t:", opt.Now), // nil Now: time.Now

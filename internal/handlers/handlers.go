@@ -30,7 +30,7 @@ type Deps struct {
 	Audit         *models.AuditStore
 	Sessions      *session.Manager
 	Hasher        *password.Hasher
-	DB            Pinger
+	Postgres      Pinger // pinged by the health check; Store does the work
 	Logger        *slog.Logger
 	SecureCookies bool // https: Secure cookies with the __Host- prefix
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For hops
@@ -80,7 +80,7 @@ type Handlers struct {
 	audits   *models.AuditStore
 	sessions *session.Manager
 	hasher   *password.Hasher
-	db       Pinger
+	postgres Pinger
 	log      *slog.Logger
 	secure   bool
 	now      func() time.Time
@@ -114,7 +114,7 @@ func newHandlers(d Deps) *Handlers {
 		log = slog.Default()
 	}
 	return &Handlers{
-		users: d.Users, audits: d.Audit, sessions: d.Sessions, hasher: d.Hasher, db: d.DB,
+		users: d.Users, audits: d.Audit, sessions: d.Sessions, hasher: d.Hasher, postgres: d.Postgres,
 		log: log, secure: d.SecureCookies, now: now, throttle: d.Throttle,
 		reauthWindow: d.ReauthWindow, signUpRate: d.SignUpRatePerIP,
 		inFlight: &inFlight{n: map[string]int{}, max: d.PasswordConcurrencyPerIP},

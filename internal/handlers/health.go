@@ -19,7 +19,7 @@ func (h *Handlers) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	status, body := http.StatusOK, ""
-	if err := h.db.PingContext(ctx); err != nil {
+	if err := h.postgres.PingContext(ctx); err != nil {
 		h.log.WarnContext(ctx, "readiness: postgres", "err", err)
 		status, body = http.StatusServiceUnavailable, body+"postgres: unreachable\n"
 	} else {
