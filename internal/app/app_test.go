@@ -42,8 +42,10 @@ func load(t *testing.T, vars map[string]string) config.Config {
 	return cfg
 }
 
-// startLate runs app.New while the test brings a service up after delay.
-func startLate(t *testing.T, cfg config.Config, delay time.Duration, bringUp func()) (*app.App, string, time.Duration, error) {
+// startLate runs app.New while the test brings a service up once the log
+// says app.New is waiting for it (waiting, e.g. "waiting for redis"; then
+// delay more), or after delay when waiting is "".
+func startLate(t *testing.T, cfg config.Config, waiting string, delay time.Duration, bringUp func()) (*app.App, string, time.Duration, error) {
 	t.Helper()
 	logs := &logBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
@@ -57,6 +59,14 @@ func startLate(t *testing.T, cfg config.Config, delay time.Duration, bringUp fun
 		a, err := app.New(context.Background(), cfg, log, app.Options{Hasher: apptest.Hasher()})
 		done <- result{a, err}
 	}()
+	// A fixed delay alone raced a loaded machine: app.New could reach
+	// the service after it was already up, and never wait for it.
+	for deadline := time.Now().Add(30 * time.Second); waiting != "" && !strings.Contains(logs.String(), waiting); {
+		if time.Now().After(deadline) {
+			t.Fatalf("app.New never said %q:\n%s", waiting, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	time.Sleep(delay)
 	if bringUp != nil {
 		bringUp()
@@ -75,7 +85,7 @@ func TestStartupWaitsForRedis(t *testing.T) {
 		"DATABASE_URL": apptest.NewDatabase(t), "MIGRATE_ON_START": "false",
 		"REDIS_URL": rd.URL(), "STARTUP_TIMEOUT": "30s",
 	})
-	_, logs, took, err := startLate(t, cfg, time.Second, rd.Start)
+	_, logs, took, err := startLate(t, cfg, "waiting for redis", 500*time.Millisecond, rd.Start)
 	if err != nil {
 		t.Fatalf("start-up did not wait for Redis: %v\n%s", err, logs)
 	}
@@ -91,7 +101,7 @@ func TestStartupWaitsForPostgres(t *testing.T) {
 	cfg := load(t, map[string]string{
 		"DATABASE_URL": pg.URL(), "MIGRATE_ON_START": "true", "STARTUP_TIMEOUT": "30s",
 	})
-	a, logs, took, err := startLate(t, cfg, time.Second, pg.Start)
+	a, logs, took, err := startLate(t, cfg, "waiting for postgres", 500*time.Millisecond, pg.Start)
 	if err != nil {
 		t.Fatalf("start-up did not wait for Postgres: %v\n%s", err, logs)
 	}
@@ -111,7 +121,7 @@ func TestStartupGivesUpAfterStartupTimeout(t *testing.T) {
 		"DATABASE_URL": apptest.NewDatabase(t), "MIGRATE_ON_START": "false",
 		"REDIS_URL": "redis://127.0.0.1:1/0", "STARTUP_TIMEOUT": "2s",
 	})
-	_, logs, took, err := startLate(t, cfg, 0, nil)
+	_, logs, took, err := startLate(t, cfg, "", 0, nil)
 	if err == nil || !strings.Contains(err.Error(), "redis at redis://127.0.0.1:1/0 is unreachable") {
 		t.Fatalf("start-up with Redis down: %v", err)
 	}
