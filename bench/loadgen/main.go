@@ -15,7 +15,8 @@
 //	        [-method POST -body 'email=seed{i}%40example.test&password=...' -i 1000]
 //	        [-H 'Name: value']... [-label NAME -out FILE]
 //
-// In -body, {i} becomes a number that cycles from 1 to -i, one per request.
+// In -body and -H, {i} becomes a number that cycles from 1 to -i, one per
+// request (the same in both).
 // Responses are read with net/http's parser on plain keep-alive
 // connections: no client-side pooling or redirects, so the generator costs
 // little CPU and measures the server.
@@ -71,7 +72,7 @@ func main() {
 	rawURL := flag.String("url", "http://127.0.0.1:8080/account", "URL to request")
 	method := flag.String("method", "GET", "request method")
 	body := flag.String("body", "", "request body (a urlencoded form); {i} cycles from 1 to -i")
-	iMax := flag.Int("i", 1, "upper bound of {i} in -body")
+	iMax := flag.Int("i", 1, "upper bound of {i} in -body and -H")
 	tokensFile := flag.String("tokens", "", "file of session tokens, one a line (none: no session cookie)")
 	cookie := flag.String("cookie", "gatehouse_session", "name of the session cookie")
 	bearer := flag.Bool("bearer", false, "send each token as an app's access token (Authorization: Bearer) instead of the session cookie")
@@ -267,12 +268,13 @@ func (c *config) request(buf *bytes.Buffer, n uint64, jar map[string]string) {
 	if len(cookies) > 0 {
 		fmt.Fprintf(buf, "Cookie: %s\r\n", strings.Join(cookies, "; "))
 	}
+	i := strconv.FormatUint(n%uint64(c.iMax)+1, 10)
 	for _, h := range c.headers {
-		buf.WriteString(h)
+		buf.WriteString(strings.ReplaceAll(h, "{i}", i))
 		buf.WriteString("\r\n")
 	}
 	if c.body != "" || c.method == http.MethodPost {
-		body := strings.ReplaceAll(c.body, "{i}", strconv.FormatUint(n%uint64(c.iMax)+1, 10))
+		body := strings.ReplaceAll(c.body, "{i}", i)
 		fmt.Fprintf(buf, "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 		return
 	}
