@@ -14,6 +14,11 @@ import (
 func TestBrowserHTMXSettings(t *testing.T) {
 	s := start(t)
 	b := s.newBrowser("laptop")
+	b.open("/signup")
+	if ok := eval[bool](b, `(i => !!i && i.nextElementSibling !== null &&
+		i.nextElementSibling.getAttribute('data-show-password') === 'password')(document.getElementById('password'))`); !ok {
+		t.Error("the sign-up page's password field has no show-password toggle")
+	}
 	if path := b.signUp("Ada", "ada@example.com", "analytical engine"); path != "/account" {
 		t.Fatalf("sign-up ended on %s", path)
 	}

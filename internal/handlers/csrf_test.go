@@ -113,4 +113,18 @@ func TestCSRFCookieIsSentOnce(t *testing.T) {
 	if lines := csrfLines(c.Get("/account")); len(lines) != 1 {
 		t.Errorf("a browser without the cookie got %q, want one new", lines)
 	}
+
+	// With sessions shorter than a day (the default 12 h), the cookie
+	// still lasts a day, as Echo's did.
+	short := apptest.New(t, apptest.With("SESSION_LIFETIME", "1h"), apptest.With("SESSION_IDLE_TIMEOUT", "30m"))
+	lines := short.Client(t).Get("/signin").Header.Values("Set-Cookie")
+	var day bool
+	for _, line := range lines {
+		if ck, err := http.ParseSetCookie(line); err == nil && ck.Name == "gatehouse_csrf" {
+			day = time.Until(ck.Expires) > 23*time.Hour
+		}
+	}
+	if !day {
+		t.Errorf("with SESSION_LIFETIME=1h the CSRF cookie %q does not last a day", lines)
+	}
 }
